@@ -1,0 +1,44 @@
+# The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
+.PHONY: help tools build run demo test test-rust test-stack lint fmt openapi clean
+
+CARGO ?= cargo
+
+help:
+	@echo "make run      build and run nats-server + publisher, aggregator, bitcoin-api, rest-api (real exchanges)"
+	@echo "make demo     the same stack fed by local exchange stand-ins (no internet needed)"
+	@echo "make test     install what is missing, then lint and run every test"
+	@echo "make openapi  regenerate openapi.yaml from the code"
+
+tools:
+	./scripts/install-tools.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+run:
+	./scripts/run-stack.sh
+
+demo:
+	DEMO=1 ./scripts/run-stack.sh
+
+test: tools lint test-rust test-stack
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --workspace
+
+test-stack:
+	./scripts/test-run-stack.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+openapi:
+	$(CARGO) run --quiet -p frontend --example print-openapi > openapi.yaml
+
+clean:
+	$(CARGO) clean
+	rm -rf .run .tools

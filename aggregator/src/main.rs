@@ -1,0 +1,15 @@
+use aggregator::AggregatorConfig;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = AggregatorConfig::parse();
+    btc_common::telemetry::init(&config.log);
+    match aggregator::run(config, btc_common::shutdown::on_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "aggregator failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

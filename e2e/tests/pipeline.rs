@@ -1,0 +1,201 @@
+//! End to end on loopback: exchange stand-ins -> publisher -> JetStream -> aggregator -> frontends.
+
+mod support;
+
+use exchange_standin::{Behaviour, Venue};
+use frontend::App;
+use futures::StreamExt;
+use support::{Pipeline, sources_with_status};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_flows_from_the_exchanges_to_both_frontends() {
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)]).await;
+    let (bitcoin_api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
+    let (rest_api, _rest) = pipeline.start_frontend(App::RestApi).await;
+    let _publisher = pipeline.start_publisher(&[]);
+    let _aggregator = pipeline.start_aggregator("aggregator");
+
+    let price = pipeline.wait_for_body(&format!("{bitcoin_api}/btc/USD"), "a price", |b| b["price"].is_number()).await;
+    assert_eq!(price["price"], 50_000.0, "median of the three stand-ins: {price}");
+    assert_eq!(price["currency"], "USD");
+    assert_eq!(sources_with_status(&price, "used"), ["bitstamp", "coinbase", "kraken"]);
+    assert_eq!(price["dispersion"]["low"], 49_990.0);
+    assert_eq!(price["dispersion"]["high"], 50_010.0);
+
+    let average = pipeline
+        .wait_for_body(&format!("{bitcoin_api}/btc/average"), "an average", |b| b["samples"].as_u64() >= Some(3))
+        .await;
+    assert_eq!(average["time_weighted_average"], 50_000.0);
+    assert_eq!(average["mean"], 50_000.0);
+    assert_eq!(average["window_seconds"], 600);
+    assert_eq!(average["complete"], false, "a fresh stream cannot cover 10 minutes");
+
+    let (status, body) = pipeline.get(&format!("{rest_api}/")).await;
+    assert_eq!((status, body), (200, serde_json::json!({"result": "OK"})));
+    for base in [&bitcoin_api, &rest_api] {
+        let readiness = pipeline.http.get(format!("{base}/readiness")).send().await.expect("readiness answers");
+        assert_eq!(readiness.status().as_u16(), 200);
+        assert_eq!(readiness.text().await.expect("text"), "OK");
+    }
+
+    // A new price reaches the frontend.
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_price(stand_in.price() + 1_000.0);
+    }
+    pipeline.wait_for_body(&format!("{bitcoin_api}/btc/USD"), "the new price", |b| b["price"] == 51_000.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bitcoin_api_replicas_serve_the_same_average() {
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 60_000.0), (Venue::Kraken, 60_100.0), (Venue::Gemini, 59_950.0)]).await;
+    let _publisher = pipeline.start_publisher(&[]);
+    let _aggregator = pipeline.start_aggregator("aggregator");
+    let (first, _a) = pipeline.start_frontend(App::BitcoinApi).await;
+    let (second, _b) = pipeline.start_frontend(App::BitcoinApi).await;
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_noise(0.001);
+    }
+
+    let compared = std::sync::atomic::AtomicUsize::new(0);
+    testkit::wait_for("both replicas to agree on five successive states", support::DEADLINE, || async {
+        let (_, a) = pipeline.get(&format!("{first}/btc/average")).await;
+        let (_, b) = pipeline.get(&format!("{second}/btc/average")).await;
+        if a["to"].is_string() && a["to"] == b["to"] {
+            for field in ["time_weighted_average", "mean", "samples", "from", "covered_seconds", "complete"] {
+                assert_eq!(a[field], b[field], "replicas disagree on {field}: {a} vs {b}");
+            }
+            compared.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        (compared.load(std::sync::atomic::Ordering::Relaxed) >= 5).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_aggregator_rebuilds_the_window_from_the_stream() {
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 70_000.0), (Venue::Kraken, 70_020.0), (Venue::Bitstamp, 69_990.0)]).await;
+    let (api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
+    let publisher = pipeline.start_publisher(&[]);
+    let aggregator = pipeline.start_aggregator("aggregator");
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_noise(0.002);
+    }
+    pipeline.wait_for_body(&format!("{api}/btc/average"), "a few samples", |b| b["samples"].as_u64() >= Some(10)).await;
+    publisher.stop().await;
+    aggregator.kill();
+
+    // Whatever the aggregator had written is the reference; then the state is wiped, so only a
+    // replay from the stream can bring it back.
+    let js = pipeline.jetstream().await;
+    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let before =
+        btc_common::PriceState::decode(&kv.get(btc_common::names::STATE_KEY).await.expect("get").expect("state"))
+            .expect("state decodes");
+    let stream_ticks = count_ticks(&js).await;
+    assert_eq!(before.stream_sequence as usize, stream_ticks, "the aggregator had applied every stored tick");
+    kv.purge(btc_common::names::STATE_KEY).await.expect("purge state");
+
+    let _aggregator = pipeline.start_aggregator("aggregator");
+    let after = testkit::wait_for("the state to be rebuilt", support::DEADLINE, || async {
+        kv.get(btc_common::names::STATE_KEY).await.ok().flatten().and_then(|v| btc_common::PriceState::decode(&v).ok())
+    })
+    .await;
+    assert_eq!(after.average, before.average, "replayed window equals the window before the crash");
+    assert_eq!(after.latest, before.latest);
+    assert_eq!(after.stream_sequence, before.stream_sequence);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_publishers_store_each_tick_once() {
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 80_000.0), (Venue::Kraken, 80_010.0), (Venue::Bitfinex, 79_990.0)]).await;
+    let first = pipeline.start_publisher(&[]);
+    let second = pipeline.start_publisher(&[]);
+    let js = pipeline.jetstream().await;
+    testkit::wait_for("20 ticks in the stream", support::DEADLINE, || async {
+        (count_ticks(&js).await >= 20).then_some(())
+    })
+    .await;
+    first.stop().await;
+    second.stop().await;
+
+    let times = tick_times(&js).await;
+    let mut unique = times.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(times.len(), unique.len(), "a slot was stored twice: {times:?}");
+    // Both publishers were polling: each stand-in was asked by both (about once a second each).
+    for stand_in in &pipeline.stand_ins {
+        assert!(stand_in.requests() >= 4, "{} was polled {} times", stand_in.venue(), stand_in.requests());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_and_lying_exchanges_are_skipped_while_the_others_serve() {
+    let pipeline = Pipeline::start(&[
+        (Venue::Coinbase, 90_000.0),
+        (Venue::Bitstamp, 90_010.0),
+        (Venue::Kraken, 90_020.0),
+        (Venue::Gemini, 90_030.0),
+        (Venue::Bitfinex, 90_040.0),
+        (Venue::BinanceUs, 90_050.0),
+    ])
+    .await;
+    let (api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
+    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _publisher = pipeline.start_publisher(&["--max-quote-age", "1500ms", "--breaker-cooldown", "1s"]);
+    let url = format!("{api}/btc/USD");
+    pipeline.wait_for_body(&url, "all six sources used", |b| sources_with_status(b, "used").len() == 6).await;
+
+    pipeline.stand_in(Venue::Kraken).set_behaviour(Behaviour::Status(500));
+    pipeline.stand_in(Venue::Gemini).set_behaviour(Behaviour::Hang);
+    pipeline.stand_in(Venue::Bitfinex).set_behaviour(Behaviour::Garbage);
+    pipeline.stand_in(Venue::BinanceUs).set_price(90_050.0 * 1.2);
+    let body = pipeline
+        .wait_for_body(&url, "only the healthy sources in the price", |b| {
+            sources_with_status(b, "used") == ["bitstamp", "coinbase"]
+                && sources_with_status(b, "outlier") == ["binanceus"]
+        })
+        .await;
+    assert_eq!(body["price"], 90_005.0, "median of the two healthy, honest sources");
+
+    for venue in [Venue::Kraken, Venue::Gemini, Venue::Bitfinex] {
+        pipeline.stand_in(venue).set_behaviour(Behaviour::Normal);
+    }
+    pipeline.stand_in(Venue::BinanceUs).set_price(90_050.0);
+    pipeline.wait_for_body(&url, "every source back", |b| sources_with_status(b, "used").len() == 6).await;
+}
+
+/// Every tick in the stream, read with an ordered consumer.
+async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::Tick> {
+    let stream = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream");
+    let total = stream.cached_info().state.messages as usize;
+    if total == 0 {
+        return Vec::new();
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages").take(total);
+    let mut ticks = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.expect("message");
+        ticks.push(btc_common::Tick::decode(&message.payload).expect("tick decodes"));
+    }
+    ticks
+}
+
+async fn count_ticks(js: &async_nats::jetstream::Context) -> usize {
+    match js.get_stream(btc_common::names::TICKS_STREAM).await {
+        Ok(stream) => stream.cached_info().state.messages as usize,
+        Err(_) => 0,
+    }
+}
+
+async fn tick_times(js: &async_nats::jetstream::Context) -> Vec<i64> {
+    read_ticks(js).await.iter().map(|t| t.time.timestamp_millis()).collect()
+}

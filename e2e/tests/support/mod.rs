@@ -1,0 +1,180 @@
+//! `Pipeline`: the whole system on loopback for one test: a real nats-server, exchange stand-ins,
+//! and publisher, aggregator and frontends running in-process, each stoppable on its own.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aggregator::AggregatorConfig;
+use clap::Parser;
+use exchange_standin::{StandIn, Venue, source_urls};
+use frontend::{App, FrontendConfig};
+use publisher::PublisherConfig;
+use serde_json::Value;
+use testkit::{NatsServer, wait_for};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+/// Round length in tests: fast, and still slot-aligned like production.
+pub const POLL_INTERVAL: &str = "200ms";
+
+/// A running service: its own shutdown token and task.
+pub struct Service {
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Service {
+    fn spawn<F>(shutdown: CancellationToken, future: F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Self { shutdown, task: tokio::spawn(future) }
+    }
+
+    /// Graceful stop: cancel and wait for the task to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(DEADLINE, self.task).await;
+    }
+
+    /// Crash: the task is dropped mid-flight, with no flush and no ack.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+pub struct Pipeline {
+    pub nats: NatsServer,
+    pub stand_ins: Vec<StandIn>,
+    pub http: reqwest::Client,
+}
+
+impl Pipeline {
+    /// nats-server plus one stand-in per `(venue, price)`.
+    pub async fn start(venues: &[(Venue, f64)]) -> Self {
+        let nats = NatsServer::start();
+        let mut stand_ins = Vec::new();
+        for &(venue, price) in venues {
+            stand_ins.push(StandIn::start(venue, price).await.expect("stand-in starts"));
+        }
+        Self { nats, stand_ins, http: reqwest::Client::new() }
+    }
+
+    pub fn stand_in(&self, venue: Venue) -> &StandIn {
+        self.stand_ins.iter().find(|s| s.venue() == venue).expect("stand-in for venue")
+    }
+
+    fn sources(&self) -> String {
+        self.stand_ins.iter().map(|s| s.venue().name()).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn publisher_config(&self, extra: &[&str]) -> PublisherConfig {
+        let mut args = vec![
+            "publisher".to_string(),
+            "--nats-url".into(),
+            self.nats.url(),
+            "--sources".into(),
+            self.sources(),
+            "--source-urls".into(),
+            source_urls(&self.stand_ins),
+            "--poll-interval".into(),
+            POLL_INTERVAL.into(),
+            "--request-timeout".into(),
+            "500ms".into(),
+            "--quorum".into(),
+            "2".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        PublisherConfig::try_parse_from(args).expect("publisher config")
+    }
+
+    pub fn start_publisher(&self, extra: &[&str]) -> Service {
+        let config = self.publisher_config(extra);
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        Service::spawn(shutdown, async move {
+            publisher::run(config, token).await.expect("publisher runs");
+        })
+    }
+
+    pub fn start_aggregator(&self, consumer_name: &str) -> Service {
+        let config = AggregatorConfig::try_parse_from([
+            "aggregator",
+            "--nats-url",
+            &self.nats.url(),
+            "--consumer-name",
+            consumer_name,
+        ])
+        .expect("aggregator config");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        Service::spawn(shutdown, async move {
+            aggregator::run(config, token).await.expect("aggregator runs");
+        })
+    }
+
+    /// Starts a frontend on a free loopback port and returns its base URL.
+    pub async fn start_frontend(&self, app: App) -> (String, Service) {
+        let config = FrontendConfig::try_parse_from([
+            app.name(),
+            "--nats-url",
+            &self.nats.url(),
+            "--listen-addr",
+            "127.0.0.1:0",
+        ])
+        .expect("frontend config");
+        let shutdown = CancellationToken::new();
+        let running = frontend::start(app, config, shutdown.clone()).await.expect("frontend starts");
+        let addr: SocketAddr = running.addr;
+        let service = Service::spawn(shutdown, async move {
+            running.wait().await.expect("frontend serves");
+        });
+        (format!("http://{addr}"), service)
+    }
+
+    /// GET `url` and return the status and the JSON body (Null if not JSON).
+    pub async fn get(&self, url: &str) -> (u16, Value) {
+        match self.http.get(url).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.json::<Value>().await.unwrap_or(Value::Null);
+                (status, body)
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Polls `url` until it answers 200 with a body that `accept` likes; returns that body.
+    pub async fn wait_for_body(&self, url: &str, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
+        wait_for(what, DEADLINE, || async {
+            let (status, body) = self.get(url).await;
+            (status == 200 && accept(&body)).then_some(body)
+        })
+        .await
+    }
+
+    /// A JetStream context on the test's server.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(self.nats.url()).await.expect("test client connects");
+        async_nats::jetstream::new(client)
+    }
+}
+
+/// Names of the sources of a `/btc/USD` body with the given status.
+pub fn sources_with_status(body: &Value, status: &str) -> Vec<String> {
+    let mut names: Vec<String> = body["sources"]
+        .as_array()
+        .map(|sources| {
+            sources
+                .iter()
+                .filter(|s| s["status"] == status)
+                .filter_map(|s| s["source"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -1,0 +1,310 @@
+//! The venues' answer bodies, in the shapes of `shared/exchange-apis.md`.
+//!
+//! Bodies are built as JSON values with a placeholder in the price field, then the placeholder is
+//! replaced by raw text: that is how [`crate::Behaviour::RawPrice`] can put text no JSON value
+//! holds (a bare `NaN`, `1e308`) exactly where the real price goes.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::Venue;
+
+const PLACEHOLDER: &str = "@@PRICE@@";
+
+/// Decimal places of the venue's BTC/USD tick.
+pub(crate) fn decimals(venue: Venue, price: f64) -> usize {
+    match venue {
+        Venue::Bitstamp => 0,
+        Venue::Kraken | Venue::Cexio => 1,
+        Venue::Coinbase | Venue::Gemini | Venue::BinanceUs | Venue::Coingecko => 2,
+        // Bitfinex quotes five significant digits, so the decimals depend on the size.
+        Venue::Bitfinex => significant_decimals(price, 5),
+    }
+}
+
+fn significant_decimals(value: f64, digits: i32) -> usize {
+    if !value.is_finite() || value == 0.0 {
+        return 0;
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    (digits - 1 - magnitude).clamp(0, 12) as usize
+}
+
+/// Rounds through the decimal text so the result is the shortest double of the printed digits.
+pub(crate) fn round_to(value: f64, decimals: usize) -> f64 {
+    format!("{value:.decimals$}").parse().unwrap_or(value)
+}
+
+/// A price-like field as the venue writes it: a string with its usual decimals, or a JSON number.
+fn field(venue: Venue, value: f64) -> Value {
+    let rounded = round_to(value, decimals(venue, value));
+    match venue {
+        Venue::Bitfinex | Venue::Coingecko => json!(rounded),
+        // cex.io writes the shortest form ("97012.5", "97012").
+        Venue::Cexio => Value::String(rounded.to_string()),
+        // Kraken pads its 0.1 tick to five decimals, Binance.US its cent tick to eight.
+        Venue::Kraken => Value::String(format!("{rounded:.5}")),
+        Venue::BinanceUs => Value::String(format!("{rounded:.8}")),
+        _ => Value::String(format!("{rounded:.prec$}", prec = decimals(venue, value))),
+    }
+}
+
+/// The JSON text of the price field in a normal answer.
+pub(crate) fn price_json(venue: Venue, price: f64) -> String {
+    field(venue, price).to_string()
+}
+
+/// A ticker answer at `price` (which also sets bid, ask, high, low...), with the price field set
+/// to the raw JSON text `price_text`, or left out when it is `None`. `now` is since the epoch.
+pub(crate) fn ticker(venue: Venue, price: f64, price_text: Option<&str>, now: Duration) -> String {
+    let f = |value: f64| field(venue, value);
+    let p = Value::String(PLACEHOLDER.to_string());
+    let seconds = now.as_secs();
+    let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+    let mut body = match venue {
+        Venue::Coinbase => json!({"data": {"amount": p, "base": "BTC", "currency": "USD"}}),
+        Venue::Kraken => json!({"error": [], "result": {"XXBTZUSD": {
+            "a": [f(price + 0.1), "1", "1.000"], "b": [f(price - 0.1), "2", "2.000"],
+            "c": [p, "0.00012000"], "v": ["512.34567890", "2345.67890123"],
+            "p": [f(price * 0.9994), f(price * 0.9948)], "t": [12345, 67890],
+            "l": [f(price * 0.9906), f(price * 0.9875)], "h": [f(price * 1.005), f(price * 1.008)],
+            "o": f(price * 0.9978)}}}),
+        Venue::Bitstamp => json!({
+            "timestamp": seconds.to_string(), "open": f(price * 0.9978), "high": f(price * 1.008),
+            "low": f(price * 0.9875), "last": p, "volume": "1234.56789012", "vwap": f(price * 0.9994),
+            "bid": f(price - 1.0), "ask": f(price + 1.0), "side": "0", "open_24": f(price * 0.9947),
+            "percent_change_24": "0.53", "market_type": "SPOT"}),
+        Venue::Gemini => json!({"bid": f(price - 0.37), "ask": f(price + 0.67), "last": p, "volume": {
+            "BTC": "2210.505328803", "USD": format!("{:.12}", 2_210.505_328_803 * price), "timestamp": millis}}),
+        Venue::Bitfinex => json!([
+            f(price - 1.0),
+            12.5,
+            f(price + 1.0),
+            10.3,
+            f(price * 0.0084),
+            0.0084,
+            p,
+            1543.21,
+            f(price * 1.008),
+            f(price * 0.9875)
+        ]),
+        Venue::BinanceUs => json!({"symbol": "BTCUSD", "price": p}),
+        Venue::Cexio => json!({"lprice": p, "curr1": "BTC", "curr2": "USD"}),
+        Venue::Coingecko => json!({"bitcoin": {"usd": p, "last_updated_at": seconds}}),
+    };
+    let Some(price_text) = price_text else {
+        remove_price(venue, &mut body);
+        return body.to_string();
+    };
+    body.to_string().replace(&format!("\"{PLACEHOLDER}\""), price_text)
+}
+
+fn remove_price(venue: Venue, body: &mut Value) {
+    let (parent, key) = match venue {
+        Venue::Bitfinex => {
+            // Without keys, an absent LAST_PRICE is an array that stops before index 6.
+            if let Some(fields) = body.as_array_mut() {
+                fields.truncate(6);
+            }
+            return;
+        }
+        Venue::Coinbase => ("/data", "amount"),
+        Venue::Kraken => ("/result/XXBTZUSD", "c"),
+        Venue::Bitstamp => ("", "last"),
+        Venue::Gemini => ("", "last"),
+        Venue::BinanceUs => ("", "price"),
+        Venue::Cexio => ("", "lprice"),
+        Venue::Coingecko => ("/bitcoin", "usd"),
+    };
+    if let Some(object) = body.pointer_mut(parent).and_then(Value::as_object_mut) {
+        object.remove(key);
+    }
+}
+
+/// The venue's error body for an HTTP status (429 gives its rate-limit body).
+pub(crate) fn error(venue: Venue, status: u16) -> String {
+    let kind = Kind::of(status);
+    let body = match venue {
+        Venue::Coinbase => {
+            let (id, message) = match kind {
+                Kind::RateLimit => ("rate_limit_exceeded", "Too many requests"),
+                Kind::Unavailable | Kind::Server => ("internal_server_error", "Internal server error"),
+                Kind::NotFound => ("not_found", "Not found"),
+                Kind::Client => ("invalid_request", "Invalid currency (BTC-USD)"),
+            };
+            json!({"errors": [{"id": id, "message": message}]})
+        }
+        Venue::Kraken => {
+            let text = match kind {
+                Kind::RateLimit => "EGeneral:Too many requests",
+                Kind::Unavailable => "EService:Unavailable",
+                Kind::Server => "EGeneral:Internal error",
+                Kind::NotFound | Kind::Client => "EQuery:Unknown asset pair",
+            };
+            json!({"error": [text]})
+        }
+        Venue::Bitstamp => {
+            let (code, reason) = match kind {
+                Kind::RateLimit => ("400.002".to_string(), "Request rejected due to exceeded rate limit"),
+                Kind::Unavailable => (format!("{status}.000"), "Service temporarily unavailable"),
+                Kind::Server => (format!("{status}.000"), "Internal server error"),
+                Kind::NotFound | Kind::Client => (format!("{status}.000"), "Invalid currency pair"),
+            };
+            json!({"status": "error", "reason": reason, "response_code": code})
+        }
+        Venue::Gemini => {
+            let (reason, message) = match kind {
+                Kind::RateLimit => ("RateLimit", "Requests were made too frequently"),
+                Kind::Unavailable => ("Maintenance", "The exchange is down for maintenance"),
+                Kind::Server => ("System", "An internal error occurred"),
+                Kind::NotFound => ("EndpointNotFound", "API entry point not found"),
+                Kind::Client => ("InvalidSymbol", "Supplied value 'btcxyz' is not a valid symbol"),
+            };
+            json!({"result": "error", "reason": reason, "message": message})
+        }
+        Venue::Bitfinex => match kind {
+            Kind::RateLimit => json!({"error": "ERR_RATE_LIMIT"}),
+            Kind::Unavailable => json!(["error", 20060, "maintenance"]),
+            Kind::Server => json!(["error", 10000, "unknown error"]),
+            Kind::NotFound | Kind::Client => json!(["error", 10020, "symbol: invalid"]),
+        },
+        Venue::BinanceUs => {
+            let (code, message) = match kind {
+                Kind::RateLimit => (
+                    -1003,
+                    "Too many requests; current limit is 1200 request weight per 1 MINUTE. Please use \
+                     the websocket for live updates to avoid polling the API.",
+                ),
+                Kind::Unavailable => (-1001, "Internal error; unable to process your request. Please try again."),
+                Kind::Server => (-1000, "An unknown error occurred while processing the request."),
+                Kind::NotFound | Kind::Client => (-1121, "Invalid symbol."),
+            };
+            json!({"code": code, "msg": message})
+        }
+        Venue::Cexio => {
+            let text = match kind {
+                Kind::RateLimit => "Rate limit exceeded",
+                Kind::Unavailable => "Service unavailable",
+                Kind::Server => "Internal server error",
+                Kind::NotFound | Kind::Client => "Invalid Symbols Pair",
+            };
+            json!({"error": text})
+        }
+        Venue::Coingecko => {
+            let message = match kind {
+                Kind::RateLimit => "You've exceeded the Rate Limit.",
+                Kind::Unavailable => "Service Unavailable",
+                Kind::Server => "Internal Server Error",
+                Kind::NotFound | Kind::Client => "Invalid request",
+            };
+            json!({"status": {"error_code": status, "error_message": message}})
+        }
+    };
+    body.to_string()
+}
+
+/// The status and body of the venue's own error answer, as for an unknown pair.
+pub(crate) fn exchange_error(venue: Venue) -> (u16, String) {
+    match venue {
+        // These two report errors inside HTTP 200.
+        Venue::Kraken | Venue::Bitfinex => (200, error(venue, 400)),
+        // Keyless callers meet the documented 10002 code when the plan needs a key.
+        Venue::Coingecko => {
+            (401, json!({"status": {"error_code": 10002, "error_message": "API Key Missing"}}).to_string())
+        }
+        _ => (400, error(venue, 400)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    RateLimit,
+    Unavailable,
+    Server,
+    NotFound,
+    Client,
+}
+
+impl Kind {
+    fn of(status: u16) -> Kind {
+        match status {
+            429 => Kind::RateLimit,
+            503 => Kind::Unavailable,
+            404 => Kind::NotFound,
+            500.. => Kind::Server,
+            _ => Kind::Client,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Duration = Duration::from_millis(1_764_010_799_123);
+
+    fn normal(venue: Venue, price: f64) -> Value {
+        let body = ticker(venue, price, Some(&price_json(venue, price)), NOW);
+        serde_json::from_str(&body).expect("normal answers are JSON")
+    }
+
+    #[test]
+    fn prices_are_written_as_each_venue_writes_them() {
+        let price = 97_012.345_6;
+        assert_eq!(normal(Venue::Coinbase, price)["data"]["amount"], "97012.35");
+        assert_eq!(normal(Venue::Kraken, price)["result"]["XXBTZUSD"]["c"][0], "97012.30000");
+        assert_eq!(normal(Venue::Bitstamp, price)["last"], "97012");
+        assert_eq!(normal(Venue::Gemini, price)["last"], "97012.35");
+        assert_eq!(normal(Venue::Bitfinex, price)[6], json!(97012.0));
+        assert_eq!(normal(Venue::BinanceUs, price)["price"], "97012.35000000");
+        assert_eq!(normal(Venue::Cexio, price)["lprice"], "97012.3");
+        assert_eq!(normal(Venue::Coingecko, price)["bitcoin"]["usd"], json!(97012.35));
+        assert_eq!(normal(Venue::Bitfinex, 100.456)[6], json!(100.46));
+        assert_eq!(Venue::Bitfinex.quoted(97_012.6), 97_013.0);
+    }
+
+    #[test]
+    fn quote_times_are_now() {
+        assert_eq!(normal(Venue::Bitstamp, 1.0)["timestamp"], "1764010799");
+        assert_eq!(normal(Venue::Gemini, 1.0)["volume"]["timestamp"], json!(1_764_010_799_123u64));
+        assert_eq!(normal(Venue::Coingecko, 1.0)["bitcoin"]["last_updated_at"], json!(1_764_010_799u64));
+    }
+
+    #[test]
+    fn raw_price_text_lands_in_the_price_field() {
+        let body = ticker(Venue::Bitfinex, 97_000.0, Some("NaN"), NOW);
+        assert!(body.contains(",NaN,"), "{body}");
+        let body = ticker(Venue::Kraken, 97_000.0, Some("1e308"), NOW);
+        let value: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(value["result"]["XXBTZUSD"]["c"][0], json!(1e308));
+        assert!(!body.contains(PLACEHOLDER));
+    }
+
+    #[test]
+    fn missing_field_leaves_the_rest_in_place() {
+        for venue in Venue::ALL {
+            let body = ticker(venue, 97_000.0, None, NOW);
+            let value: Value = serde_json::from_str(&body).expect("JSON");
+            assert!(!body.contains(PLACEHOLDER), "{venue}: {body}");
+            assert_ne!(value, Value::Null, "{venue}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Value>(&ticker(Venue::Bitfinex, 1.0, None, NOW)).map(|v| v[6].clone()).ok(),
+            Some(Value::Null)
+        );
+    }
+
+    #[test]
+    fn every_error_body_is_json() {
+        for venue in Venue::ALL {
+            for status in [400, 404, 429, 500, 502, 503] {
+                let body = error(venue, status);
+                assert!(serde_json::from_str::<Value>(&body).is_ok(), "{venue} {status}: {body}");
+            }
+            let (status, body) = exchange_error(venue);
+            assert!(serde_json::from_str::<Value>(&body).is_ok(), "{venue}: {body}");
+            assert!(status == 200 || (400..500).contains(&status), "{venue}: {status}");
+        }
+    }
+}

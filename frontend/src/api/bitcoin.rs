@@ -1,0 +1,226 @@
+//! bitcoin-api: `GET /btc/USD` and `GET /btc/average`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use btc_common::{PriceState, QuoteStatus};
+use chrono::{DateTime, Utc};
+use poem::http::StatusCode;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+
+use super::errors::ErrorBody;
+use crate::cache::StateCache;
+
+/// Seconds a client should wait before asking again after a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// BTC prices.
+    Price,
+}
+
+/// The current BTC price.
+#[derive(Debug, Object)]
+pub struct CurrentPrice {
+    /// Currency of every price in this answer: `USD`.
+    pub currency: String,
+    /// The consensus price: median of the exchange quotes that were used, USD.
+    pub price: f64,
+    /// Time of the tick (start of the publisher's round), RFC 3339.
+    pub time: DateTime<Utc>,
+    /// Seconds between `time` and this answer.
+    pub age_seconds: f64,
+    /// How far apart the quotes behind `price` were.
+    pub dispersion: Dispersion,
+    /// Every fresh exchange quote of the round and whether it was used.
+    pub sources: Vec<SourceQuote>,
+}
+
+/// Spread of the quotes used for the price: its confidence band.
+#[derive(Debug, Object)]
+pub struct Dispersion {
+    /// Lowest quote used, USD.
+    pub low: f64,
+    /// Highest quote used, USD.
+    pub high: f64,
+    /// Standard deviation of the quotes used, USD.
+    pub std_dev: f64,
+    /// Number of quotes used.
+    pub used: u32,
+}
+
+/// One exchange's quote.
+#[derive(Debug, Object)]
+pub struct SourceQuote {
+    /// Exchange name, e.g. `kraken`.
+    pub source: String,
+    /// The exchange's price, USD.
+    pub price: f64,
+    /// The exchange's own time for the quote where it gives one, else when it was received.
+    pub quote_time: DateTime<Utc>,
+    /// Whether the quote went into the median.
+    pub status: SourceStatus,
+}
+
+/// `used`: part of the median. `outlier`: too far from the median, excluded. `reference`: an
+/// aggregator's price (CoinGecko) shown as a sanity check, never a vote.
+#[derive(Debug, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum SourceStatus {
+    Used,
+    Outlier,
+    Reference,
+}
+
+/// The rolling average over the last `window_seconds` of ticks.
+#[derive(Debug, Object)]
+pub struct AveragePrice {
+    /// Currency of the averages: `USD`.
+    pub currency: String,
+    /// Time-weighted average: each price weighted by how long it held inside the window, USD.
+    pub time_weighted_average: f64,
+    /// Plain arithmetic mean of the ticks inside the window, USD.
+    pub mean: f64,
+    /// Length of the window, seconds (600).
+    pub window_seconds: u32,
+    /// Number of ticks inside the window.
+    pub samples: u32,
+    /// Start of the span the averages cover: the window start, or the first tick after a cold start.
+    pub from: DateTime<Utc>,
+    /// End of the span: the newest tick's time.
+    pub to: DateTime<Utc>,
+    /// Length of the covered span, seconds.
+    pub covered_seconds: f64,
+    /// `true` once the ticks cover the whole window; `false` during a cold start.
+    pub complete: bool,
+    /// Seconds between `to` and this answer.
+    pub age_seconds: f64,
+}
+
+#[derive(ApiResponse)]
+pub enum PriceResponse {
+    /// The current price.
+    #[oai(status = 200)]
+    Ok(Json<CurrentPrice>),
+    /// No price yet, or the newest is older than the staleness limit.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+#[derive(ApiResponse)]
+pub enum AverageResponse {
+    /// The rolling average; during a cold start `complete` is false and `from` shows the span.
+    #[oai(status = 200)]
+    Ok(Json<AveragePrice>),
+    /// No price yet, or the newest is older than the staleness limit.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+}
+
+pub struct BitcoinApi {
+    cache: Arc<StateCache>,
+    stale_after: Duration,
+}
+
+impl BitcoinApi {
+    pub fn new(cache: Arc<StateCache>, stale_after: Duration) -> Self {
+        Self { cache, stale_after }
+    }
+
+    /// The state if it is fresh, else the 503 body.
+    fn fresh_state(&self) -> Result<(Arc<PriceState>, f64), ErrorBody> {
+        let Some(state) = self.cache.get() else {
+            return Err(ErrorBody::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_price_yet",
+                "no price has been received yet",
+            ));
+        };
+        let age = age_seconds(state.latest.time);
+        if age > self.stale_after.as_secs_f64() {
+            return Err(ErrorBody::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stale_price",
+                format!("the newest price is {age:.0} s old, above the {} s limit", self.stale_after.as_secs()),
+            ));
+        }
+        Ok((state, age))
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Price")]
+impl BitcoinApi {
+    /// Current BTC price in USD
+    ///
+    /// The newest consensus tick: the median of several exchanges, with the quotes behind it.
+    #[oai(path = "/btc/USD", method = "get", operation_id = "current_price")]
+    async fn current_price(&self) -> PriceResponse {
+        match self.fresh_state() {
+            Ok((state, age_seconds)) => PriceResponse::Ok(Json(current_price(&state, age_seconds))),
+            Err(body) => PriceResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
+        }
+    }
+
+    /// Rolling 10-minute average of the BTC price in USD
+    ///
+    /// Time-weighted average and plain mean over the last 600 s of ticks, with the span they cover.
+    #[oai(path = "/btc/average", method = "get", operation_id = "average_price")]
+    async fn average_price(&self) -> AverageResponse {
+        match self.fresh_state() {
+            Ok((state, _)) => AverageResponse::Ok(Json(average_price(&state))),
+            Err(body) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
+        }
+    }
+}
+
+fn age_seconds(time: DateTime<Utc>) -> f64 {
+    ((Utc::now() - time).num_milliseconds() as f64 / 1000.0).max(0.0)
+}
+
+fn current_price(state: &PriceState, age_seconds: f64) -> CurrentPrice {
+    let tick = &state.latest;
+    CurrentPrice {
+        currency: "USD".to_string(),
+        price: tick.price,
+        time: tick.time,
+        age_seconds,
+        dispersion: Dispersion {
+            low: tick.dispersion.low,
+            high: tick.dispersion.high,
+            std_dev: tick.dispersion.std_dev,
+            used: tick.dispersion.used,
+        },
+        sources: tick
+            .sources
+            .iter()
+            .map(|q| SourceQuote {
+                source: q.source.clone(),
+                price: q.price,
+                quote_time: q.quote_time,
+                status: match q.status {
+                    QuoteStatus::Used => SourceStatus::Used,
+                    QuoteStatus::Outlier => SourceStatus::Outlier,
+                    QuoteStatus::Reference => SourceStatus::Reference,
+                },
+            })
+            .collect(),
+    }
+}
+
+fn average_price(state: &PriceState) -> AveragePrice {
+    let average = &state.average;
+    AveragePrice {
+        currency: "USD".to_string(),
+        time_weighted_average: average.time_weighted,
+        mean: average.mean,
+        window_seconds: average.window_seconds,
+        samples: average.samples,
+        from: average.from,
+        to: average.to,
+        covered_seconds: average.covered_seconds,
+        complete: average.complete,
+        age_seconds: age_seconds(average.to),
+    }
+}

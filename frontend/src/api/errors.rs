@@ -1,0 +1,65 @@
+//! The one error body every failure answers with, and the middleware that turns the router's
+//! own errors (404, 405, 400...) into it: never HTML, never a stack trace.
+
+use poem::http::StatusCode;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::Object;
+
+/// An error answer.
+#[derive(Debug, Clone, Object, serde::Serialize)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `not_found`, `no_fresh_price`.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The HTTP status, repeated for clients that only see the body.
+    pub status: u16,
+}
+
+impl ErrorBody {
+    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+        Self { error: error.to_string(), message: message.into(), status: status.as_u16() }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        Response::builder().status(status).content_type("application/json; charset=utf-8").body(body)
+    }
+}
+
+/// Wraps an app so that every error it raises becomes a JSON [`ErrorBody`].
+pub async fn json_errors<E: Endpoint>(endpoint: E, request: Request) -> poem::Result<Response> {
+    let path = request.uri().path().to_string();
+    match endpoint.call(request).await {
+        Ok(response) => Ok(response.into_response()),
+        Err(error) => Ok(error_body(&error, &path).into_response()),
+    }
+}
+
+fn error_body(error: &poem::Error, path: &str) -> ErrorBody {
+    let status = error.status();
+    match status {
+        StatusCode::NOT_FOUND => match path.strip_prefix("/btc/") {
+            Some(currency) if !currency.is_empty() && !currency.contains('/') => ErrorBody::new(
+                status,
+                "unknown_currency",
+                format!("unknown currency {currency:?}; supported: USD (and /btc/average)"),
+            ),
+            _ => ErrorBody::new(status, "not_found", format!("no such resource: {path}")),
+        },
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ErrorBody::new(status, "method_not_allowed", format!("method not allowed on {path}"))
+        }
+        // Internal details stay in the logs; the client gets the status and a plain sentence.
+        status if status.is_server_error() => {
+            tracing::error!(%error, %path, "request failed");
+            ErrorBody::new(status, "internal_error", "internal error")
+        }
+        status => ErrorBody::new(
+            status,
+            status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_").as_str(),
+            error.to_string(),
+        ),
+    }
+}

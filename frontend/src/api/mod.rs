@@ -1,0 +1,34 @@
+//! The HTTP API, described with poem-openapi: the types and operations here are the single source
+//! of `openapi.yaml`.
+
+pub mod bitcoin;
+pub mod errors;
+pub mod health;
+pub mod rest;
+
+use poem_openapi::OpenApiService;
+
+/// Title of every spec this crate produces.
+pub const TITLE: &str = "BTC price API";
+
+/// The public API as seen through the ingress (`/btc` to bitcoin-api, `/` to rest-api): the
+/// content of `openapi.yaml`. Each app serves its own part at `/openapi.json`.
+pub fn public_spec_yaml() -> String {
+    let cache = std::sync::Arc::new(crate::cache::StateCache::default());
+    let stale_after = std::time::Duration::from_secs(30);
+    OpenApiService::new(
+        (
+            bitcoin::BitcoinApi::new(cache.clone(), stale_after),
+            rest::RestApi,
+            health::HealthApi::new(cache, stale_after),
+        ),
+        TITLE,
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(DESCRIPTION)
+    .spec_yaml()
+}
+
+pub const DESCRIPTION: &str = "Current BTC/USD price (median of several exchanges) and its rolling 10-minute \
+average, served from the state the aggregator keeps in NATS. Errors are JSON objects \
+`{\"error\", \"message\", \"status\"}`; 503 answers carry `Retry-After`.";

@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    frontend::main_for(frontend::App::BitcoinApi).await
+}

@@ -1,0 +1,195 @@
+//! The HTTP semantics of both frontends, exercised through Poem's test client over a state cache
+//! filled by hand (the NATS side is covered by the end-to-end tests).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use btc_common::{Dispersion, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage};
+use chrono::{DateTime, Utc};
+use frontend::App;
+use frontend::cache::StateCache;
+use frontend::server::endpoint;
+use poem::http::{Method, StatusCode};
+use poem::test::TestClient;
+use serde_json::Value;
+
+const STALE_AFTER: Duration = Duration::from_secs(30);
+
+fn state_at(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
+    PriceState {
+        schema_version: SCHEMA_VERSION,
+        latest: Tick {
+            schema_version: SCHEMA_VERSION,
+            pair: "BTC-USD".into(),
+            time,
+            price,
+            dispersion: Dispersion { low: price - 5.0, high: price + 5.0, std_dev: 4.0, used: 3 },
+            sources: vec![
+                SourceQuote {
+                    source: "kraken".into(),
+                    price: price - 5.0,
+                    quote_time: time,
+                    status: QuoteStatus::Used,
+                },
+                SourceQuote {
+                    source: "gemini".into(),
+                    price: price * 1.2,
+                    quote_time: time,
+                    status: QuoteStatus::Outlier,
+                },
+            ],
+        },
+        average: WindowAverage {
+            window_seconds: 600,
+            time_weighted: price - 1.5,
+            mean: price - 1.0,
+            samples: 120,
+            from: time - chrono::Duration::seconds(120),
+            to: time,
+            covered_seconds: 120.0,
+            complete: false,
+        },
+        stream_sequence: sequence,
+    }
+}
+
+fn client(app: App, state: Option<PriceState>) -> TestClient<poem::endpoint::BoxEndpoint<'static>> {
+    let cache = Arc::new(StateCache::new(None));
+    if let Some(state) = state {
+        cache.set(state);
+    }
+    TestClient::new(endpoint(app, cache, STALE_AFTER))
+}
+
+async fn json_of(response: poem::test::TestResponse) -> Value {
+    let text = response.0.into_body().into_string().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+#[tokio::test]
+async fn current_price_returns_the_tick_with_its_sources() {
+    let now = Utc::now();
+    let cli = client(App::BitcoinApi, Some(state_at(now, 7, 97_000.0)));
+    let response = cli.get("/btc/USD").send().await;
+    response.assert_status_is_ok();
+    response.assert_content_type("application/json; charset=utf-8");
+    let body = json_of(response).await;
+    assert_eq!(body["currency"], "USD");
+    assert_eq!(body["price"], 97_000.0);
+    assert!(body["age_seconds"].as_f64().expect("age") < 5.0);
+    assert_eq!(body["dispersion"]["used"], 3);
+    assert_eq!(body["sources"][0]["source"], "kraken");
+    assert_eq!(body["sources"][1]["status"], "outlier");
+}
+
+#[tokio::test]
+async fn average_reports_both_averages_and_a_partial_window_in_fields() {
+    let cli = client(App::BitcoinApi, Some(state_at(Utc::now(), 7, 97_000.0)));
+    let response = cli.get("/btc/average").send().await;
+    response.assert_status_is_ok();
+    let body = json_of(response).await;
+    assert_eq!(body["time_weighted_average"], 96_998.5);
+    assert_eq!(body["mean"], 96_999.0);
+    assert_eq!(body["window_seconds"], 600);
+    assert_eq!(body["samples"], 120);
+    assert_eq!(body["covered_seconds"], 120.0);
+    assert_eq!(body["complete"], false);
+}
+
+#[tokio::test]
+async fn no_price_yet_is_a_503_with_retry_after() {
+    let cli = client(App::BitcoinApi, None);
+    for path in ["/btc/USD", "/btc/average"] {
+        let response = cli.get(path).send().await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        response.assert_header("retry-after", "5");
+        let body = json_of(response).await;
+        assert_eq!(body["error"], "no_price_yet");
+        assert_eq!(body["status"], 503);
+    }
+}
+
+#[tokio::test]
+async fn a_stale_price_is_a_503_not_a_wrong_answer() {
+    let old = Utc::now() - chrono::Duration::seconds(31);
+    let cli = client(App::BitcoinApi, Some(state_at(old, 7, 97_000.0)));
+    let response = cli.get("/btc/USD").send().await;
+    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_of(response).await["error"], "stale_price");
+}
+
+#[tokio::test]
+async fn the_cache_never_goes_back_to_an_older_state() {
+    let cache = StateCache::new(None);
+    let now = Utc::now();
+    cache.set(state_at(now, 9, 100.0));
+    cache.set(state_at(now, 8, 50.0));
+    assert_eq!(cache.get().expect("state").latest.price, 100.0);
+}
+
+#[tokio::test]
+async fn unknown_currency_and_routes_are_json_404s() {
+    let cli = client(App::BitcoinApi, None);
+    let response = cli.get("/btc/EUR").send().await;
+    response.assert_status(StatusCode::NOT_FOUND);
+    response.assert_content_type("application/json; charset=utf-8");
+    let body = json_of(response).await;
+    assert_eq!(body["error"], "unknown_currency");
+    assert!(body["message"].as_str().expect("message").contains("EUR"));
+
+    let response = cli.get("/no/such/thing").send().await;
+    response.assert_status(StatusCode::NOT_FOUND);
+    assert_eq!(json_of(response).await["error"], "not_found");
+
+    // bitcoin-api does not serve rest-api's root.
+    client(App::BitcoinApi, None).get("/").send().await.assert_status(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_json_405() {
+    let cli = client(App::BitcoinApi, None);
+    for method in [Method::POST, Method::PUT, Method::DELETE] {
+        let response = cli.request(method, "/btc/USD").send().await;
+        response.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(json_of(response).await["error"], "method_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn rest_api_root_answers_ok() {
+    let cli = client(App::RestApi, None);
+    let response = cli.get("/").send().await;
+    response.assert_status_is_ok();
+    response.assert_json(serde_json::json!({"result": "OK"})).await;
+    cli.get("/btc/USD").send().await.assert_status(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn liveness_is_ok_without_nats_and_readiness_is_not() {
+    for app in [App::BitcoinApi, App::RestApi] {
+        let cli = client(app, Some(state_at(Utc::now(), 1, 1.0)));
+        let response = cli.get("/liveness").send().await;
+        response.assert_status_is_ok();
+        response.assert_text("OK").await;
+        let response = cli.get("/readiness").send().await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        let text = response.0.into_body().into_string().await.expect("body");
+        assert!(text.contains("NATS"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn each_app_serves_its_spec_and_swagger_ui() {
+    for (app, path) in [(App::BitcoinApi, "/btc/USD"), (App::RestApi, "/")] {
+        let cli = client(app, None);
+        let response = cli.get("/openapi.json").send().await;
+        response.assert_status_is_ok();
+        let spec = json_of(response).await;
+        assert!(spec["paths"][path].is_object(), "{app:?} spec lacks {path}");
+        assert!(spec["paths"]["/readiness"].is_object());
+        let response = cli.get("/docs").send().await;
+        response.assert_status_is_ok();
+        let html = response.0.into_body().into_string().await.expect("html");
+        assert!(html.contains("swagger"), "Swagger UI page");
+    }
+}

@@ -1,0 +1,157 @@
+//! The publisher's configuration: every knob, its default and its meaning (`publisher --help`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use btc_common::duration::parse_duration;
+use btc_common::jetstream::StreamArgs;
+use btc_common::nats::NatsArgs;
+use btc_common::telemetry::LogArgs;
+
+use crate::consensus::ConsensusRules;
+use crate::exchanges::Source;
+use crate::health::BreakerRules;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "publisher",
+    version,
+    about = "Polls BTC/USD exchanges and publishes one consensus tick per round to NATS JetStream"
+)]
+pub struct PublisherConfig {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Exchanges to poll, comma-separated.
+    #[arg(
+        long,
+        env = "SOURCES",
+        value_delimiter = ',',
+        default_value = "coinbase,kraken,bitstamp,gemini,bitfinex,binanceus,cexio,coingecko"
+    )]
+    pub sources: Vec<Source>,
+    /// Base URL overrides, `name=url` comma-separated (mirrors, local stand-ins).
+    #[arg(long, env = "SOURCE_URLS", value_delimiter = ',', value_parser = parse_source_url)]
+    pub source_urls: Vec<(Source, String)>,
+    /// Length of a round; each source is still held to its own minimum interval.
+    #[arg(long, env = "POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Timeout of one exchange request, body included.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// A quote older than this (by the exchange's own quote time) is not used.
+    #[arg(long, env = "MAX_QUOTE_AGE", default_value = "30s", value_parser = parse_duration)]
+    pub max_quote_age: Duration,
+    /// Minimum number of agreeing sources for a tick.
+    #[arg(long, env = "QUORUM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub quorum: u32,
+    /// Relative distance from the median that makes a quote an outlier (0.02 = 2 %).
+    #[arg(long, env = "OUTLIER_THRESHOLD", default_value_t = 0.02, value_parser = parse_threshold)]
+    pub outlier_threshold: f64,
+    /// Consecutive failures that open a source's circuit breaker.
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before one trial request (doubles per failed trial, max 5m).
+    #[arg(long, env = "BREAKER_COOLDOWN", default_value = "10s", value_parser = parse_duration)]
+    pub breaker_cooldown: Duration,
+    /// How long a tick is retried (same Nats-Msg-Id) before it is given up.
+    #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub publish_timeout: Duration,
+}
+
+impl PublisherConfig {
+    /// The sources to poll with the base URL each one uses, in `SOURCES` order, without repeats.
+    pub fn endpoints(&self) -> Vec<(Source, String)> {
+        let overrides: BTreeMap<Source, &String> = self.source_urls.iter().map(|(s, url)| (*s, url)).collect();
+        let mut seen = Vec::new();
+        for &source in &self.sources {
+            if !seen.iter().any(|(s, _)| *s == source) {
+                let url =
+                    overrides.get(&source).map_or(source.exchange().default_base_url().to_string(), |u| u.to_string());
+                seen.push((source, url));
+            }
+        }
+        seen
+    }
+
+    pub fn consensus_rules(&self) -> ConsensusRules {
+        ConsensusRules { quorum: self.quorum as usize, outlier_threshold: self.outlier_threshold }
+    }
+
+    pub fn breaker_rules(&self) -> BreakerRules {
+        BreakerRules {
+            failures_to_open: self.breaker_failures,
+            cooldown: self.breaker_cooldown,
+            ..BreakerRules::default()
+        }
+    }
+}
+
+fn parse_source_url(text: &str) -> Result<(Source, String), String> {
+    let (name, url) = text.split_once('=').ok_or_else(|| format!("{text:?} is not name=url"))?;
+    let source: Source = name.parse()?;
+    let url = url.trim();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("URL for {source} must start with http:// or https://, got {url:?}"));
+    }
+    Ok((source, url.trim_end_matches('/').to_string()))
+}
+
+fn parse_threshold(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(format!("outlier threshold must be between 0 and 1 (0.02 = 2 %), got {value}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_poll_every_source_at_their_real_urls() {
+        let config = PublisherConfig::try_parse_from(["publisher"]).expect("defaults parse");
+        assert_eq!(config.poll_interval, Duration::from_secs(1));
+        assert_eq!(config.endpoints().len(), Source::ALL.len());
+        assert_eq!(config.endpoints()[1], (Source::Kraken, "https://api.kraken.com".to_string()));
+    }
+
+    #[test]
+    fn source_urls_override_base_urls() {
+        let config = PublisherConfig::try_parse_from([
+            "publisher",
+            "--sources",
+            "kraken,coinbase,kraken",
+            "--source-urls",
+            "kraken=http://127.0.0.1:9001/,coinbase=http://127.0.0.1:9002",
+        ])
+        .expect("parses");
+        assert_eq!(
+            config.endpoints(),
+            vec![
+                (Source::Kraken, "http://127.0.0.1:9001".to_string()),
+                (Source::Coinbase, "http://127.0.0.1:9002".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_a_reason() {
+        for args in [
+            vec!["publisher", "--sources", "mtgox"],
+            vec!["publisher", "--source-urls", "kraken"],
+            vec!["publisher", "--source-urls", "kraken=ftp://x"],
+            vec!["publisher", "--outlier-threshold", "5"],
+            vec!["publisher", "--quorum", "0"],
+            vec!["publisher", "--poll-interval", "soon"],
+        ] {
+            assert!(PublisherConfig::try_parse_from(&args).is_err(), "{args:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Kraken `GET /0/public/Ticker?pair=XBTUSD`.
+//!
+//! Errors arrive inside HTTP 200 as a non-empty `error` array, so it is checked before `result`.
+//! The answer is keyed `XXBTZUSD`, not the requested `XBTUSD`: the single value of `result` is
+//! read instead of a hard-coded key. `c[0]` is the last trade price; there is no quote time.
+
+use std::time::Duration;
+
+use super::{Exchange, ParseError, Parsed, json, price_field};
+
+pub struct Kraken;
+
+impl Exchange for Kraken {
+    fn default_base_url(&self) -> &'static str {
+        "https://api.kraken.com"
+    }
+
+    fn path(&self) -> &'static str {
+        "/0/public/Ticker?pair=XBTUSD"
+    }
+
+    fn min_interval(&self) -> Duration {
+        // Public endpoints are limited per IP to about one call a second.
+        Duration::from_secs(1)
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
+        let body = json(body)?;
+        match body.get("error") {
+            Some(serde_json::Value::Array(errors)) if !errors.is_empty() => {
+                let text: Vec<String> = errors.iter().map(|e| e.as_str().unwrap_or("?").to_string()).collect();
+                return Err(ParseError::Exchange(text.join("; ")));
+            }
+            Some(serde_json::Value::String(error)) if !error.is_empty() => {
+                return Err(ParseError::Exchange(error.clone()));
+            }
+            _ => {}
+        }
+        let pairs = body.get("result").and_then(|r| r.as_object()).ok_or(ParseError::MissingField("result"))?;
+        let (key, ticker) = match pairs.len() {
+            1 => pairs.iter().next().ok_or(ParseError::MissingField("result"))?,
+            _ => return Err(ParseError::MissingField("result.<one pair>")),
+        };
+        // Kraken names BTC "XBT" (XXBTZUSD); any other pair here is a misconfiguration.
+        if !((key.contains("XBT") || key.contains("BTC")) && key.ends_with("USD")) {
+            return Err(ParseError::Exchange(format!("answer is for pair {key}, not BTC/USD")));
+        }
+        let last = ticker.get("c").and_then(|c| c.get(0));
+        Ok(Parsed { price: price_field(last, "result.*.c[0]")?, quote_time: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL: &str = r#"{"error": [],
+       "result": {"XXBTZUSD": {
+         "a": ["97012.40000", "1", "1.000"], "b": ["97012.30000", "2", "2.000"],
+         "c": ["97012.40000", "0.00012000"], "v": ["512.34567890", "2345.67890123"],
+         "p": ["96950.12345", "96500.98765"], "t": [12345, 67890],
+         "l": ["96100.00000", "95800.00000"], "h": ["97500.00000", "97800.00000"], "o": "96800.10000"}}}"#;
+
+    #[test]
+    fn reads_the_last_trade_price_under_any_pair_key() {
+        let parsed = Kraken.parse(REAL.as_bytes()).expect("parses");
+        assert_eq!(parsed.price.get(), 97_012.4);
+        assert_eq!(parsed.quote_time, None);
+    }
+
+    #[test]
+    fn error_inside_a_200_is_an_error() {
+        let body = br#"{"error": ["EQuery:Unknown asset pair"]}"#;
+        assert_eq!(Kraken.parse(body), Err(ParseError::Exchange("EQuery:Unknown asset pair".into())));
+        let throttled = br#"{"error": ["EGeneral:Too many requests"], "result": {}}"#;
+        assert!(matches!(Kraken.parse(throttled), Err(ParseError::Exchange(_))));
+    }
+
+    #[test]
+    fn failure_shapes_are_errors() {
+        assert!(matches!(Kraken.parse(b"<html>502</html>"), Err(ParseError::Json(_))));
+        assert!(matches!(Kraken.parse(br#"{"error":[],"result":{}}"#), Err(ParseError::MissingField(_))));
+        assert!(matches!(
+            Kraken.parse(br#"{"error":[],"result":{"XXBTZUSD":{"c":["0.00000","1"]}}}"#),
+            Err(ParseError::Price(_))
+        ));
+        assert!(Kraken.parse(br#"{"error":[],"result":{"XXBTZUSD":{"c":[]}}}"#).is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! Exchange adapters: one file per exchange, each implementing [`Exchange`].
+//!
+//! An adapter knows its exchange's URL, its rate limit and its response format, nothing else: it
+//! turns the body of one HTTP 200 answer into a [`Parsed`] price or a [`ParseError`]. HTTP status
+//! codes, timeouts, backoff and the circuit breaker are handled once, in `poller` and `health`.
+//! Adding an exchange means one new file here and one line in [`Source`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::quote::Price;
+
+mod binance_us;
+mod bitfinex;
+mod bitstamp;
+mod cexio;
+mod coinbase;
+mod coingecko;
+mod gemini;
+mod kraken;
+
+/// What an adapter reads out of one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub price: Price,
+    /// The exchange's own time for the price, where the format has one.
+    pub quote_time: Option<DateTime<Utc>>,
+}
+
+/// Why an answer with HTTP status 200 still gave no price.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    #[error("field {0} is missing or has the wrong type")]
+    MissingField(&'static str),
+    #[error("exchange reported an error: {0}")]
+    Exchange(String),
+    #[error("invalid price: {0}")]
+    Price(String),
+    #[error("invalid quote time: {0}")]
+    Time(String),
+}
+
+/// One exchange's public BTC/USD ticker.
+pub trait Exchange: Send + Sync {
+    /// Base URL of the public API, without a trailing slash; `SOURCE_URLS` can replace it.
+    fn default_base_url(&self) -> &'static str;
+    /// Path and query of the BTC/USD ticker, appended to the base URL.
+    fn path(&self) -> &'static str;
+    /// Shortest time between two requests that stays within the exchange's documented limit.
+    fn min_interval(&self) -> Duration;
+    /// True for aggregators of other exchanges (CoinGecko): shown beside the tick, never a vote.
+    fn is_reference(&self) -> bool {
+        false
+    }
+    /// Reads the price out of an HTTP 200 body.
+    fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError>;
+}
+
+/// The exchanges the publisher can poll, by their `SOURCES` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Coinbase,
+    Kraken,
+    Bitstamp,
+    Gemini,
+    Bitfinex,
+    BinanceUs,
+    Cexio,
+    Coingecko,
+}
+
+impl Source {
+    pub const ALL: [Source; 8] = [
+        Source::Coinbase,
+        Source::Kraken,
+        Source::Bitstamp,
+        Source::Gemini,
+        Source::Bitfinex,
+        Source::BinanceUs,
+        Source::Cexio,
+        Source::Coingecko,
+    ];
+
+    /// The name used in `SOURCES`, `SOURCE_URLS`, logs and tick messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Coinbase => "coinbase",
+            Source::Kraken => "kraken",
+            Source::Bitstamp => "bitstamp",
+            Source::Gemini => "gemini",
+            Source::Bitfinex => "bitfinex",
+            Source::BinanceUs => "binanceus",
+            Source::Cexio => "cexio",
+            Source::Coingecko => "coingecko",
+        }
+    }
+
+    pub fn exchange(self) -> &'static dyn Exchange {
+        match self {
+            Source::Coinbase => &coinbase::Coinbase,
+            Source::Kraken => &kraken::Kraken,
+            Source::Bitstamp => &bitstamp::Bitstamp,
+            Source::Gemini => &gemini::Gemini,
+            Source::Bitfinex => &bitfinex::Bitfinex,
+            Source::BinanceUs => &binance_us::BinanceUs,
+            Source::Cexio => &cexio::Cexio,
+            Source::Coingecko => &coingecko::Coingecko,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let wanted = text.trim().to_ascii_lowercase();
+        Source::ALL.into_iter().find(|source| source.name() == wanted).ok_or_else(|| {
+            let known: Vec<&str> = Source::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown source {text:?}; known sources: {}", known.join(", "))
+        })
+    }
+}
+
+// Shared parsing helpers: exchanges switch between strings and numbers for the same field across
+// versions and captures (exchange-apis.md, "Lenient types"), so every adapter accepts both.
+
+/// Parses a body as JSON.
+pub(crate) fn json(body: &[u8]) -> Result<Value, ParseError> {
+    serde_json::from_slice(body).map_err(|error| ParseError::Json(error.to_string()))
+}
+
+/// A price sent as a decimal string or a JSON number.
+pub(crate) fn price_field(value: Option<&Value>, field: &'static str) -> Result<Price, ParseError> {
+    let price = match value {
+        Some(Value::String(text)) => Price::parse(text),
+        Some(Value::Number(number)) => Price::new(number.as_f64().ok_or(ParseError::MissingField(field))?),
+        _ => return Err(ParseError::MissingField(field)),
+    };
+    price.map_err(|error| ParseError::Price(format!("{field}: {error}")))
+}
+
+/// An integer sent as a string or a JSON number.
+fn integer_field(value: Option<&Value>, field: &'static str) -> Result<i64, ParseError> {
+    match value {
+        Some(Value::Number(number)) => number.as_i64().ok_or(ParseError::Time(format!("{field}: {number}"))),
+        Some(Value::String(text)) => text.trim().parse().map_err(|_| ParseError::Time(format!("{field}: {text:?}"))),
+        _ => Err(ParseError::MissingField(field)),
+    }
+}
+
+/// A unix time in seconds, as a string or a number.
+pub(crate) fn unix_seconds_field(value: Option<&Value>, field: &'static str) -> Result<DateTime<Utc>, ParseError> {
+    let seconds = integer_field(value, field)?;
+    Utc.timestamp_opt(seconds, 0).single().ok_or_else(|| ParseError::Time(format!("{field}: {seconds}")))
+}
+
+/// A unix time in milliseconds, as a string or a number.
+pub(crate) fn unix_millis_field(value: Option<&Value>, field: &'static str) -> Result<DateTime<Utc>, ParseError> {
+    let millis = integer_field(value, field)?;
+    Utc.timestamp_millis_opt(millis).single().ok_or_else(|| ParseError::Time(format!("{field}: {millis}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_names_round_trip() {
+        for source in Source::ALL {
+            assert_eq!(source.name().parse::<Source>(), Ok(source));
+        }
+        assert_eq!(" Kraken ".parse::<Source>(), Ok(Source::Kraken));
+        assert!("mtgox".parse::<Source>().unwrap_err().contains("known sources"));
+    }
+
+    #[test]
+    fn every_adapter_has_an_https_url_a_path_and_a_rate_limit() {
+        for source in Source::ALL {
+            let exchange = source.exchange();
+            assert!(exchange.default_base_url().starts_with("https://"), "{source}");
+            assert!(!exchange.default_base_url().ends_with('/'), "{source}");
+            assert!(exchange.path().starts_with('/'), "{source}");
+            assert!(exchange.min_interval() >= Duration::from_millis(500), "{source}");
+        }
+        assert!(Source::Coingecko.exchange().min_interval() >= Duration::from_secs(60));
+        assert!(Source::Coingecko.exchange().is_reference());
+    }
+
+    #[test]
+    fn lenient_fields_accept_strings_and_numbers() {
+        let v: Value = serde_json::json!({"s": "97012.5", "n": 97012.5, "t": "1764010799", "tn": 1764010799});
+        assert_eq!(price_field(v.get("s"), "s"), price_field(v.get("n"), "n"));
+        assert_eq!(unix_seconds_field(v.get("t"), "t"), unix_seconds_field(v.get("tn"), "tn"));
+        assert_eq!(price_field(v.get("x"), "x"), Err(ParseError::MissingField("x")));
+    }
+
+    /// Real-format bodies from exchange-apis.md, one per source, as the fuzz corpus.
+    const REAL_BODIES: [(Source, &str); 8] = [
+        (Source::Coinbase, r#"{"data": {"amount": "97012.35", "base": "BTC", "currency": "USD"}}"#),
+        (
+            Source::Kraken,
+            r#"{"error": [], "result": {"XXBTZUSD": {"a": ["97012.40000", "1", "1.000"], "b": ["97012.30000", "2", "2.000"], "c": ["97012.40000", "0.00012000"], "v": ["512.34567890", "2345.67890123"], "p": ["96950.12345", "96500.98765"], "t": [12345, 67890], "l": ["96100.00000", "95800.00000"], "h": ["97500.00000", "97800.00000"], "o": "96800.10000"}}}"#,
+        ),
+        (
+            Source::Bitstamp,
+            r#"{"timestamp": "1764010799", "open": "96800", "high": "97800", "low": "95800", "last": "97012", "volume": "1234.56789012", "vwap": "96950", "bid": "97011", "ask": "97013", "side": "0", "open_24": "96500", "percent_change_24": "0.53"}"#,
+        ),
+        (
+            Source::Gemini,
+            r#"{"bid": "97011.98", "ask": "97013.02", "last": "97012.35", "volume": {"BTC": "2210.505328803", "USD": "214443211.463379586263", "timestamp": 1764010799000}}"#,
+        ),
+        (Source::Bitfinex, "[97011.0, 12.5, 97012.0, 10.3, 812.0, 0.0084, 97012.0, 1543.21, 97800.0, 95800.0]"),
+        (Source::BinanceUs, r#"{"symbol": "BTCUSD", "price": "97012.35000000"}"#),
+        (Source::Cexio, r#"{"lprice": "97012.5", "curr1": "BTC", "curr2": "USD"}"#),
+        (Source::Coingecko, r#"{"bitcoin": {"usd": 97012.35, "last_updated_at": 1764010740}}"#),
+    ];
+
+    /// Xorshift64: deterministic, so a failing input is reproduced by rerunning the test.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, bound: usize) -> usize {
+            (self.next_u64() % bound.max(1) as u64) as usize
+        }
+    }
+
+    /// Random bytes, or a real body with a few byte flips, JSON-token insertions, cuts and
+    /// truncations: mostly-valid JSON reaches the adapters' field logic, not only the JSON parser.
+    fn fuzz_input(rng: &mut XorShift) -> Vec<u8> {
+        #[rustfmt::skip]
+        const TOKENS: [&str; 22] = [
+            "0", "-", "-5", "1e308", "NaN", "\"NaN\"", "0.0", "\"\"", "null", "true", "[", "]", "{", "}", ",", ":", "\"",
+            "\"error\"", "99999999999", "9223372036854775808", "[\"error\", 1, \"x\"]", "{\"error\": \"x\"}",
+        ];
+        if rng.below(4) == 0 {
+            let len = rng.below(64);
+            return (0..len).map(|_| rng.next_u64() as u8).collect();
+        }
+        let mut bytes = REAL_BODIES[rng.below(REAL_BODIES.len())].1.as_bytes().to_vec();
+        for _ in 0..rng.below(4) {
+            let at = rng.below(bytes.len() + 1);
+            match rng.below(5) {
+                0 if at < bytes.len() => bytes[at] = rng.next_u64() as u8,
+                1 => {
+                    let token = TOKENS[rng.below(TOKENS.len())];
+                    bytes.splice(at..at, token.bytes());
+                }
+                2 => {
+                    let end = (at + rng.below(12)).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+                3 => bytes.truncate(at),
+                _ if at < bytes.len() && bytes[at].is_ascii_digit() => bytes[at] = b'0' + rng.below(10) as u8,
+                _ => {}
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn no_input_panics_an_adapter_or_yields_an_impossible_price() {
+        use crate::quote::MAX_PLAUSIBLE_PRICE;
+
+        for (source, body) in REAL_BODIES {
+            assert!(source.exchange().parse(body.as_bytes()).is_ok(), "{source}: corpus body does not parse");
+        }
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut accepted = 0;
+        for case in 0..2_000 {
+            let input = fuzz_input(&mut rng);
+            for source in Source::ALL {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.exchange().parse(&input)));
+                let shown = String::from_utf8_lossy(&input);
+                let Ok(result) = result else {
+                    panic!("{source} panicked on case {case}: {shown:?}");
+                };
+                if let Ok(parsed) = result {
+                    let price = parsed.price.get();
+                    assert!(
+                        price.is_finite() && price > 0.0 && price <= MAX_PLAUSIBLE_PRICE,
+                        "{source} accepted {price} from case {case}: {shown:?}"
+                    );
+                    accepted += 1;
+                }
+            }
+        }
+        // Guards against a generator that only ever produces junk, which would test nothing.
+        assert!(accepted > 100, "only {accepted} inputs parsed");
+    }
+}

@@ -1,0 +1,135 @@
+//! One HTTP request to one exchange, mapped to a [`Quote`] or a [`FetchError`].
+//!
+//! The whole request, body included, runs under one timeout, so a slow-drip body cannot hold a
+//! round; bodies are capped in size, so a huge answer cannot exhaust memory.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
+
+use crate::exchanges::{ParseError, Source};
+use crate::quote::Quote;
+
+/// Largest body read from an exchange; real ticker answers are well under 2 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Why a source gave no quote this round.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Transport(String),
+    #[error("rate limited (HTTP {status}), retry after {retry_after:?}")]
+    RateLimited { status: u16, retry_after: Option<Duration> },
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("body larger than {MAX_BODY_BYTES} bytes")]
+    BodyTooLarge,
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+}
+
+impl FetchError {
+    /// A short label for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Timeout(_) => "timeout",
+            FetchError::Transport(_) => "transport",
+            FetchError::RateLimited { .. } => "rate_limited",
+            FetchError::Status(_) => "http_status",
+            FetchError::BodyTooLarge => "body_too_large",
+            FetchError::Parse(ParseError::Price(_)) => "invalid_price",
+            FetchError::Parse(ParseError::Exchange(_)) => "exchange_error",
+            FetchError::Parse(_) => "invalid_body",
+        }
+    }
+}
+
+/// Sends ticker requests with one shared connection pool.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Poller {
+    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("btc-price-publisher/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Self { client, timeout })
+    }
+
+    /// Fetches and parses one quote from `base_url` (the exchange's API root or a stand-in).
+    pub async fn fetch(&self, source: Source, base_url: &str) -> Result<Quote, FetchError> {
+        let exchange = source.exchange();
+        let url = format!("{}{}", base_url.trim_end_matches('/'), exchange.path());
+        let body = tokio::time::timeout(self.timeout, self.get(&url))
+            .await
+            .map_err(|_| FetchError::Timeout(self.timeout))??;
+        let received_at = Utc::now();
+        let parsed = exchange.parse(&body)?;
+        Ok(Quote { source, price: parsed.price, quote_time: parsed.quote_time, received_at })
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let mut response = self.client.get(url).send().await.map_err(|e| FetchError::Transport(describe(&e)))?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 418 {
+            // Binance.US answers 418 once it has banned an IP for ignoring 429s: same remedy, wait.
+            let retry_after =
+                response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+            return Err(FetchError::RateLimited { status: status.as_u16(), retry_after });
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        if response.content_length().is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+            return Err(FetchError::BodyTooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Transport(describe(&e)))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(FetchError::BodyTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// `Retry-After` in delta-seconds. The HTTP-date form is rare on APIs and falls back to the
+/// default backoff.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain says what happened.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+}

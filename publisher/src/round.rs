@@ -1,0 +1,152 @@
+//! The round: poll the due sources concurrently, keep each source's latest quote, and turn the
+//! fresh ones into at most one tick. Logs once per change of state, never once per round, so an
+//! outage of one exchange is one warning, not a flood.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use btc_common::{SCHEMA_VERSION, SourceQuote, Tick, names};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+
+use crate::config::PublisherConfig;
+use crate::consensus::{ConsensusRules, NoTick, OutlierFilter};
+use crate::exchanges::Source;
+use crate::health::{BreakerRules, SourceHealth, Transition};
+use crate::poller::{FetchError, Poller};
+use crate::quote::Quote;
+
+/// Everything the publisher remembers between rounds.
+pub struct Rounds {
+    endpoints: Vec<(Source, String)>,
+    poller: Poller,
+    consensus: ConsensusRules,
+    breaker: BreakerRules,
+    max_quote_age: Duration,
+    health: HashMap<Source, SourceHealth>,
+    latest: HashMap<Source, Quote>,
+    /// Last failure kind per source, to log a failure once and its recovery once.
+    failing: HashMap<Source, &'static str>,
+    filter: OutlierFilter,
+    /// Why the previous round made no tick, to log a lost or regained quorum once.
+    last_no_tick: Option<NoTick>,
+}
+
+impl Rounds {
+    pub fn new(config: &PublisherConfig, poller: Poller) -> Self {
+        let endpoints = config.endpoints();
+        let health = endpoints.iter().map(|(s, _)| (*s, SourceHealth::new(s.exchange().min_interval()))).collect();
+        Self {
+            endpoints,
+            poller,
+            consensus: config.consensus_rules(),
+            breaker: config.breaker_rules(),
+            max_quote_age: config.max_quote_age,
+            health,
+            latest: HashMap::new(),
+            failing: HashMap::new(),
+            filter: OutlierFilter::default(),
+            last_no_tick: None,
+        }
+    }
+
+    /// Runs the round of the slot starting at `slot` and returns its tick, if there is a quorum.
+    pub async fn run(&mut self, slot: DateTime<Utc>) -> Option<Tick> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (source, url) in &self.endpoints {
+            if let Some(health) = self.health.get_mut(source)
+                && health.is_due(now)
+            {
+                health.record_request(now);
+                due.push((*source, url.as_str()));
+            }
+        }
+        let poller = &self.poller;
+        let results =
+            join_all(due.iter().map(|(source, url)| async move { (*source, poller.fetch(*source, url).await) })).await;
+        for (source, result) in results {
+            self.record(source, result);
+        }
+        self.consensus_tick(slot)
+    }
+
+    fn record(&mut self, source: Source, result: Result<Quote, FetchError>) {
+        let Some(health) = self.health.get_mut(&source) else {
+            return;
+        };
+        match result {
+            Ok(quote) => {
+                if health.on_success() == Some(Transition::Closed) {
+                    tracing::info!(%source, "circuit breaker closed");
+                }
+                if let Some(kind) = self.failing.remove(&source) {
+                    tracing::info!(%source, previous_failure = kind, "source recovered");
+                }
+                self.latest.insert(source, quote);
+            }
+            Err(error) => {
+                let now = Instant::now();
+                if let FetchError::RateLimited { retry_after, .. } = &error {
+                    health.on_rate_limited(now, *retry_after, &self.breaker);
+                } else if let Some(Transition::Opened { cooldown }) = health.on_failure(now, &self.breaker) {
+                    tracing::warn!(%source, ?cooldown, "circuit breaker opened");
+                }
+                if self.failing.insert(source, error.kind()) != Some(error.kind()) {
+                    tracing::warn!(%source, %error, "source failed; skipping it until it answers again");
+                } else {
+                    tracing::debug!(%source, %error, "source still failing");
+                }
+            }
+        }
+    }
+
+    fn consensus_tick(&mut self, slot: DateTime<Utc>) -> Option<Tick> {
+        let oldest_fresh = Utc::now() - self.max_quote_age;
+        let fresh: Vec<Quote> = self
+            .endpoints
+            .iter()
+            .filter_map(|(source, _)| self.latest.get(source))
+            .filter(|quote| quote.effective_time() >= oldest_fresh)
+            .cloned()
+            .collect();
+        let (result, changes) = self.filter.apply(&fresh, self.consensus);
+        for source in &changes.excluded {
+            tracing::warn!(%source, "quote excluded as an outlier");
+        }
+        for source in &changes.readmitted {
+            tracing::info!(%source, "outlier back within half the threshold; re-admitted");
+        }
+        match result {
+            Ok(consensus) => {
+                if self.last_no_tick.take().is_some() {
+                    tracing::info!(used = consensus.dispersion.used, "quorum regained; publishing ticks again");
+                }
+                Some(Tick {
+                    schema_version: SCHEMA_VERSION,
+                    pair: names::PAIR.to_string(),
+                    time: slot,
+                    price: consensus.price,
+                    dispersion: consensus.dispersion,
+                    sources: consensus
+                        .quotes
+                        .into_iter()
+                        .map(|(quote, status)| SourceQuote {
+                            source: quote.source.name().to_string(),
+                            price: quote.price.get(),
+                            quote_time: quote.effective_time(),
+                            status,
+                        })
+                        .collect(),
+                })
+            }
+            Err(no_tick) => {
+                if self.last_no_tick.as_ref() != Some(&no_tick) {
+                    tracing::warn!(reason = %no_tick, fresh_quotes = fresh.len(), "no tick: not publishing a price this round");
+                }
+                self.last_no_tick = Some(no_tick);
+                None
+            }
+        }
+    }
+}

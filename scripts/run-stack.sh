@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs the whole pipeline locally: nats-server (JetStream, store in .run/) and the four services.
+# DEMO=1 also starts the built-in exchange stand-ins and points the publisher at them, so a
+# machine without internet shows live, moving prices. Ctrl-C (or SIGTERM) stops everything.
+#
+# Settings (environment): PROFILE=debug|release, RUN_DIR, NATS_PORT, NATS_MONITOR_PORT,
+# BITCOIN_API_ADDR, REST_API_ADDR, STANDIN_BASE_PORT, plus every service variable (SOURCES, ...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROFILE=${PROFILE:-debug}
+DEMO=${DEMO:-0}
+RUN_DIR=${RUN_DIR:-.run}
+NATS_PORT=${NATS_PORT:-4222}
+NATS_MONITOR_PORT=${NATS_MONITOR_PORT:-8222}
+BITCOIN_API_ADDR=${BITCOIN_API_ADDR:-127.0.0.1:8080}
+REST_API_ADDR=${REST_API_ADDR:-127.0.0.1:8081}
+STANDIN_BASE_PORT=${STANDIN_BASE_PORT:-9100}
+
+./scripts/install-tools.sh
+cargo_flags=(--bins -p publisher -p aggregator -p frontend -p exchange-standin)
+if [ "$PROFILE" = release ]; then cargo_flags+=(--release); fi
+cargo build "${cargo_flags[@]}"
+bin=target/$PROFILE
+
+logs=$RUN_DIR/logs
+mkdir -p "$logs" "$RUN_DIR/jetstream"
+pids=()
+stop_all() {
+  trap - EXIT INT TERM
+  if [ ${#pids[@]} -gt 0 ]; then
+    echo "stopping..." >&2
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  echo "stopped" >&2
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+start() { # name, command...
+  local name=$1; shift
+  "$@" >"$logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+wait_until() { # description, command...
+  local what=$1; shift
+  for _ in $(seq 1 200); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $what (logs in $logs/)" >&2
+  exit 1
+}
+
+start nats-server .tools/bin/nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$RUN_DIR/jetstream"
+wait_until "nats-server" curl -sf "http://127.0.0.1:$NATS_MONITOR_PORT/healthz"
+export NATS_URL="nats://127.0.0.1:$NATS_PORT"
+
+if [ "$DEMO" = 1 ]; then
+  "$bin/exchange-standin" --base-port "$STANDIN_BASE_PORT" >"$RUN_DIR/standin.env" 2>"$logs/exchange-standin.log" &
+  pids+=($!)
+  wait_until "the exchange stand-ins" grep -q '^SOURCE_URLS=' "$RUN_DIR/standin.env"
+  SOURCE_URLS=$(sed -n 's/^SOURCE_URLS=//p' "$RUN_DIR/standin.env")
+  SOURCES=$(echo "$SOURCE_URLS" | tr ',' '\n' | cut -d= -f1 | paste -sd, -)
+  export SOURCE_URLS SOURCES
+fi
+
+start publisher "$bin/publisher"
+start aggregator "$bin/aggregator"
+LISTEN_ADDR=$BITCOIN_API_ADDR start bitcoin-api "$bin/bitcoin-api"
+LISTEN_ADDR=$REST_API_ADDR start rest-api "$bin/rest-api"
+wait_until "bitcoin-api" curl -sf "http://$BITCOIN_API_ADDR/liveness"
+wait_until "rest-api" curl -sf "http://$REST_API_ADDR/liveness"
+
+cat <<TXT
+The stack is up$([ "$DEMO" = 1 ] && echo " (demo: prices from local exchange stand-ins)").
+  current price   curl http://$BITCOIN_API_ADDR/btc/USD
+  10-min average  curl http://$BITCOIN_API_ADDR/btc/average
+  rest-api        curl http://$REST_API_ADDR/
+  Swagger UI      http://$BITCOIN_API_ADDR/docs   and   http://$REST_API_ADDR/docs
+  NATS            $NATS_URL (monitoring http://127.0.0.1:$NATS_MONITOR_PORT)
+  logs            tail -f $logs/*.log
+Ctrl-C stops everything.
+TXT
+
+# Runs until Ctrl-C, or until a service dies on its own (then everything stops, exit 1).
+set +e
+wait -n "${pids[@]}"
+status=$?
+echo "a service exited (status $status); see $logs/" >&2
+exit 1

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Checks `make demo` end to end as a newcomer would use it: the script starts the stack on spare
+# ports, curl sees a price from several sources, an average, rest-api's OK and Swagger UI; then
+# SIGINT stops every process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export RUN_DIR; RUN_DIR=$(mktemp -d)
+export NATS_PORT; NATS_PORT=$(free_port)
+export NATS_MONITOR_PORT; NATS_MONITOR_PORT=$(free_port)
+export BITCOIN_API_ADDR="127.0.0.1:$(free_port)"
+export REST_API_ADDR="127.0.0.1:$(free_port)"
+export STANDIN_BASE_PORT=0 DEMO=1 POLL_INTERVAL=500ms
+
+setsid ./scripts/run-stack.sh >"$RUN_DIR/run.out" 2>&1 &
+runner=$!
+fail() { echo "FAIL: $*" >&2; cat "$RUN_DIR/run.out" >&2; tail -n 20 "$RUN_DIR"/logs/*.log >&2 || true; kill -INT "$runner" 2>/dev/null; exit 1; }
+
+deadline=$((SECONDS + 120))
+until price=$(curl -sf "http://$BITCOIN_API_ADDR/btc/USD"); do
+  [ $SECONDS -lt $deadline ] || fail "no price from bitcoin-api within 120 s"
+  sleep 0.2
+done
+echo "$price" | python3 -c '
+import json, sys
+body = json.load(sys.stdin)
+used = [s["source"] for s in body["sources"] if s["status"] == "used"]
+assert body["currency"] == "USD" and body["price"] > 0, body
+assert len(used) >= 3, f"price from {used}"
+price = body["price"]
+print(f"price {price} from {len(used)} sources")' || fail "bad /btc/USD body: $price"
+curl -sf "http://$BITCOIN_API_ADDR/btc/average" | python3 -c '
+import json, sys
+body = json.load(sys.stdin)
+assert body["window_seconds"] == 600 and body["samples"] >= 1 and body["time_weighted_average"] > 0, body' || fail "bad /btc/average"
+[ "$(curl -sf "http://$REST_API_ADDR/")" = '{"result":"OK"}' ] || fail "rest-api / is not {\"result\":\"OK\"}"
+[ "$(curl -sf "http://$BITCOIN_API_ADDR/docs" | grep -ci swagger)" -gt 0 ] || fail "no Swagger UI"
+curl -sf "http://$REST_API_ADDR/readiness" | grep -qx OK || fail "rest-api not ready"
+
+kill -INT -- "-$runner"
+for _ in $(seq 1 150); do
+  kill -0 "$runner" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$runner" 2>/dev/null && fail "the stack did not stop within 15 s of SIGINT"
+if pgrep -f "$RUN_DIR" >/dev/null; then fail "processes left running: $(pgrep -af "$RUN_DIR")"; fi
+grep -q "^stopped" "$RUN_DIR/run.out" || fail "run-stack did not report a clean stop"
+rm -rf "$RUN_DIR"
+echo "make demo: OK (price, average, rest-api, Swagger UI, clean stop)"
