@@ -53,25 +53,32 @@ pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Resul
         write_until_done(&mut writer, &state, &shutdown).await;
     }
 
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            &config.consumer_name,
-            consumer::pull::Config {
-                durable_name: Some(config.consumer_name.clone()),
-                description: Some("BTC aggregator: rolling window of ticks".to_string()),
-                deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: since },
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                filter_subject: TICK_SUBJECT.to_string(),
-                max_ack_pending: 10_000,
-                // A replica that is gone for good leaves no consumer behind; one that comes back
-                // after this long replays the window anyway.
-                inactive_threshold: Duration::from_secs(3600),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|source| AggregatorError::Consumer { name: config.consumer_name.clone(), source })?;
+    let consumer_config = consumer::pull::Config {
+        durable_name: Some(config.consumer_name.clone()),
+        description: Some("BTC aggregator: rolling window of ticks".to_string()),
+        deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: since },
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        filter_subject: TICK_SUBJECT.to_string(),
+        max_ack_pending: 10_000,
+        // A replica that is gone for good leaves no consumer behind; one that comes back after
+        // this long replays the window anyway.
+        inactive_threshold: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let Some(consumer) = retry_until_ready("aggregator consumer", &shutdown, || async {
+        stream.get_or_create_consumer(&config.consumer_name, consumer_config.clone()).await.map_err(|e| {
+            btc_common::CommonError::Stream {
+                stream: format!("{} (consumer {})", btc_common::names::TICKS_STREAM, config.consumer_name),
+                reason: e.to_string(),
+            }
+        })
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let consumer: consumer::PullConsumer = consumer;
     tracing::info!(consumer = %config.consumer_name, "following the ticks stream");
 
     follow(&consumer, &mut aggregate, &mut writer, &config, &shutdown).await;

@@ -1,0 +1,86 @@
+//! Every way an exchange can fail, over real HTTP against a local stand-in answering in that
+//! exchange's format: each is a typed error, none is a price.
+
+use std::time::Duration;
+
+use exchange_standin::{Behaviour, StandIn, Venue};
+use publisher::exchanges::{ParseError, Source};
+use publisher::poller::{FetchError, Poller};
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+fn source_of(venue: Venue) -> Source {
+    venue.name().parse().expect("every stand-in venue is a publisher source")
+}
+
+async fn fetch(venue: Venue, behaviour: Behaviour) -> Result<f64, FetchError> {
+    let stand_in = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
+    stand_in.set_behaviour(behaviour);
+    let poller = Poller::new(TIMEOUT).expect("HTTP client");
+    poller.fetch(source_of(venue), &stand_in.base_url()).await.map(|quote| quote.price.get())
+}
+
+#[tokio::test]
+async fn every_venue_in_its_real_format_gives_its_price() {
+    for venue in Venue::ALL {
+        let price = fetch(venue, Behaviour::Normal).await;
+        assert_eq!(price, Ok(venue.quoted(97_000.0)), "{venue}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_is_an_http_status_error() {
+    for venue in Venue::ALL {
+        assert_eq!(fetch(venue, Behaviour::Status(500)).await, Err(FetchError::Status(500)), "{venue}");
+        assert_eq!(fetch(venue, Behaviour::Status(503)).await, Err(FetchError::Status(503)), "{venue}");
+    }
+}
+
+#[tokio::test]
+async fn a_429_carries_its_retry_after() {
+    for venue in Venue::ALL {
+        let result = fetch(venue, Behaviour::RateLimited { retry_after_secs: 7 }).await;
+        assert_eq!(
+            result,
+            Err(FetchError::RateLimited { status: 429, retry_after: Some(Duration::from_secs(7)) }),
+            "{venue}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_exchange_times_out() {
+    for venue in [Venue::Kraken, Venue::Coinbase] {
+        assert_eq!(fetch(venue, Behaviour::Hang).await, Err(FetchError::Timeout(TIMEOUT)), "{venue}");
+    }
+}
+
+#[tokio::test]
+async fn garbage_and_missing_fields_are_parse_errors() {
+    for venue in Venue::ALL {
+        assert!(
+            matches!(fetch(venue, Behaviour::Garbage).await, Err(FetchError::Parse(ParseError::Json(_)))),
+            "{venue}"
+        );
+        assert!(matches!(fetch(venue, Behaviour::MissingField).await, Err(FetchError::Parse(_))), "{venue}");
+        assert!(fetch(venue, Behaviour::ExchangeError).await.is_err(), "{venue}");
+    }
+}
+
+#[tokio::test]
+async fn impossible_prices_are_never_quotes() {
+    for venue in Venue::ALL {
+        for raw in ["0", "-5", "\"NaN\"", "1e308", "\"-1\"", "\"abc\"", "null"] {
+            let result = fetch(venue, Behaviour::RawPrice(raw.to_string())).await;
+            assert!(result.is_err(), "{venue} accepted price {raw}: {result:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_exchange_is_a_transport_error() {
+    let poller = Poller::new(TIMEOUT).expect("HTTP client");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let result = poller.fetch(Source::Kraken, &format!("http://127.0.0.1:{port}")).await;
+    assert!(matches!(result, Err(FetchError::Transport(_))), "{result:?}");
+}
