@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Exchange, ParseError, Parsed, json, price_field};
+use super::{Exchange, ParseError, Parsed, json, price_field, reported_error};
 
 pub struct Bitfinex;
 
@@ -34,9 +34,7 @@ impl Exchange for Bitfinex {
 
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
-        if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
-            return Err(ParseError::Exchange(error.as_str().map_or_else(|| error.to_string(), str::to_string)));
-        }
+        reported_error(&body, "error")?;
         let fields = body.as_array().ok_or(ParseError::MissingField("ticker array"))?;
         if fields.first().and_then(Value::as_str) == Some("error") {
             let code = fields.get(1).map_or_else(String::new, Value::to_string);

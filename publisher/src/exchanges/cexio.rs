@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Exchange, ParseError, Parsed, json, price_field};
+use super::{Exchange, ParseError, Parsed, json, price_field, reported_error};
 
 pub struct Cexio;
 
@@ -26,9 +26,7 @@ impl Exchange for Cexio {
 
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
-        if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
-            return Err(ParseError::Exchange(error.as_str().map_or_else(|| error.to_string(), str::to_string)));
-        }
+        reported_error(&body, "error")?;
         for (field, wanted) in [("curr1", "BTC"), ("curr2", "USD")] {
             if let Some(got) = body.get(field).filter(|v| !v.is_null())
                 && got.as_str() != Some(wanted)

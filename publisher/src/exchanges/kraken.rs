@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Exchange, ParseError, Parsed, json, price_field};
+use super::{Exchange, ParseError, Parsed, json, price_field, reported_error};
 
 pub struct Kraken;
 
@@ -26,16 +26,8 @@ impl Exchange for Kraken {
 
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
-        match body.get("error") {
-            Some(serde_json::Value::Array(errors)) if !errors.is_empty() => {
-                let text: Vec<String> = errors.iter().map(|e| e.as_str().unwrap_or("?").to_string()).collect();
-                return Err(ParseError::Exchange(text.join("; ")));
-            }
-            Some(serde_json::Value::String(error)) if !error.is_empty() => {
-                return Err(ParseError::Exchange(error.clone()));
-            }
-            _ => {}
-        }
+        // Kraken reports failures inside HTTP 200, so the error list is checked before the result.
+        reported_error(&body, "error")?;
         let pairs = body.get("result").and_then(|r| r.as_object()).ok_or(ParseError::MissingField("result"))?;
         let (key, ticker) = match pairs.len() {
             1 => pairs.iter().next().ok_or(ParseError::MissingField("result"))?,

@@ -141,6 +141,22 @@ pub(crate) fn json(body: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_slice(body).map_err(|error| ParseError::Json(error.to_string()))
 }
 
+/// The error an exchange reports inside an answer under `key`: a string, a list of strings or an
+/// object. Absent, `null`, `""` and `[]` mean no error.
+pub(crate) fn reported_error(body: &Value, key: &str) -> Result<(), ParseError> {
+    let text = match body.get(key) {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Some(other) => other.to_string(),
+    };
+    if text.is_empty() { Ok(()) } else { Err(ParseError::Exchange(text)) }
+}
+
 /// A price sent as a decimal string or a JSON number.
 pub(crate) fn price_field(value: Option<&Value>, field: &'static str) -> Result<Price, ParseError> {
     let price = match value {
