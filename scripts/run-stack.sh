@@ -4,7 +4,7 @@
 # machine without internet shows live, moving prices. Ctrl-C (or SIGTERM) stops everything.
 #
 # Settings (environment): PROFILE=debug|release, RUN_DIR, NATS_PORT, NATS_MONITOR_PORT,
-# BITCOIN_API_ADDR, REST_API_ADDR, STANDIN_BASE_PORT, plus every service variable (SOURCES, ...).
+# BITCOIN_API_ADDR, REST_API_ADDR, PUBLISHER_OPS_ADDR, AGGREGATOR_OPS_ADDR, STANDIN_BASE_PORT, plus every service variable (SOURCES, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,8 @@ NATS_PORT=${NATS_PORT:-4222}
 NATS_MONITOR_PORT=${NATS_MONITOR_PORT:-8222}
 BITCOIN_API_ADDR=${BITCOIN_API_ADDR:-127.0.0.1:8080}
 REST_API_ADDR=${REST_API_ADDR:-127.0.0.1:8081}
+PUBLISHER_OPS_ADDR=${PUBLISHER_OPS_ADDR:-127.0.0.1:9090}
+AGGREGATOR_OPS_ADDR=${AGGREGATOR_OPS_ADDR:-127.0.0.1:9091}
 STANDIN_BASE_PORT=${STANDIN_BASE_PORT:-9100}
 
 ./scripts/install-tools.sh
@@ -67,8 +69,8 @@ if [ "$DEMO" = 1 ]; then
   export SOURCE_URLS SOURCES
 fi
 
-start publisher "$bin/publisher"
-start aggregator "$bin/aggregator"
+OPS_ADDR=$PUBLISHER_OPS_ADDR start publisher "$bin/publisher"
+OPS_ADDR=$AGGREGATOR_OPS_ADDR start aggregator "$bin/aggregator"
 LISTEN_ADDR=$BITCOIN_API_ADDR start bitcoin-api "$bin/bitcoin-api"
 LISTEN_ADDR=$REST_API_ADDR start rest-api "$bin/rest-api"
 wait_until "bitcoin-api" curl -sf "http://$BITCOIN_API_ADDR/liveness"
@@ -80,6 +82,8 @@ The stack is up$([ "$DEMO" = 1 ] && echo " (demo: prices from local exchange sta
   10-min average  curl http://$BITCOIN_API_ADDR/btc/average
   rest-api        curl http://$REST_API_ADDR/
   Swagger UI      http://$BITCOIN_API_ADDR/docs   and   http://$REST_API_ADDR/docs
+  metrics         http://$BITCOIN_API_ADDR/metrics  http://$REST_API_ADDR/metrics
+                  http://$PUBLISHER_OPS_ADDR/metrics (publisher)  http://$AGGREGATOR_OPS_ADDR/metrics (aggregator)
   NATS            $NATS_URL (monitoring http://127.0.0.1:$NATS_MONITOR_PORT)
   logs            tail -f $logs/*.log
 Ctrl-C stops everything.

@@ -11,6 +11,8 @@ export NATS_PORT; NATS_PORT=$(free_port)
 export NATS_MONITOR_PORT; NATS_MONITOR_PORT=$(free_port)
 export BITCOIN_API_ADDR="127.0.0.1:$(free_port)"
 export REST_API_ADDR="127.0.0.1:$(free_port)"
+export PUBLISHER_OPS_ADDR="127.0.0.1:$(free_port)"
+export AGGREGATOR_OPS_ADDR="127.0.0.1:$(free_port)"
 export STANDIN_BASE_PORT=0 DEMO=1 POLL_INTERVAL=500ms
 
 setsid ./scripts/run-stack.sh >"$RUN_DIR/run.out" 2>&1 &
@@ -36,7 +38,11 @@ body = json.load(sys.stdin)
 assert body["window_seconds"] == 600 and body["samples"] >= 1 and body["time_weighted_average"] > 0, body' || fail "bad /btc/average"
 [ "$(curl -sf "http://$REST_API_ADDR/")" = '{"result":"OK"}' ] || fail "rest-api / is not {\"result\":\"OK\"}"
 [ "$(curl -sf "http://$BITCOIN_API_ADDR/docs" | grep -ci swagger)" -gt 0 ] || fail "no Swagger UI"
-curl -sf "http://$REST_API_ADDR/readiness" | grep -qx OK || fail "rest-api not ready"
+[ "$(curl -sf "http://$REST_API_ADDR/readiness")" = OK ] || fail "rest-api not ready"
+for ops in "$PUBLISHER_OPS_ADDR" "$AGGREGATOR_OPS_ADDR"; do
+  [ "$(curl -sf "http://$ops/readiness")" = OK ] || fail "ops port $ops not ready"
+  [ "$(curl -sf "http://$ops/metrics" | grep -c '^btc_nats_connected 1')" = 1 ] || fail "no metrics on $ops"
+done
 
 kill -INT -- "-$runner"
 for _ in $(seq 1 150); do

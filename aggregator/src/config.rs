@@ -21,6 +21,9 @@ pub struct AggregatorConfig {
     pub stream: StreamArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// Address of the ops HTTP port: /metrics, /liveness, /readiness.
+    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9091")]
+    pub ops_addr: std::net::SocketAddr,
     /// Durable consumer name. Each aggregator replica needs its own (e.g. the pod name): every
     /// replica must see every tick to compute the same state.
     #[arg(long, env = "CONSUMER_NAME", default_value = AGGREGATOR_CONSUMER)]

@@ -4,6 +4,8 @@
 pub enum AggregatorError {
     #[error(transparent)]
     Nats(#[from] btc_common::CommonError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot read the ticks stream: {0}")]
     Stream(String),
     #[error("cannot write the state to KV: {0}")]

@@ -8,9 +8,12 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod state;
 pub mod window;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, stream};
@@ -20,10 +23,13 @@ use btc_common::names::TICK_SUBJECT;
 use chrono::Utc;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
-use state::{Aggregate, StateWriter};
+use metrics::AggregatorMetrics;
+use state::{Aggregate, StateWriter, Written};
+use window::Applied;
 
 /// How much older than the window replay starts, to find the tick that held across its edge.
 const REPLAY_MARGIN: Duration = Duration::from_secs(60);
@@ -31,6 +37,15 @@ const REPLAY_MARGIN: Duration = Duration::from_secs(60);
 /// Runs the aggregator until `shutdown` is cancelled.
 pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Result<(), AggregatorError> {
     let client = config.nats.connect("aggregator").await?;
+    let metrics = Arc::new(AggregatorMetrics::default());
+    let ops = Arc::new(metrics::AggregatorOps {
+        metrics: metrics.clone(),
+        client: client.clone(),
+        replayed: AtomicBool::new(false),
+    });
+    let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
+        .await
+        .map_err(|source| AggregatorError::Bind { addr: config.ops_addr, source })?;
     let js = jetstream::new(client.clone());
     let Some(stream) = retry_until_ready("ticks stream", &shutdown, || ensure_ticks_stream(&js, &config.stream)).await
     else {
@@ -47,11 +62,14 @@ pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Resul
     let since = Utc::now() - config.window - REPLAY_MARGIN;
 
     let started = std::time::Instant::now();
-    let replayed = replay(&stream, &mut aggregate, since, &config).await?;
+    let replayed = replay(&stream, &mut aggregate, since, &config, &metrics)
+        .instrument(tracing::info_span!("replay", messaging.destination.name = TICK_SUBJECT))
+        .await?;
     tracing::info!(ticks = replayed, up_to_sequence = aggregate.applied_sequence(), elapsed = ?started.elapsed(), "window rebuilt from the stream");
     if let Some(state) = aggregate.state(window_seconds) {
-        write_until_done(&mut writer, &state, &shutdown).await;
+        write_until_done(&mut writer, &state, &shutdown, &metrics).await;
     }
+    ops.replayed.store(true, Ordering::Relaxed);
 
     let consumer_config = consumer::pull::Config {
         durable_name: Some(config.consumer_name.clone()),
@@ -81,10 +99,11 @@ pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Resul
     let consumer: consumer::PullConsumer = consumer;
     tracing::info!(consumer = %config.consumer_name, "following the ticks stream");
 
-    follow(&consumer, &mut aggregate, &mut writer, &config, &shutdown).await;
+    follow(&consumer, &mut aggregate, &mut writer, &config, &shutdown, &metrics).await;
     if let Err(error) = client.flush().await {
         tracing::warn!(%error, "could not flush NATS on shutdown");
     }
+    let _ = ops_server.await;
     tracing::info!("aggregator stopped");
     Ok(())
 }
@@ -96,6 +115,7 @@ async fn replay(
     aggregate: &mut Aggregate,
     since: chrono::DateTime<Utc>,
     config: &AggregatorConfig,
+    metrics: &AggregatorMetrics,
 ) -> Result<u64, AggregatorError> {
     let mut stream = stream.clone();
     let info = stream.info().await.map_err(|e| AggregatorError::Stream(e.to_string()))?;
@@ -125,9 +145,7 @@ async fn replay(
         let Ok(info) = message.info() else { continue };
         let (sequence, pending) = (info.stream_sequence, info.pending);
         read += 1;
-        if let Some(tick) = decode(&message.payload, sequence, config) {
-            aggregate.apply(sequence, tick);
-        }
+        apply(aggregate, sequence, &message.payload, config, metrics);
         if sequence >= target || pending == 0 {
             break;
         }
@@ -143,6 +161,7 @@ async fn follow(
     writer: &mut StateWriter,
     config: &AggregatorConfig,
     shutdown: &CancellationToken,
+    metrics: &AggregatorMetrics,
 ) {
     let window_seconds = config.window.as_secs() as u32;
     let mut retry_delay = Duration::from_millis(100);
@@ -189,21 +208,32 @@ async fn follow(
                 }
             }
             let before = aggregate.applied_sequence();
+            let mut last_span = None;
             for message in &batch {
                 let Ok(info) = message.info() else { continue };
                 let sequence = info.stream_sequence;
-                if let Some(tick) = decode(&message.payload, sequence, config) {
-                    aggregate.apply(sequence, tick);
-                } else {
-                    aggregate.skip_to(sequence);
-                }
+                metrics.lag.set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+                let span = process_span(message, sequence, &config.consumer_name);
+                span.in_scope(|| apply(aggregate, sequence, &message.payload, config, metrics));
+                last_span = Some(span);
             }
             if aggregate.applied_sequence() > before
                 && let Some(state) = aggregate.state(window_seconds)
-                && !write_until_done(writer, &state, shutdown).await
             {
-                // Shutdown before the write landed: leave the batch unacked, it is redelivered.
-                return;
+                // The write belongs to the trace of the newest tick of the batch.
+                let write_span = tracing::info_span!(
+                    parent: last_span.as_ref().and_then(|s| s.id()),
+                    "write state",
+                    otel.name = %format!("put $KV.{}.{}", btc_common::names::STATE_BUCKET, btc_common::names::STATE_KEY),
+                    otel.kind = "producer",
+                    messaging.system = "nats",
+                    messaging.destination.name = %format!("$KV.{}.{}", btc_common::names::STATE_BUCKET, btc_common::names::STATE_KEY),
+                    messaging.nats.stream_sequence = state.stream_sequence,
+                );
+                if !write_until_done(writer, &state, shutdown, metrics).instrument(write_span).await {
+                    // Shutdown before the write landed: leave the batch unacked, it is redelivered.
+                    return;
+                }
             }
             for message in &batch {
                 if let Err(error) = message.ack_with(AckKind::Ack).await {
@@ -214,10 +244,35 @@ async fn follow(
     }
 }
 
-/// Reads a tick, refusing undecodable ones and ticks from a clock far in the future (they would
-/// push the window's end forward and evict real prices).
-fn decode(payload: &[u8], sequence: u64, config: &AggregatorConfig) -> Option<Tick> {
-    match Tick::decode(payload) {
+/// A consumer span for one tick, continuing the publisher's trace from the message headers.
+fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> tracing::Span {
+    let msg_id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_string());
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("process {TICK_SUBJECT}"),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.r#type = "process",
+        messaging.destination.name = TICK_SUBJECT,
+        messaging.consumer.group.name = consumer,
+        messaging.message.id = msg_id.as_deref().unwrap_or_default(),
+        messaging.nats.stream_sequence = sequence,
+    );
+    btc_common::trace_context::continue_from(&span, message.headers.as_ref());
+    span
+}
+
+/// Reads and applies the tick stored at `sequence`, counting the outcome. Undecodable ticks and
+/// ticks from a clock far in the future (they would push the window's end forward and evict real
+/// prices) are skipped.
+fn apply(
+    aggregate: &mut Aggregate,
+    sequence: u64,
+    payload: &[u8],
+    config: &AggregatorConfig,
+    metrics: &AggregatorMetrics,
+) {
+    let tick = match Tick::decode(payload) {
         Ok(tick) if tick.time > Utc::now() + config.max_clock_skew => {
             tracing::warn!(sequence, time = %tick.time, "tick is stamped in the future; ignored");
             None
@@ -227,7 +282,25 @@ fn decode(payload: &[u8], sequence: u64, config: &AggregatorConfig) -> Option<Ti
             tracing::warn!(sequence, %error, "unreadable tick; ignored");
             None
         }
+    };
+    let outcome = match tick {
+        None => {
+            aggregate.skip_to(sequence);
+            "invalid"
+        }
+        Some(tick) => match aggregate.apply(sequence, tick) {
+            None => "already_applied",
+            Some(Applied::Appended) => "appended",
+            Some(Applied::Inserted) => "inserted",
+            Some(Applied::Duplicate) => "duplicate",
+            Some(Applied::TooOld) => "too_old",
+        },
+    };
+    metrics.ticks.with_label_values(&[outcome]).inc();
+    if let Some(newest) = aggregate.newest_time_ms() {
+        metrics.newest_tick_timestamp.set(newest as f64 / 1000.0);
     }
+    metrics.window_samples.set(i64::from(aggregate.samples()));
 }
 
 /// Writes the state until it lands or shutdown is requested. Returns true once written.
@@ -235,15 +308,22 @@ async fn write_until_done(
     writer: &mut StateWriter,
     state: &btc_common::PriceState,
     shutdown: &CancellationToken,
+    metrics: &AggregatorMetrics,
 ) -> bool {
     let mut delay = Duration::from_millis(100);
     loop {
         match writer.write(state).await {
             Ok(written) => {
+                let result = match written {
+                    Written::Stored { .. } => "stored",
+                    Written::AlreadyNewer => "already_newer",
+                };
+                metrics.state_writes.with_label_values(&[result]).inc();
                 tracing::debug!(?written, sequence = state.stream_sequence, "state written");
                 return true;
             }
             Err(error) => {
+                metrics.state_writes.with_label_values(&["failed"]).inc();
                 tracing::warn!(%error, retry_in = ?delay, "state write failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return false,

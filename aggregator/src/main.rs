@@ -4,7 +4,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = AggregatorConfig::parse();
-    btc_common::telemetry::init(&config.log);
+    let _telemetry = btc_common::telemetry::init("aggregator", &config.log);
     match aggregator::run(config, btc_common::shutdown::on_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -26,6 +26,15 @@ impl Aggregate {
         self.applied_sequence
     }
 
+    pub fn newest_time_ms(&self) -> Option<i64> {
+        self.window.newest_ms()
+    }
+
+    /// Ticks inside the window.
+    pub fn samples(&self) -> u32 {
+        self.window.averages().map_or(0, |a| a.samples)
+    }
+
     /// Marks everything up to `sequence` as seen without applying it (ticks older than the window).
     pub fn skip_to(&mut self, sequence: u64) {
         self.applied_sequence = self.applied_sequence.max(sequence);

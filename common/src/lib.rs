@@ -8,10 +8,13 @@ pub mod duration;
 pub mod error;
 pub mod jetstream;
 pub mod message;
+pub mod metrics;
 pub mod names;
 pub mod nats;
+pub mod ops;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 
 pub use error::CommonError;
 pub use message::{Dispersion, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage};

@@ -35,6 +35,10 @@ impl StateCache {
         }
     }
 
+    pub fn nats_client(&self) -> Option<&async_nats::Client> {
+        self.nats.as_ref()
+    }
+
     pub fn nats_connected(&self) -> bool {
         self.nats.as_ref().is_some_and(btc_common::nats::is_connected)
     }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod server;
 
 pub use config::FrontendConfig;
@@ -18,7 +19,7 @@ pub async fn main_for(app: App) -> std::process::ExitCode {
         // `--help` should name the binary that was run, not the shared config struct.
         if i == 0 { std::ffi::OsString::from(app.name()) } else { arg }
     }));
-    btc_common::telemetry::init(&config.log);
+    let _telemetry = btc_common::telemetry::init(app.name(), &config.log);
     match run(app, config, btc_common::shutdown::on_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

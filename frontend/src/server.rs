@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::endpoint::BoxEndpoint;
+use poem::endpoint::make_sync;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{EndpointExt, Route};
+use poem::middleware::OpenTelemetryTracing;
+use poem::{EndpointExt, Response, Route, get};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +16,7 @@ use crate::api::{self, bitcoin::BitcoinApi, errors::json_errors, health::HealthA
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
+use crate::metrics::FrontendMetrics;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,18 +42,45 @@ impl App {
             App::RestApi => SocketAddr::from(([0, 0, 0, 0], 8081)),
         }
     }
-}
 
-/// The app's HTTP endpoint over `cache`: its API, `/openapi.json`, `/openapi.yaml`, `/docs`.
-pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxEndpoint<'static> {
-    let health = HealthApi::new(cache.clone(), stale_after);
-    match app {
-        App::BitcoinApi => with_docs(app, (BitcoinApi::new(cache, stale_after), health)),
-        App::RestApi => with_docs(app, (RestApi, health)),
+    /// Routes of the app, for the metrics' bounded `route` label.
+    fn routes(self) -> &'static [&'static str] {
+        const COMMON: [&str; 5] = ["/readiness", "/liveness", "/metrics", "/openapi.json", "/openapi.yaml"];
+        match self {
+            App::BitcoinApi => &["/btc/USD", "/btc/average", COMMON[0], COMMON[1], COMMON[2], COMMON[3], COMMON[4]],
+            App::RestApi => &["/", COMMON[0], COMMON[1], COMMON[2], COMMON[3], COMMON[4]],
+        }
     }
 }
 
-fn with_docs<T: OpenApi + 'static>(app: App, apis: T) -> BoxEndpoint<'static> {
+/// The app's HTTP endpoint over `cache`: its API, `/metrics`, `/openapi.json`, `/openapi.yaml`,
+/// `/docs`, with JSON errors, request metrics and (when tracing is on) a server span per request.
+pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxEndpoint<'static> {
+    let health = HealthApi::new(cache.clone(), stale_after);
+    let metrics = Arc::new(FrontendMetrics::new(app.routes()));
+    let routes = match app {
+        App::BitcoinApi => with_docs(app, (BitcoinApi::new(cache.clone(), stale_after), health)),
+        App::RestApi => with_docs(app, (RestApi, health)),
+    };
+    let for_scrape = metrics.clone();
+    let routes = routes.at(
+        "/metrics",
+        get(make_sync(move |_| {
+            Response::builder().content_type(btc_common::metrics::CONTENT_TYPE).body(for_scrape.render(&cache))
+        })),
+    );
+    let tracer = btc_common::telemetry::tracing_requested().then(|| opentelemetry::global::tracer(app.name()));
+    routes
+        .around(json_errors)
+        .around(move |endpoint, request| crate::metrics::record(endpoint, request, metrics.clone()))
+        .with_if(
+            tracer.is_some(),
+            OpenTelemetryTracing::new(tracer.unwrap_or_else(|| opentelemetry::global::tracer("off"))),
+        )
+        .boxed()
+}
+
+fn with_docs<T: OpenApi + 'static>(app: App, apis: T) -> Route {
     let service = OpenApiService::new(apis, format!("{} ({})", api::TITLE, app.name()), env!("CARGO_PKG_VERSION"))
         .description(api::DESCRIPTION);
     Route::new()
@@ -58,8 +88,6 @@ fn with_docs<T: OpenApi + 'static>(app: App, apis: T) -> BoxEndpoint<'static> {
         .at("/openapi.yaml", service.spec_endpoint_yaml())
         .nest("/docs", service.swagger_ui())
         .nest("/", service)
-        .around(json_errors)
-        .boxed()
 }
 
 /// A frontend that is listening.

@@ -25,6 +25,9 @@ pub struct PublisherConfig {
     pub stream: StreamArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// Address of the ops HTTP port: /metrics, /liveness, /readiness.
+    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9090")]
+    pub ops_addr: std::net::SocketAddr,
     /// Exchanges to poll, comma-separated.
     #[arg(
         long,

@@ -6,17 +6,21 @@ pub mod consensus;
 pub mod error;
 pub mod exchanges;
 pub mod health;
+pub mod metrics;
 pub mod poller;
 pub mod publish;
 pub mod quote;
 pub mod round;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use btc_common::jetstream::{ensure_ticks_stream, retry_until_ready};
 use chrono::{DateTime, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use config::PublisherConfig;
 pub use error::PublisherError;
@@ -29,14 +33,24 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     }
     let poller = poller::Poller::new(config.request_timeout)?;
     let client = config.nats.connect("publisher").await?;
+    let metrics = Arc::new(metrics::PublisherMetrics::default());
+    let ops = Arc::new(metrics::PublisherOps {
+        metrics: metrics.clone(),
+        client: client.clone(),
+        stream_ready: AtomicBool::new(false),
+    });
+    let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
+        .await
+        .map_err(|source| PublisherError::Bind { addr: config.ops_addr, source })?;
     let js = jetstream::new(client.clone());
     if retry_until_ready("ticks stream", &shutdown, || ensure_ticks_stream(&js, &config.stream)).await.is_none() {
         return Ok(());
     }
+    ops.stream_ready.store(true, Ordering::Relaxed);
     let sources: Vec<&str> = config.sources.iter().map(|s| s.name()).collect();
     tracing::info!(?sources, poll_interval = ?config.poll_interval, quorum = config.quorum, "publisher started");
 
-    let mut rounds = round::Rounds::new(&config, poller);
+    let mut rounds = round::Rounds::new(&config, poller, metrics.clone());
     loop {
         let slot = next_slot(Utc::now(), config.poll_interval);
         let wait = (slot - Utc::now()).to_std().unwrap_or_default();
@@ -44,13 +58,21 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        if let Some(tick) = rounds.run(slot).await {
-            publish::publish_tick(&js, &tick, config.publish_timeout).await;
+        // One trace per round: the fetches, the consensus and the publish are its children, and the
+        // aggregator continues it from the message headers.
+        let span = tracing::info_span!("round", slot = %slot);
+        async {
+            if let Some(tick) = rounds.run(slot).await {
+                publish::publish_tick(&js, &tick, config.publish_timeout, &metrics).await;
+            }
         }
+        .instrument(span)
+        .await;
     }
     if let Err(error) = client.flush().await {
         tracing::warn!(%error, "could not flush NATS on shutdown");
     }
+    let _ = ops_server.await;
     tracing::info!("publisher stopped");
     Ok(())
 }

@@ -4,7 +4,7 @@ use publisher::PublisherConfig;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = PublisherConfig::parse();
-    btc_common::telemetry::init(&config.log);
+    let _telemetry = btc_common::telemetry::init("publisher", &config.log);
     match publisher::run(config, btc_common::shutdown::on_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
+use tracing::Instrument;
 
 use crate::exchanges::{ParseError, Source};
 use crate::quote::Quote;
@@ -65,21 +66,49 @@ impl Poller {
         Ok(Self { client, timeout })
     }
 
-    /// Fetches and parses one quote from `base_url` (the exchange's API root or a stand-in).
+    /// Fetches and parses one quote from `base_url` (the exchange's API root or a stand-in), in an
+    /// HTTP client span that follows the OpenTelemetry HTTP conventions.
     pub async fn fetch(&self, source: Source, base_url: &str) -> Result<Quote, FetchError> {
         let exchange = source.exchange();
         let url = format!("{}{}", base_url.trim_end_matches('/'), exchange.path());
-        let body = tokio::time::timeout(self.timeout, self.get(&url))
-            .await
-            .map_err(|_| FetchError::Timeout(self.timeout))??;
-        let received_at = Utc::now();
-        let parsed = exchange.parse(&body)?;
-        Ok(Quote { source, price: parsed.price, quote_time: parsed.quote_time, received_at })
+        let (host, port) = reqwest::Url::parse(&url)
+            .map(|u| (u.host_str().unwrap_or_default().to_string(), u.port_or_known_default().unwrap_or_default()))
+            .unwrap_or_default();
+        let route = exchange.path().split('?').next().unwrap_or_default();
+        let span = tracing::info_span!(
+            "fetch",
+            otel.name = %format!("GET {route}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "GET",
+            url.full = %url,
+            server.address = %host,
+            server.port = port,
+            http.response.status_code = tracing::field::Empty,
+            error.r#type = tracing::field::Empty,
+            price.source = source.name(),
+        );
+        let result: Result<Quote, FetchError> = async {
+            let body = tokio::time::timeout(self.timeout, self.get(&url))
+                .await
+                .map_err(|_| FetchError::Timeout(self.timeout))??;
+            let received_at = Utc::now();
+            let parsed = exchange.parse(&body)?;
+            Ok(Quote { source, price: parsed.price, quote_time: parsed.quote_time, received_at })
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(error) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", error.kind());
+        }
+        result
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let mut response = self.client.get(url).send().await.map_err(|e| FetchError::Transport(describe(&e)))?;
         let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         if status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 418 {
             // Binance.US answers 418 once it has banned an IP for ignoring 429s: same remedy, wait.
             let retry_after =

@@ -7,17 +7,69 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, publish::PublishAck};
 use btc_common::{Tick, names};
+use tracing::Instrument;
 
-/// Publishes `tick` until JetStream acknowledges it or `give_up_after` passes.
-pub async fn publish_tick(js: &jetstream::Context, tick: &Tick, give_up_after: Duration) -> Option<PublishAck> {
+use crate::metrics::PublisherMetrics;
+
+/// Publishes `tick` until JetStream acknowledges it or `give_up_after` passes, in a producer span
+/// whose W3C context travels in the message headers to the aggregator.
+pub async fn publish_tick(
+    js: &jetstream::Context,
+    tick: &Tick,
+    give_up_after: Duration,
+    metrics: &PublisherMetrics,
+) -> Option<PublishAck> {
     let msg_id = names::tick_msg_id(tick.time.timestamp_millis());
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = %format!("send {}", names::TICK_SUBJECT),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "nats",
+        messaging.operation.r#type = "send",
+        messaging.operation.name = "publish",
+        messaging.destination.name = names::TICK_SUBJECT,
+        messaging.message.id = %msg_id,
+        messaging.nats.stream = names::TICKS_STREAM,
+        messaging.nats.stream_sequence = tracing::field::Empty,
+        messaging.nats.duplicate = tracing::field::Empty,
+    );
+    let mut headers = async_nats::HeaderMap::new();
+    btc_common::trace_context::inject(&span, &mut headers);
+    let result =
+        publish_with_retries(js, tick, &msg_id, headers, give_up_after, metrics).instrument(span.clone()).await;
+    match &result {
+        Some(ack) => {
+            span.record("messaging.nats.stream_sequence", ack.sequence);
+            span.record("messaging.nats.duplicate", ack.duplicate);
+            metrics.ticks.with_label_values(&[if ack.duplicate { "duplicate" } else { "acked" }]).inc();
+            metrics.last_tick_timestamp.set(tick.time.timestamp_millis() as f64 / 1000.0);
+        }
+        None => {
+            span.record("otel.status_code", "ERROR");
+            metrics.ticks.with_label_values(&["failed"]).inc();
+        }
+    }
+    result
+}
+
+async fn publish_with_retries(
+    js: &jetstream::Context,
+    tick: &Tick,
+    msg_id: &str,
+    headers: async_nats::HeaderMap,
+    give_up_after: Duration,
+    metrics: &PublisherMetrics,
+) -> Option<PublishAck> {
     let payload: bytes::Bytes = tick.encode().into();
     let deadline = tokio::time::Instant::now() + give_up_after;
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let publish = PublishMessage::build().message_id(msg_id.as_str()).payload(payload.clone());
+        metrics.publish_attempts.inc();
+        // The trace headers first: `headers()` replaces the map, `message_id` adds to it.
+        let publish = PublishMessage::build().headers(headers.clone()).message_id(msg_id).payload(payload.clone());
         let result = match js.send_publish(names::TICK_SUBJECT, publish).await {
             Ok(ack) => await_ack(ack).await,
             Err(error) => Err(error.to_string()),

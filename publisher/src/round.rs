@@ -3,6 +3,7 @@
 //! outage of one exchange is one warning, not a flood.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use btc_common::{SCHEMA_VERSION, SourceQuote, Tick, names};
@@ -12,7 +13,8 @@ use futures::future::join_all;
 use crate::config::PublisherConfig;
 use crate::consensus::{ConsensusRules, NoTick, OutlierFilter};
 use crate::exchanges::Source;
-use crate::health::{BreakerRules, SourceHealth, Transition};
+use crate::health::{BreakerRules, BreakerState, SourceHealth, Transition};
+use crate::metrics::PublisherMetrics;
 use crate::poller::{FetchError, Poller};
 use crate::quote::Quote;
 
@@ -30,10 +32,11 @@ pub struct Rounds {
     filter: OutlierFilter,
     /// Why the previous round made no tick, to log a lost or regained quorum once.
     last_no_tick: Option<NoTick>,
+    metrics: Arc<PublisherMetrics>,
 }
 
 impl Rounds {
-    pub fn new(config: &PublisherConfig, poller: Poller) -> Self {
+    pub fn new(config: &PublisherConfig, poller: Poller, metrics: Arc<PublisherMetrics>) -> Self {
         let endpoints = config.endpoints();
         let health = endpoints.iter().map(|(s, _)| (*s, SourceHealth::new(s.exchange().min_interval()))).collect();
         Self {
@@ -47,6 +50,7 @@ impl Rounds {
             failing: HashMap::new(),
             filter: OutlierFilter::default(),
             last_no_tick: None,
+            metrics,
         }
     }
 
@@ -63,10 +67,23 @@ impl Rounds {
             }
         }
         let poller = &self.poller;
-        let results =
-            join_all(due.iter().map(|(source, url)| async move { (*source, poller.fetch(*source, url).await) })).await;
-        for (source, result) in results {
+        let results = join_all(due.iter().map(|(source, url)| async move {
+            let started = Instant::now();
+            let result = poller.fetch(*source, url).await;
+            (*source, result, started.elapsed())
+        }))
+        .await;
+        for (source, result, elapsed) in results {
+            let name = source.name();
+            let outcome = result.as_ref().err().map_or("ok", FetchError::kind);
+            self.metrics.fetches.with_label_values(&[name, outcome]).inc();
+            self.metrics.fetch_duration.with_label_values(&[name]).observe(elapsed.as_secs_f64());
+            self.metrics.source_up.with_label_values(&[name]).set(i64::from(result.is_ok()));
             self.record(source, result);
+            if let Some(health) = self.health.get(&source) {
+                let open = matches!(health.state(), BreakerState::Open { .. });
+                self.metrics.circuit_open.with_label_values(&[name]).set(i64::from(open));
+            }
         }
         self.consensus_tick(slot)
     }
@@ -112,6 +129,7 @@ impl Rounds {
             .collect();
         let (result, changes) = self.filter.apply(&fresh, self.consensus);
         for source in &changes.excluded {
+            self.metrics.outliers.with_label_values(&[source.name()]).inc();
             tracing::warn!(%source, "quote excluded as an outlier");
         }
         for source in &changes.readmitted {
@@ -141,6 +159,11 @@ impl Rounds {
                 })
             }
             Err(no_tick) => {
+                let reason = match no_tick {
+                    NoTick::NoQuotes => "no_quotes",
+                    NoTick::NoQuorum { .. } => "no_quorum",
+                };
+                self.metrics.rounds_without_tick.with_label_values(&[reason]).inc();
                 if self.last_no_tick.as_ref() != Some(&no_tick) {
                     tracing::warn!(reason = %no_tick, fresh_quotes = fresh.len(), "no tick: not publishing a price this round");
                 }

@@ -86,6 +86,8 @@ impl Pipeline {
             "500ms".into(),
             "--quorum".into(),
             "2".into(),
+            "--ops-addr".into(),
+            "127.0.0.1:0".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         PublisherConfig::try_parse_from(args).expect("publisher config")
@@ -107,6 +109,8 @@ impl Pipeline {
             &self.nats.url(),
             "--consumer-name",
             consumer_name,
+            "--ops-addr",
+            "127.0.0.1:0",
         ])
         .expect("aggregator config");
         let shutdown = CancellationToken::new();

@@ -1,0 +1,79 @@
+//! Prometheus metrics: small constructors that register as they create (names and help texts are
+//! fixed in code, so a failure here is a programming error caught by the first test), and the
+//! text encoding served at `/metrics`.
+
+pub use prometheus::{Gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{HistogramOpts, Opts};
+
+pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
+}
+
+pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::with_opts(Opts::new(name, help)).expect("valid counter definition");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
+}
+
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    let metric = Gauge::with_opts(Opts::new(name, help)).expect("valid gauge definition");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
+}
+
+pub fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge definition");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
+}
+
+pub fn int_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
+}
+
+pub fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
+        .expect("valid histogram definition");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
+}
+
+/// Latency buckets for HTTP requests served from memory, seconds.
+pub const SERVER_LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Latency buckets for calls to exchanges and NATS, seconds.
+pub const CLIENT_LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The NATS connection state, shared by every service: `btc_nats_connected`.
+pub struct NatsGauge(IntGauge);
+
+impl NatsGauge {
+    pub fn new(registry: &Registry) -> Self {
+        Self(int_gauge(registry, "btc_nats_connected", "1 while the service holds a connection to NATS, else 0."))
+    }
+
+    pub fn observe(&self, client: &async_nats::Client) {
+        self.0.set(i64::from(crate::nats::is_connected(client)));
+    }
+}
+
+/// Seconds from `time` to now, never negative.
+pub fn age_seconds(time: chrono::DateTime<chrono::Utc>) -> f64 {
+    ((chrono::Utc::now() - time).num_milliseconds() as f64 / 1000.0).max(0.0)
+}
+
+/// The registry in the Prometheus text exposition format.
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    if let Err(error) = prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
+        tracing::warn!(%error, "cannot encode metrics");
+    }
+    text
+}
+
+/// The content type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,0 +1,59 @@
+//! The small HTTP port of the publisher and the aggregator: `/metrics`, `/liveness`, `/readiness`
+//! (Kubernetes probes and Prometheus scrapes need them even where there is no API).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{Response, Route, get};
+use tokio_util::sync::CancellationToken;
+
+/// What a service exposes on its ops port.
+pub trait OpsState: Send + Sync + 'static {
+    /// `Ok` when the service can do its work; `Err(reason)` otherwise.
+    fn readiness(&self) -> Result<(), String>;
+    /// The metrics in the Prometheus text format (refresh point-in-time gauges first).
+    fn metrics(&self) -> String;
+}
+
+fn readiness(state: &dyn OpsState) -> Response {
+    match state.readiness() {
+        Ok(()) => Response::builder().content_type("text/plain; charset=utf-8").body("OK"),
+        Err(reason) => Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("NOT READY: {reason}")),
+    }
+}
+
+fn metrics(state: &dyn OpsState) -> Response {
+    Response::builder().content_type(crate::metrics::CONTENT_TYPE).body(state.metrics())
+}
+
+/// Binds `addr` and serves the ops endpoints until `shutdown`. Returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    state: Arc<dyn OpsState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+    let bound = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(addr);
+    let (for_readiness, for_metrics) = (state.clone(), state);
+    let app = Route::new()
+        .at("/liveness", get(make_sync(|_| "OK")))
+        .at("/readiness", get(make_sync(move |_| readiness(&*for_readiness))))
+        .at("/metrics", get(make_sync(move |_| metrics(&*for_metrics))));
+    let task = tokio::spawn(async move {
+        let served = poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(Duration::from_secs(5)))
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "ops HTTP server failed");
+        }
+    });
+    tracing::info!(addr = %bound, "ops endpoints (/metrics, /liveness, /readiness) listening");
+    Ok((bound, task))
+}

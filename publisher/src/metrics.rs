@@ -1,0 +1,120 @@
+//! The publisher's metrics, served at `/metrics` on its ops port.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use btc_common::metrics::{self, Gauge, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, NatsGauge, Registry};
+use btc_common::ops::OpsState;
+
+pub struct PublisherMetrics {
+    registry: Registry,
+    pub fetches: IntCounterVec,
+    pub fetch_duration: HistogramVec,
+    pub outliers: IntCounterVec,
+    pub publish_attempts: IntCounter,
+    pub ticks: IntCounterVec,
+    pub rounds_without_tick: IntCounterVec,
+    pub source_up: IntGaugeVec,
+    pub circuit_open: IntGaugeVec,
+    pub last_tick_timestamp: Gauge,
+    last_tick_age: Gauge,
+    nats: NatsGauge,
+}
+
+impl Default for PublisherMetrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        Self {
+            fetches: metrics::counter_vec(
+                r,
+                "btc_publisher_fetches_total",
+                "Exchange requests by source and outcome (ok, timeout, transport, rate_limited, http_status, invalid_body, invalid_price, exchange_error, body_too_large).",
+                &["source", "outcome"],
+            ),
+            fetch_duration: metrics::histogram_vec(
+                r,
+                "btc_publisher_fetch_duration_seconds",
+                "Duration of exchange requests, body included.",
+                &["source"],
+                metrics::CLIENT_LATENCY_BUCKETS,
+            ),
+            outliers: metrics::counter_vec(
+                r,
+                "btc_publisher_outliers_total",
+                "Times a source's quote was excluded as too far from the median.",
+                &["source"],
+            ),
+            publish_attempts: metrics::counter(
+                r,
+                "btc_publisher_publish_attempts_total",
+                "JetStream publish attempts of ticks, retries included.",
+            ),
+            ticks: metrics::counter_vec(
+                r,
+                "btc_publisher_ticks_total",
+                "Ticks by result: acked (stored), duplicate (already stored by another publisher or a retry), failed (given up).",
+                &["result"],
+            ),
+            rounds_without_tick: metrics::counter_vec(
+                r,
+                "btc_publisher_rounds_without_tick_total",
+                "Rounds that published nothing, by reason (no_quotes, no_quorum).",
+                &["reason"],
+            ),
+            source_up: metrics::int_gauge_vec(
+                r,
+                "btc_publisher_source_up",
+                "1 if the source's last request gave a valid quote, else 0.",
+                &["source"],
+            ),
+            circuit_open: metrics::int_gauge_vec(
+                r,
+                "btc_publisher_circuit_open",
+                "1 while the source's circuit breaker is open, else 0.",
+                &["source"],
+            ),
+            last_tick_timestamp: metrics::gauge(
+                r,
+                "btc_publisher_last_tick_timestamp_seconds",
+                "Unix time of the newest tick JetStream acknowledged.",
+            ),
+            last_tick_age: metrics::gauge(
+                r,
+                "btc_publisher_last_tick_age_seconds",
+                "Seconds since the newest acknowledged tick's time (at scrape).",
+            ),
+            nats: NatsGauge::new(r),
+            registry,
+        }
+    }
+}
+
+/// What the publisher's ops port reports.
+pub struct PublisherOps {
+    pub metrics: std::sync::Arc<PublisherMetrics>,
+    pub client: async_nats::Client,
+    /// Set once the ticks stream is known to exist.
+    pub stream_ready: AtomicBool,
+}
+
+impl OpsState for PublisherOps {
+    fn readiness(&self) -> Result<(), String> {
+        if !btc_common::nats::is_connected(&self.client) {
+            return Err("not connected to NATS".into());
+        }
+        if !self.stream_ready.load(Ordering::Relaxed) {
+            return Err("ticks stream not set up yet".into());
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> String {
+        let m = &self.metrics;
+        m.nats.observe(&self.client);
+        let last = m.last_tick_timestamp.get();
+        if last > 0.0 {
+            m.last_tick_age.set((chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - last).max(0.0));
+        }
+        metrics::encode(&m.registry)
+    }
+}
