@@ -1,5 +1,5 @@
 # The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
-.PHONY: help tools build run demo test test-rust test-stack lint fmt openapi clean
+.PHONY: help tools build run demo test test-rust test-stack test-observability lint fmt openapi clean
 
 CARGO ?= cargo
 
@@ -21,14 +21,21 @@ run:
 demo:
 	DEMO=1 ./scripts/run-stack.sh
 
-test: tools lint test-rust test-stack
+test: tools lint test-rust test-observability test-stack
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The end-to-end tests run the real binaries too, so they are built first.
 test-rust:
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+test-observability:
+	promtool check rules Helm/files/prometheus-rules.yaml
+	cd observability && promtool test rules rules-test.yaml
+	python3 scripts/check-observability.py
 
 test-stack:
 	./scripts/test-run-stack.sh

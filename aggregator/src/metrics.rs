@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use btc_common::metrics::seconds_since;
 use btc_common::metrics::{self, Gauge, IntCounterVec, IntGauge, NatsGauge, Registry};
 use btc_common::ops::OpsState;
 
@@ -48,7 +49,7 @@ impl Default for AggregatorMetrics {
             newest_tick_age: metrics::gauge(
                 r,
                 "btc_aggregator_newest_tick_age_seconds",
-                "Seconds since the newest tick's time (at scrape).",
+                "Seconds since the newest tick's time (at scrape); +Inf before the first.",
             ),
             nats: NatsGauge::new(r),
             registry,
@@ -78,10 +79,7 @@ impl OpsState for AggregatorOps {
     fn metrics(&self) -> String {
         let m = &self.metrics;
         m.nats.observe(&self.client);
-        let newest = m.newest_tick_timestamp.get();
-        if newest > 0.0 {
-            m.newest_tick_age.set((chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - newest).max(0.0));
-        }
+        m.newest_tick_age.set(seconds_since(m.newest_tick_timestamp.get()));
         metrics::encode(&m.registry)
     }
 }

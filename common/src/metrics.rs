@@ -66,6 +66,15 @@ pub fn age_seconds(time: chrono::DateTime<chrono::Utc>) -> f64 {
     ((chrono::Utc::now() - time).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
+/// Seconds from the unix time `timestamp` to now; +Inf for 0 (nothing happened yet), so an age
+/// alert fires instead of reading "0 s old".
+pub fn seconds_since(timestamp: f64) -> f64 {
+    if timestamp <= 0.0 {
+        return f64::INFINITY;
+    }
+    (chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - timestamp).max(0.0)
+}
+
 /// The registry in the Prometheus text exposition format.
 pub fn encode(registry: &Registry) -> String {
     let mut text = String::new();

@@ -48,7 +48,7 @@ impl FrontendMetrics {
             price_age: metrics::gauge(
                 r,
                 "btc_price_age_seconds",
-                "Seconds since the time of the newest tick this frontend holds (at scrape).",
+                "Seconds since the time of the newest tick this frontend holds (at scrape); +Inf before the first.",
             ),
             nats: NatsGauge::new(r),
             routes,
@@ -66,10 +66,14 @@ impl FrontendMetrics {
 
     /// Prometheus text for `/metrics`, with the point-in-time gauges refreshed from `cache`.
     pub fn render(&self, cache: &StateCache) -> String {
-        if let Some(state) = cache.get() {
-            self.price.set(state.latest.price);
-            self.average.set(state.average.time_weighted);
-            self.price_age.set(metrics::age_seconds(state.latest.time));
+        match cache.get() {
+            Some(state) => {
+                self.price.set(state.latest.price);
+                self.average.set(state.average.time_weighted);
+                self.price_age.set(metrics::age_seconds(state.latest.time));
+            }
+            // No price at all is the stalest of all: an age alert fires instead of seeing 0.
+            None => self.price_age.set(f64::INFINITY),
         }
         if let Some(client) = cache.nats_client() {
             self.nats.observe(client);
@@ -87,6 +91,11 @@ pub async fn record<E: Endpoint>(
     let started = Instant::now();
     let method = request.method().as_str().to_string();
     let route = metrics.route(request.uri().path());
+    if route != "unmatched" {
+        // The semantic-convention route on the server span that poem's tracing middleware opened.
+        use opentelemetry::trace::TraceContextExt;
+        opentelemetry::Context::current().span().set_attribute(opentelemetry::KeyValue::new("http.route", route));
+    }
     let response = endpoint.call(request).await.map(IntoResponse::into_response);
     let status = match &response {
         Ok(response) => response.status(),

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use btc_common::metrics::seconds_since;
 use btc_common::metrics::{self, Gauge, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, NatsGauge, Registry};
 use btc_common::ops::OpsState;
 
@@ -81,7 +82,7 @@ impl Default for PublisherMetrics {
             last_tick_age: metrics::gauge(
                 r,
                 "btc_publisher_last_tick_age_seconds",
-                "Seconds since the newest acknowledged tick's time (at scrape).",
+                "Seconds since the newest acknowledged tick's time (at scrape); +Inf before the first.",
             ),
             nats: NatsGauge::new(r),
             registry,
@@ -111,10 +112,7 @@ impl OpsState for PublisherOps {
     fn metrics(&self) -> String {
         let m = &self.metrics;
         m.nats.observe(&self.client);
-        let last = m.last_tick_timestamp.get();
-        if last > 0.0 {
-            m.last_tick_age.set((chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - last).max(0.0));
-        }
+        m.last_tick_age.set(seconds_since(m.last_tick_timestamp.get()));
         metrics::encode(&m.registry)
     }
 }

@@ -1,6 +1,9 @@
 //! Test harness: real `nats-server` processes on free loopback ports with temporary store dirs,
 //! and polling with a deadline (tests never sleep to wait for something).
 
+pub mod otlp;
+pub mod process;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -24,6 +24,8 @@ pub const POLL_INTERVAL: &str = "200ms";
 pub struct Service {
     shutdown: CancellationToken,
     task: JoinHandle<()>,
+    /// Base URL of the ops port (publisher, aggregator): /metrics, /liveness, /readiness.
+    pub ops_url: String,
 }
 
 impl Service {
@@ -31,7 +33,7 @@ impl Service {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        Self { shutdown, task: tokio::spawn(future) }
+        Self { shutdown, task: tokio::spawn(future), ops_url: String::new() }
     }
 
     /// Graceful stop: cancel and wait for the task to finish.
@@ -71,7 +73,7 @@ impl Pipeline {
         self.stand_ins.iter().map(|s| s.venue().name()).collect::<Vec<_>>().join(",")
     }
 
-    pub fn publisher_config(&self, extra: &[&str]) -> PublisherConfig {
+    pub fn publisher_config(&self, ops_addr: &str, extra: &[&str]) -> PublisherConfig {
         let mut args = vec![
             "publisher".to_string(),
             "--nats-url".into(),
@@ -87,22 +89,26 @@ impl Pipeline {
             "--quorum".into(),
             "2".into(),
             "--ops-addr".into(),
-            "127.0.0.1:0".into(),
+            ops_addr.into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         PublisherConfig::try_parse_from(args).expect("publisher config")
     }
 
     pub fn start_publisher(&self, extra: &[&str]) -> Service {
-        let config = self.publisher_config(extra);
+        let ops_addr = format!("127.0.0.1:{}", testkit::free_port());
+        let config = self.publisher_config(&ops_addr, extra);
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        Service::spawn(shutdown, async move {
+        let mut service = Service::spawn(shutdown, async move {
             publisher::run(config, token).await.expect("publisher runs");
-        })
+        });
+        service.ops_url = format!("http://{ops_addr}");
+        service
     }
 
     pub fn start_aggregator(&self, consumer_name: &str) -> Service {
+        let ops_addr = format!("127.0.0.1:{}", testkit::free_port());
         let config = AggregatorConfig::try_parse_from([
             "aggregator",
             "--nats-url",
@@ -110,14 +116,16 @@ impl Pipeline {
             "--consumer-name",
             consumer_name,
             "--ops-addr",
-            "127.0.0.1:0",
+            &ops_addr,
         ])
         .expect("aggregator config");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        Service::spawn(shutdown, async move {
+        let mut service = Service::spawn(shutdown, async move {
             aggregator::run(config, token).await.expect("aggregator runs");
-        })
+        });
+        service.ops_url = format!("http://{ops_addr}");
+        service
     }
 
     /// Starts a frontend on a free loopback port and returns its base URL.
@@ -158,6 +166,14 @@ impl Pipeline {
             (status == 200 && accept(&body)).then_some(body)
         })
         .await
+    }
+
+    /// GET `url` as text: (status, body).
+    pub async fn get_text(&self, url: &str) -> (u16, String) {
+        match self.http.get(url).send().await {
+            Ok(response) => (response.status().as_u16(), response.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
     }
 
     /// A JetStream context on the test's server.

@@ -1,0 +1,121 @@
+//! `/metrics` of every service: valid for a real linter (`promtool check metrics`), and the
+//! counters move when requests and ticks flow.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use exchange_standin::{Behaviour, Venue};
+use frontend::App;
+use support::{DEADLINE, Pipeline};
+use testkit::wait_for;
+
+/// Runs `promtool check metrics` on `text`: its exit code is 0 only for a clean exposition
+/// (1 for a parse error, 3 for lint problems such as a missing HELP or a counter without `_total`).
+fn promtool_check(text: &str) -> (i32, String) {
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_string());
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {promtool}: {e}; `make tools` installs it"));
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write metrics");
+    let output = child.wait_with_output().expect("promtool finishes");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), said)
+}
+
+/// The value of the sample `name{labels...}` (all given labels must match), if present.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, label_text) = match series.split_once('{') {
+            Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let matches = metric == name && labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+        if matches { value.parse().ok() } else { None }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_serves_lint_clean_metrics_whose_counters_move() {
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 30_000.0), (Venue::Kraken, 30_010.0), (Venue::Bitstamp, 29_990.0)]).await;
+    let (api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
+    let (rest, _rest) = pipeline.start_frontend(App::RestApi).await;
+    let publisher = pipeline.start_publisher(&["--max-quote-age", "1500ms"]);
+    let aggregator = pipeline.start_aggregator("aggregator");
+    pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 30_000.0).await;
+
+    let endpoints = [
+        format!("{api}/metrics"),
+        format!("{rest}/metrics"),
+        format!("{}/metrics", publisher.ops_url),
+        format!("{}/metrics", aggregator.ops_url),
+    ];
+    for url in &endpoints {
+        let response = pipeline.http.get(url).send().await.expect("metrics answer");
+        assert_eq!(response.status(), 200, "{url}");
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(content_type.starts_with("text/plain; version=0.0.4"), "{url}: {content_type}");
+        let text = response.text().await.expect("text");
+        assert_eq!(sample(&text, "btc_nats_connected", &[]), Some(1.0), "{url}");
+        let (code, said) = promtool_check(&text);
+        assert_eq!(code, 0, "promtool check metrics on {url}:\n{said}\n{text}");
+    }
+
+    // HTTP: requests are counted by route and status and timed.
+    let metrics_url = format!("{api}/metrics");
+    let ok = [("method", "GET"), ("route", "/btc/USD"), ("status", "200")];
+    let before = sample(&pipeline.get_text(&metrics_url).await.1, "btc_http_requests_total", &ok).unwrap_or(0.0);
+    for _ in 0..5 {
+        assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.0, 200);
+    }
+    assert_eq!(pipeline.get(&format!("{api}/btc/EUR")).await.0, 404);
+    let text = pipeline.get_text(&metrics_url).await.1;
+    assert_eq!(sample(&text, "btc_http_requests_total", &ok), Some(before + 5.0));
+    assert_eq!(sample(&text, "btc_http_requests_total", &[("route", "unmatched"), ("status", "404")]), Some(1.0));
+    let timed = sample(&text, "btc_http_request_duration_seconds_count", &[("route", "/btc/USD")]).unwrap_or(0.0);
+    assert!(timed >= before + 5.0, "histogram count {timed}");
+    assert_eq!(sample(&text, "btc_price_usd", &[]), Some(30_000.0));
+    assert!(sample(&text, "btc_price_age_seconds", &[]).is_some_and(|age| age < 10.0));
+
+    // Pipeline: ticks published and aggregated keep counting up.
+    let publisher_url = format!("{}/metrics", publisher.ops_url);
+    let aggregator_url = format!("{}/metrics", aggregator.ops_url);
+    let acked = |text: &str| sample(text, "btc_publisher_ticks_total", &[("result", "acked")]).unwrap_or(0.0);
+    let appended = |text: &str| sample(text, "btc_aggregator_ticks_total", &[("outcome", "appended")]).unwrap_or(0.0);
+    let (acked_before, appended_before) =
+        (acked(&pipeline.get_text(&publisher_url).await.1), appended(&pipeline.get_text(&aggregator_url).await.1));
+    wait_for("ticks to keep flowing", DEADLINE, || async {
+        let publisher_text = pipeline.get_text(&publisher_url).await.1;
+        let aggregator_text = pipeline.get_text(&aggregator_url).await.1;
+        (acked(&publisher_text) >= acked_before + 3.0 && appended(&aggregator_text) >= appended_before + 3.0)
+            .then_some(())
+    })
+    .await;
+    let text = pipeline.get_text(&publisher_url).await.1;
+    assert!(sample(&text, "btc_publisher_fetches_total", &[("source", "kraken"), ("outcome", "ok")]) > Some(0.0));
+    assert!(sample(&text, "btc_publisher_fetch_duration_seconds_count", &[("source", "kraken")]) > Some(0.0));
+    let text = pipeline.get_text(&aggregator_url).await.1;
+    assert!(sample(&text, "btc_aggregator_window_samples", &[]) > Some(0.0));
+    assert!(sample(&text, "btc_aggregator_newest_tick_age_seconds", &[]).is_some_and(|age| age < 10.0));
+    assert!(sample(&text, "btc_aggregator_state_writes_total", &[("result", "stored")]) > Some(0.0));
+
+    // Faults show up: a failing source, an outlier, and the lost quorum they cause.
+    pipeline.stand_in(Venue::Kraken).set_behaviour(Behaviour::Status(500));
+    pipeline.stand_in(Venue::Bitstamp).set_price(36_000.0);
+    wait_for("failure, outlier and no-quorum counters", DEADLINE, || async {
+        let text = pipeline.get_text(&publisher_url).await.1;
+        let failed = sample(&text, "btc_publisher_fetches_total", &[("source", "kraken"), ("outcome", "http_status")]);
+        let down = sample(&text, "btc_publisher_source_up", &[("source", "kraken")]);
+        let outliers = sample(&text, "btc_publisher_outliers_total", &[("source", "bitstamp")]);
+        let no_quorum = sample(&text, "btc_publisher_rounds_without_tick_total", &[("reason", "no_quorum")]);
+        (failed > Some(0.0) && down == Some(0.0) && outliers >= Some(1.0) && no_quorum > Some(0.0)).then_some(())
+    })
+    .await;
+}
