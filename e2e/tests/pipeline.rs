@@ -169,6 +169,31 @@ async fn failing_and_lying_exchanges_are_skipped_while_the_others_serve() {
     pipeline.wait_for_body(&url, "every source back", |b| sources_with_status(b, "used").len() == 6).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_frontend_fails_readiness_but_keeps_serving_during_the_shutdown_delay() {
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 20_000.0), (Venue::Kraken, 20_000.0), (Venue::Bitstamp, 20_000.0)]).await;
+    let _publisher = pipeline.start_publisher(&[]);
+    let _aggregator = pipeline.start_aggregator("aggregator");
+    let (api, frontend) = pipeline.start_frontend_with(App::BitcoinApi, &["--shutdown-delay", "2s"]).await;
+    pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"].is_number()).await;
+
+    frontend.cancel();
+    let (status, text) = testkit::wait_for("readiness to fail", support::DEADLINE, || async {
+        let (status, text) = pipeline.get_text(&format!("{api}/readiness")).await;
+        (status == 503).then_some((status, text))
+    })
+    .await;
+    assert_eq!((status, text.as_str()), (503, "NOT READY: shutting down"));
+    assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.0, 200, "still serving during the delay");
+    assert_eq!(pipeline.get_text(&format!("{api}/liveness")).await.0, 200);
+    testkit::wait_for("the server to stop after the delay", support::DEADLINE, || async {
+        frontend.is_finished().then_some(())
+    })
+    .await;
+    assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.0, 0, "no longer listening");
+}
+
 /// Every tick in the stream, read with an ordered consumer.
 async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::Tick> {
     let stream = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream");

@@ -1,6 +1,7 @@
 //! The frontends' in-memory copy of the aggregated state, kept current by watching the KV bucket.
 //! Every request is served from here: no NATS round trip per request.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,11 +16,13 @@ use tokio_util::sync::CancellationToken;
 pub struct StateCache {
     state: RwLock<Option<Arc<PriceState>>>,
     nats: Option<async_nats::Client>,
+    /// Set on shutdown: readiness fails while in-flight and late requests are still served.
+    draining: AtomicBool,
 }
 
 impl StateCache {
     pub fn new(nats: Option<async_nats::Client>) -> Self {
-        Self { state: RwLock::new(None), nats }
+        Self { state: RwLock::new(None), nats, draining: AtomicBool::new(false) }
     }
 
     pub fn get(&self) -> Option<Arc<PriceState>> {
@@ -33,6 +36,14 @@ impl StateCache {
         if slot.as_ref().is_none_or(|current| state.stream_sequence >= current.stream_sequence) {
             *slot = Some(Arc::new(state));
         }
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     pub fn nats_client(&self) -> Option<&async_nats::Client> {

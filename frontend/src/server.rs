@@ -108,10 +108,28 @@ impl Running {
 }
 
 /// Connects to NATS (in the background), starts watching the state, binds and starts serving.
+///
+/// On `shutdown`: readiness fails at once, requests are still served for `shutdown_delay` (the
+/// time a load balancer needs to notice), then the server stops accepting and gives in-flight
+/// requests up to [`DRAIN_TIMEOUT`].
 pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken) -> Result<Running, FrontendError> {
     let client = config.nats.connect(app.name()).await?;
     let cache = Arc::new(StateCache::new(Some(client.clone())));
-    tokio::spawn(cache::watch_state(client, cache.clone(), shutdown.clone()));
+    let stop_serving = CancellationToken::new();
+    tokio::spawn(cache::watch_state(client, cache.clone(), stop_serving.clone()));
+    tokio::spawn({
+        let (cache, stop_serving, delay) = (cache.clone(), stop_serving.clone(), config.shutdown_delay);
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = stop_serving.cancelled() => return,
+            }
+            cache.start_draining();
+            tracing::info!(?delay, "shutting down: readiness fails, still serving during the delay");
+            tokio::time::sleep(delay).await;
+            stop_serving.cancel();
+        }
+    });
 
     let listen = config.listen_addr.unwrap_or_else(|| app.default_listen_addr());
     let acceptor = TcpListener::bind(listen)
@@ -124,7 +142,7 @@ pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken
     let app_endpoint = endpoint(app, cache, config.stale_after);
     let server = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(app_endpoint, shutdown.cancelled_owned(), Some(DRAIN_TIMEOUT))
+            .run_with_graceful_shutdown(app_endpoint, stop_serving.cancelled_owned(), Some(DRAIN_TIMEOUT))
             .await
     });
     Ok(Running { addr, server })

@@ -36,6 +36,15 @@ impl Service {
         Self { shutdown, task: tokio::spawn(future), ops_url: String::new() }
     }
 
+    /// Requests shutdown without waiting.
+    pub fn cancel(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Graceful stop: cancel and wait for the task to finish.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -130,14 +139,14 @@ impl Pipeline {
 
     /// Starts a frontend on a free loopback port and returns its base URL.
     pub async fn start_frontend(&self, app: App) -> (String, Service) {
-        let config = FrontendConfig::try_parse_from([
-            app.name(),
-            "--nats-url",
-            &self.nats.url(),
-            "--listen-addr",
-            "127.0.0.1:0",
-        ])
-        .expect("frontend config");
+        self.start_frontend_with(app, &[]).await
+    }
+
+    pub async fn start_frontend_with(&self, app: App, extra: &[&str]) -> (String, Service) {
+        let url = self.nats.url();
+        let mut args = vec![app.name(), "--nats-url", &url, "--listen-addr", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let config = FrontendConfig::try_parse_from(args).expect("frontend config");
         let shutdown = CancellationToken::new();
         let running = frontend::start(app, config, shutdown.clone()).await.expect("frontend starts");
         let addr: SocketAddr = running.addr;

