@@ -101,14 +101,20 @@ async fn one_trace_runs_from_exchange_fetch_through_publish_to_aggregation_and_h
     let spans = receiver.spans();
     let fetches: Vec<&ReceivedSpan> =
         spans.iter().filter(|s| s.parent_span_id == round.span_id && s.kind == CLIENT).collect();
-    assert!(fetches.len() >= 3, "fetch spans under the round: {fetches:?}");
+    assert_eq!(fetches.len(), 4, "one fetch span per source under the round: {fetches:?}");
     for fetch in &fetches {
         assert_eq!(fetch.attribute("http.request.method"), Some("GET"));
         assert_eq!(fetch.attribute("server.address"), Some("127.0.0.1"));
         assert!(fetch.attribute("url.full").is_some_and(|u| u.starts_with("http://127.0.0.1:")));
         assert!(fetch.attribute("price.source").is_some());
+        let outcome = fetch.attribute("price.outcome");
+        assert!(outcome == Some("ok") || outcome == Some("http_status"), "{fetch:?}");
     }
     assert!(fetches.iter().any(|f| f.attribute("http.response.status_code") == Some("200")));
+    // The failing source's fetch is an error span with the HTTP status and the error type.
+    let failed = fetches.iter().find(|f| f.attribute("price.source") == Some("gemini")).expect("gemini fetch span");
+    assert_eq!(failed.attribute("http.response.status_code"), Some("503"));
+    assert_eq!(failed.attribute("error.type"), Some("http_status"));
     let writes = wait_for("a state write span", support::DEADLINE, || async {
         let spans = receiver.spans();
         let processes: Vec<String> = spans.iter().filter(|s| s.kind == CONSUMER).map(|s| s.span_id.clone()).collect();

@@ -87,6 +87,7 @@ impl Poller {
             http.response.status_code = tracing::field::Empty,
             error.r#type = tracing::field::Empty,
             price.source = source.name(),
+            price.outcome = tracing::field::Empty,
         );
         let result: Result<Quote, FetchError> = async {
             let body = tokio::time::timeout(self.timeout, self.get(&url))
@@ -98,10 +99,14 @@ impl Poller {
         }
         .instrument(span.clone())
         .await;
-        if let Err(error) = &result {
-            span.record("otel.status_code", "ERROR");
-            span.record("error.type", error.kind());
-        }
+        match &result {
+            Ok(_) => span.record("price.outcome", "ok"),
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", error.kind());
+                span.record("price.outcome", error.kind())
+            }
+        };
         result
     }
 
