@@ -7,6 +7,17 @@ use btc_common::duration::parse_duration;
 use btc_common::nats::NatsArgs;
 use btc_common::telemetry::LogArgs;
 
+impl FrontendConfig {
+    pub fn limits(&self) -> crate::hardening::Limits {
+        crate::hardening::Limits {
+            max_header_bytes: self.max_header_bytes,
+            request_timeout: self.http_request_timeout,
+            cors_origins: self.cors_allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(version, about = "BTC price HTTP frontend (Poem + OpenAPI), served from the NATS KV state")]
 pub struct FrontendConfig {
@@ -21,6 +32,15 @@ pub struct FrontendConfig {
     /// balancer stops sending traffic first (Kubernetes removes endpoints concurrently with SIGTERM).
     #[arg(long, env = "SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
+    /// Largest total size of a request's headers, bytes (larger: 431).
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Longest time to answer one request (longer: 503).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_request_timeout: Duration,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated; empty: none.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
     /// Newest tick older than this: price endpoints answer 503 and readiness fails.
     #[arg(long, env = "STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub stale_after: Duration,

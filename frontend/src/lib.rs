@@ -5,6 +5,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod hardening;
 pub mod metrics;
 pub mod server;
 

@@ -16,6 +16,7 @@ use crate::api::{self, bitcoin::BitcoinApi, errors::json_errors, health::HealthA
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
+use crate::hardening::{Limits, harden};
 use crate::metrics::FrontendMetrics;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
@@ -56,6 +57,11 @@ impl App {
 /// The app's HTTP endpoint over `cache`: its API, `/metrics`, `/openapi.json`, `/openapi.yaml`,
 /// `/docs`, with JSON errors, request metrics and (when tracing is on) a server span per request.
 pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxEndpoint<'static> {
+    endpoint_with(app, cache, stale_after, Limits::default())
+}
+
+/// [`endpoint`] with explicit HTTP limits.
+pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
     let health = HealthApi::new(cache.clone(), stale_after);
     let metrics = Arc::new(FrontendMetrics::new(app.routes()));
     let routes = match app {
@@ -70,8 +76,8 @@ pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxE
         })),
     );
     let tracer = btc_common::telemetry::tracing_requested().then(|| opentelemetry::global::tracer(app.name()));
+    let routes = harden(routes.around(json_errors), limits);
     routes
-        .around(json_errors)
         .around(move |endpoint, request| crate::metrics::record(endpoint, request, metrics.clone()))
         .with_if(
             tracer.is_some(),
@@ -139,7 +145,7 @@ pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken
     let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(listen);
     tracing::info!(app = app.name(), %addr, "listening");
 
-    let app_endpoint = endpoint(app, cache, config.stale_after);
+    let app_endpoint = endpoint_with(app, cache, config.stale_after, config.limits());
     let server = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(app_endpoint, stop_serving.cancelled_owned(), Some(DRAIN_TIMEOUT))

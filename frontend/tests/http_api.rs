@@ -193,3 +193,43 @@ async fn each_app_serves_its_spec_and_swagger_ui() {
         assert!(html.contains("swagger"), "Swagger UI page");
     }
 }
+
+#[tokio::test]
+async fn responses_carry_security_headers_and_no_caching() {
+    let cli = client(App::BitcoinApi, Some(state_at(Utc::now(), 1, 1.0)));
+    let response = cli.get("/btc/USD").send().await;
+    response.assert_status_is_ok();
+    response.assert_header("x-content-type-options", "nosniff");
+    response.assert_header("x-frame-options", "DENY");
+    response.assert_header("cache-control", "no-store");
+}
+
+#[tokio::test]
+async fn oversized_headers_and_bodies_are_json_errors() {
+    let cli = client(App::BitcoinApi, None);
+    let response = cli.get("/btc/USD").header("x-padding", "a".repeat(64 * 1024)).send().await;
+    response.assert_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(json_of(response).await["error"], "headers_too_large");
+    let response = cli.get("/btc/USD").header("content-length", "100000").body(vec![b'x'; 100_000]).send().await;
+    response.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(response).await["error"], "body_too_large");
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_allows_only_configured_origins() {
+    let cli = client(App::BitcoinApi, None);
+    let response = cli.get("/btc/USD").header("origin", "https://docs.example.com").send().await;
+    assert!(response.0.headers().get("access-control-allow-origin").is_none());
+
+    let cache = Arc::new(StateCache::new(None));
+    let limits = frontend::hardening::Limits {
+        cors_origins: vec!["https://docs.example.com".to_string()],
+        ..Default::default()
+    };
+    let cli = TestClient::new(frontend::server::endpoint_with(App::BitcoinApi, cache, STALE_AFTER, limits));
+    let response = cli.get("/btc/USD").header("origin", "https://docs.example.com").send().await;
+    response.assert_header("access-control-allow-origin", "https://docs.example.com");
+    let response = cli.get("/btc/USD").header("origin", "https://evil.example.com").send().await;
+    assert!(response.0.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(response.0.status(), StatusCode::FORBIDDEN);
+}
