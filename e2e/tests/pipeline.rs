@@ -4,8 +4,7 @@ mod support;
 
 use exchange_standin::{Behaviour, Venue};
 use frontend::App;
-use futures::StreamExt;
-use support::{Pipeline, sources_with_status};
+use support::{Pipeline, count_ticks, sources_with_status, tick_times};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_flows_from_the_exchanges_to_both_frontends() {
@@ -192,35 +191,4 @@ async fn a_stopping_frontend_fails_readiness_but_keeps_serving_during_the_shutdo
     })
     .await;
     assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.0, 0, "no longer listening");
-}
-
-/// Every tick in the stream, read with an ordered consumer.
-async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::Tick> {
-    let stream = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream");
-    let total = stream.cached_info().state.messages as usize;
-    if total == 0 {
-        return Vec::new();
-    }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages").take(total);
-    let mut ticks = Vec::new();
-    while let Some(message) = messages.next().await {
-        let message = message.expect("message");
-        ticks.push(btc_common::Tick::decode(&message.payload).expect("tick decodes"));
-    }
-    ticks
-}
-
-async fn count_ticks(js: &async_nats::jetstream::Context) -> usize {
-    match js.get_stream(btc_common::names::TICKS_STREAM).await {
-        Ok(stream) => stream.cached_info().state.messages as usize,
-        Err(_) => 0,
-    }
-}
-
-async fn tick_times(js: &async_nats::jetstream::Context) -> Vec<i64> {
-    read_ticks(js).await.iter().map(|t| t.time.timestamp_millis()).collect()
 }

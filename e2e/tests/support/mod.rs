@@ -11,6 +11,7 @@ use clap::Parser;
 use exchange_standin::{StandIn, Venue, source_urls};
 use frontend::{App, FrontendConfig};
 use publisher::PublisherConfig;
+use futures::StreamExt;
 use serde_json::Value;
 use testkit::{NatsServer, wait_for};
 use tokio::task::JoinHandle;
@@ -206,4 +207,35 @@ pub fn sources_with_status(body: &Value, status: &str) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Every tick in the stream, read with an ordered consumer.
+pub async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::Tick> {
+    let stream = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream");
+    let total = stream.cached_info().state.messages as usize;
+    if total == 0 {
+        return Vec::new();
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages").take(total);
+    let mut ticks = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.expect("message");
+        ticks.push(btc_common::Tick::decode(&message.payload).expect("tick decodes"));
+    }
+    ticks
+}
+
+pub async fn count_ticks(js: &async_nats::jetstream::Context) -> usize {
+    match js.get_stream(btc_common::names::TICKS_STREAM).await {
+        Ok(stream) => stream.cached_info().state.messages as usize,
+        Err(_) => 0,
+    }
+}
+
+pub async fn tick_times(js: &async_nats::jetstream::Context) -> Vec<i64> {
+    read_ticks(js).await.iter().map(|t| t.time.timestamp_millis()).collect()
 }

@@ -1,0 +1,108 @@
+//! Faults the service must ride out on its own: NATS going away and coming back, history across
+//! NATS restarts, and SIGTERM on every binary.
+
+mod support;
+
+use std::time::Duration;
+
+use exchange_standin::Venue;
+use frontend::App;
+use support::{DEADLINE, Pipeline};
+use testkit::wait_for;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_outage_serves_the_last_price_then_503_and_recovers_with_no_duplicate_ticks() {
+    let mut pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_000.0), (Venue::Bitstamp, 50_000.0)]).await;
+    let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--stale-after", "3s"]).await;
+    let _publisher = pipeline.start_publisher(&[]);
+    let _aggregator = pipeline.start_aggregator("aggregator");
+    pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 50_000.0).await;
+
+    pipeline.nats.kill();
+    // Readiness follows the connection at once; liveness never does; the last price is still served.
+    wait_for("readiness to fail without NATS", DEADLINE, || async {
+        (pipeline.get_text(&format!("{api}/readiness")).await.0 == 503).then_some(())
+    })
+    .await;
+    assert_eq!(pipeline.get_text(&format!("{api}/liveness")).await, (200, "OK".to_string()));
+    // Then, past the staleness limit, 503 with Retry-After instead of an old price.
+    let (status, body) = wait_for("the price to turn stale", DEADLINE, || async {
+        let (status, body) = pipeline.get(&format!("{api}/btc/USD")).await;
+        (status == 503).then_some((status, body))
+    })
+    .await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("stale_price")));
+    assert_eq!(pipeline.get_text(&format!("{api}/liveness")).await.0, 200);
+
+    pipeline.nats.restart();
+    let recovered = pipeline
+        .wait_for_body(&format!("{api}/btc/USD"), "a fresh price after NATS is back", |b| {
+            b["age_seconds"].as_f64().is_some_and(|age| age < 2.0)
+        })
+        .await;
+    assert_eq!(recovered["price"], 50_000.0);
+    wait_for("readiness after recovery", DEADLINE, || async {
+        (pipeline.get_text(&format!("{api}/readiness")).await.0 == 200).then_some(())
+    })
+    .await;
+
+    let js = pipeline.jetstream().await;
+    let times = support::tick_times(&js).await;
+    let mut unique = times.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(times.len(), unique.len(), "a tick was stored twice across the outage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_and_the_window_survive_a_nats_restart() {
+    let mut pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 60_000.0), (Venue::Kraken, 60_000.0), (Venue::Bitstamp, 60_000.0)]).await;
+    let publisher = pipeline.start_publisher(&[]);
+    let js = pipeline.jetstream().await;
+    wait_for("10 ticks", DEADLINE, || async { (support::count_ticks(&js).await >= 10).then_some(()) }).await;
+    publisher.stop().await;
+    let before = support::tick_times(&js).await;
+
+    pipeline.nats.restart();
+    let js = pipeline.jetstream().await;
+    assert_eq!(support::tick_times(&js).await, before, "the stream is the same after the restart");
+
+    // A fresh aggregator and frontend rebuild the average from the surviving history.
+    let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--stale-after", "1h"]).await;
+    let _aggregator = pipeline.start_aggregator("after-restart");
+    let average = pipeline
+        .wait_for_body(&format!("{api}/btc/average"), "the rebuilt average", |b| b["samples"].as_u64().is_some())
+        .await;
+    assert_eq!(average["samples"].as_u64(), Some(before.len() as u64));
+    assert_eq!(average["mean"], 60_000.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_binary_exits_0_soon_after_sigterm() {
+    use testkit::process::ServiceProcess;
+    let pipeline = Pipeline::start(&[(Venue::Coinbase, 1.0)]).await;
+    let url = pipeline.nats.url();
+    let urls = exchange_standin::source_urls(&pipeline.stand_ins);
+    let ops = format!("127.0.0.1:{}", testkit::free_port());
+    let listen = format!("127.0.0.1:{}", testkit::free_port());
+    let services = [
+        ("publisher", vec!["--nats-url", &url, "--sources", "coinbase", "--source-urls", &urls, "--ops-addr", &ops]),
+        ("aggregator", vec!["--nats-url", &url, "--ops-addr", &ops]),
+        ("bitcoin-api", vec!["--nats-url", &url, "--listen-addr", &listen]),
+        ("rest-api", vec!["--nats-url", &url, "--listen-addr", &listen]),
+    ];
+    for (binary, args) in services {
+        let mut process = ServiceProcess::spawn(binary, &args, &[("RUST_LOG", "info")]);
+        wait_for(&format!("{binary} to listen"), DEADLINE, || async {
+            let port = if binary.ends_with("api") { &listen } else { &ops };
+            tokio::net::TcpStream::connect(port).await.ok().map(|_| ())
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let status = process.terminate().expect("exit status");
+        assert!(status.success(), "{binary} exited with {status}: {}", process.log());
+        assert!(started.elapsed() < Duration::from_secs(12), "{binary} took {:?} to stop", started.elapsed());
+    }
+}
