@@ -192,3 +192,34 @@ async fn a_stopping_frontend_fails_readiness_but_keeps_serving_during_the_shutdo
     .await;
     assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.0, 0, "no longer listening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_aggregators_and_two_publishers_leave_one_state_equal_to_a_recomputation() {
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 45_000.0), (Venue::Kraken, 45_010.0), (Venue::Bitstamp, 44_990.0)]).await;
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_noise(0.002);
+    }
+    let publishers = [pipeline.start_publisher(&[]), pipeline.start_publisher(&[])];
+    let _aggregators = [pipeline.start_aggregator("aggregator-a"), pipeline.start_aggregator("aggregator-b")];
+    let js = pipeline.jetstream().await;
+    testkit::wait_for("30 ticks", support::DEADLINE, || async { (count_ticks(&js).await >= 30).then_some(()) }).await;
+    for publisher in publishers {
+        publisher.stop().await;
+    }
+    let ticks = support::read_ticks(&js).await;
+    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let state = testkit::wait_for("the state to cover every tick", support::DEADLINE, || async {
+        let value = kv.get(btc_common::names::STATE_KEY).await.ok().flatten()?;
+        let state = btc_common::PriceState::decode(&value).ok()?;
+        (state.stream_sequence == ticks.len() as u64).then_some(state)
+    })
+    .await;
+
+    // From scratch: every stored tick, in stream order, into a fresh window.
+    let mut recomputed = aggregator::state::Aggregate::new(std::time::Duration::from_secs(600));
+    for (index, tick) in ticks.iter().enumerate() {
+        recomputed.apply(index as u64 + 1, tick.clone());
+    }
+    assert_eq!(recomputed.state(600).expect("state"), state);
+}
