@@ -17,14 +17,26 @@ pub struct NatsServer {
     monitor_port: u16,
     store: tempfile::TempDir,
     log: PathBuf,
+    /// Extra configuration file (`-c`), e.g. users and permissions.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts a JetStream server on free loopback ports and waits until it is healthy.
     pub fn start() -> Self {
+        Self::start_with_config(None)
+    }
+
+    /// Starts a server that also reads `config` (nats-server configuration syntax; JSON is valid).
+    pub fn start_with_config(config: Option<&str>) -> Self {
         let store = tempfile::tempdir().expect("temporary store dir");
         let log = store.path().join("nats-server.log");
-        let mut server = Self { child: None, port: free_port(), monitor_port: free_port(), store, log };
+        let config = config.map(|text| {
+            let path = store.path().join("extra.conf");
+            std::fs::write(&path, text).expect("write nats-server config");
+            path
+        });
+        let mut server = Self { child: None, port: free_port(), monitor_port: free_port(), store, log, config };
         server.spawn();
         server
     }
@@ -51,7 +63,11 @@ impl NatsServer {
     fn spawn(&mut self) {
         let binary = nats_server_binary();
         let log = std::fs::File::create(&self.log).expect("nats-server log file");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .arg("-m")

@@ -67,7 +67,10 @@ pub struct Pipeline {
 impl Pipeline {
     /// nats-server plus one stand-in per `(venue, price)`.
     pub async fn start(venues: &[(Venue, f64)]) -> Self {
-        let nats = NatsServer::start();
+        Self::start_with_nats(NatsServer::start(), venues).await
+    }
+
+    pub async fn start_with_nats(nats: NatsServer, venues: &[(Venue, f64)]) -> Self {
         let mut stand_ins = Vec::new();
         for &(venue, price) in venues {
             stand_ins.push(StandIn::start(venue, price).await.expect("stand-in starts"));
@@ -118,17 +121,16 @@ impl Pipeline {
     }
 
     pub fn start_aggregator(&self, consumer_name: &str) -> Service {
+        self.start_aggregator_with(consumer_name, &[])
+    }
+
+    pub fn start_aggregator_with(&self, consumer_name: &str, extra: &[&str]) -> Service {
         let ops_addr = format!("127.0.0.1:{}", testkit::free_port());
-        let config = AggregatorConfig::try_parse_from([
-            "aggregator",
-            "--nats-url",
-            &self.nats.url(),
-            "--consumer-name",
-            consumer_name,
-            "--ops-addr",
-            &ops_addr,
-        ])
-        .expect("aggregator config");
+        let url = self.nats.url();
+        let mut args =
+            vec!["aggregator", "--nats-url", &url, "--consumer-name", consumer_name, "--ops-addr", &ops_addr];
+        args.extend_from_slice(extra);
+        let config = AggregatorConfig::try_parse_from(args).expect("aggregator config");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let mut service = Service::spawn(shutdown, async move {

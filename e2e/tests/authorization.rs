@@ -1,0 +1,103 @@
+//! The NATS users and permissions the chart deploys (`Helm/nats-values.yaml`), enforced by a real
+//! nats-server: each service works with only its own user's permissions, a frontend's credentials
+//! cannot forge a price, and nobody connects without credentials.
+
+mod support;
+
+use std::time::Duration;
+
+use exchange_standin::Venue;
+use frontend::App;
+use support::Pipeline;
+use testkit::NatsServer;
+
+const PASSWORDS: [(&str, &str); 4] = [
+    ("PUBLISHER_PASSWORD", "test-publisher-secret"),
+    ("AGGREGATOR_PASSWORD", "test-aggregator-secret"),
+    ("FRONTEND_PASSWORD", "test-frontend-secret"),
+    ("ADMIN_PASSWORD", "test-admin-secret"),
+];
+
+/// The `authorization` block of the chart's NATS values as nats-server configuration, with the
+/// Secret's `<< $VAR >>` references replaced by test passwords.
+fn chart_authorization() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Helm/nats-values.yaml");
+    let values: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).expect("nats-values.yaml"))
+        .expect("nats-values.yaml is YAML");
+    let authorization = &values["config"]["merge"]["authorization"];
+    assert!(authorization.is_mapping(), "no config.merge.authorization in {}", path.display());
+    let mut json = serde_json::to_string(authorization).expect("as JSON");
+    for (variable, password) in PASSWORDS {
+        json = json.replace(&format!("<< ${variable} >>"), password);
+    }
+    assert!(!json.contains("<<"), "an unreplaced password reference: {json}");
+    format!("authorization: {json}\n")
+}
+
+async fn connect_as(nats: &NatsServer, user: &str, password: &str) -> Result<async_nats::Client, String> {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        .connect(nats.url())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn password_of(user: &str) -> &'static str {
+    let variable = format!("{}_PASSWORD", user.to_ascii_uppercase());
+    PASSWORDS.iter().find(|(v, _)| *v == variable).map(|(_, p)| *p).expect("known user")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_runs_with_its_own_user_and_no_more() {
+    let nats = NatsServer::start_with_config(Some(&chart_authorization()));
+    let pipeline = Pipeline::start_with_nats(
+        nats,
+        &[(Venue::Coinbase, 70_000.0), (Venue::Kraken, 70_000.0), (Venue::Bitstamp, 70_000.0)],
+    )
+    .await;
+    let as_user = |user: &'static str| ["--nats-user", user, "--nats-password", password_of(user)];
+
+    // The whole pipeline works with least privilege: every service with its own user.
+    let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &as_user("frontend")).await;
+    let _publisher = pipeline.start_publisher(&as_user("publisher"));
+    let _aggregator = pipeline.start_aggregator_with("aggregator", &as_user("aggregator"));
+    pipeline
+        .wait_for_body(&format!("{api}/btc/USD"), "a price under least privilege", |b| b["price"] == 70_000.0)
+        .await;
+
+    let nats = &pipeline.nats;
+    // No credentials, or wrong ones: no connection.
+    assert!(async_nats::connect(nats.url()).await.is_err(), "anonymous client connected");
+    assert!(connect_as(nats, "frontend", "wrong").await.is_err(), "wrong password accepted");
+
+    // A frontend's credentials cannot publish a tick, write the state, or delete the stream.
+    let frontend = connect_as(nats, "frontend", password_of("frontend")).await.expect("frontend connects");
+    let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(frontend.clone());
+    let forged = js.publish(btc_common::names::TICK_SUBJECT, "{\"forged\":true}".into()).await;
+    let forged_acked = match forged {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!forged_acked, "a frontend published a tick");
+    let state_write = js.publish("$KV.price_state.BTC-USD", "{}".into()).await;
+    let state_acked = match state_write {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!state_acked, "a frontend wrote the state");
+    assert!(js.delete_stream(btc_common::names::TICKS_STREAM).await.is_err(), "a frontend deleted the stream");
+    // ... but it can read the state, which is all it needs.
+    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("frontend opens the bucket");
+    assert!(kv.get(btc_common::names::STATE_KEY).await.expect("frontend reads").is_some());
+
+    // The publisher cannot read or write the state.
+    let publisher = connect_as(nats, "publisher", password_of("publisher")).await.expect("publisher connects");
+    let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(publisher);
+    assert!(js.get_key_value(btc_common::names::STATE_BUCKET).await.is_err(), "the publisher opened the state");
+    assert!(js.delete_stream(btc_common::names::TICKS_STREAM).await.is_err(), "the publisher deleted the stream");
+
+    // Nothing forged reached the stream: every stored message is a real tick.
+    let admin = connect_as(nats, "admin", password_of("admin")).await.expect("admin connects");
+    let ticks = support::read_ticks(&async_nats::jetstream::new(admin)).await;
+    assert!(!ticks.is_empty());
+    assert!(ticks.iter().all(|t| t.price == 70_000.0));
+}
