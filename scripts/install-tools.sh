@@ -21,6 +21,12 @@ if ! "$TOOLS/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_SERVER_VER
 fi
 "$TOOLS/bin/nats-server" --version >&2
 
+# openssl: the TLS test generates its CA and certificates with it.
+if ! command -v openssl >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || { echo "openssl is missing: sudo apt-get install openssl" >&2; exit 1; }
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
 if ! command -v promtool >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "promtool is missing: run 'sudo apt-get install --no-install-recommends prometheus' once" >&2
