@@ -1,5 +1,5 @@
 # The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
-.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm lint fmt openapi image clean
+.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm test-faults lint fmt openapi image clean
 
 CARGO ?= cargo
 
@@ -24,7 +24,7 @@ run:
 demo:
 	DEMO=1 ./scripts/run-stack.sh
 
-test: tools lint test-rust test-observability test-deploy test-helm test-stack
+test: tools lint test-rust test-faults test-observability test-deploy test-helm test-stack
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -34,6 +34,11 @@ lint:
 test-rust:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+# Long fault tests (a 3-node JetStream cluster with kill -9 and SIGSTOP of the stream leader).
+test-faults:
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p e2e-tests --test cluster_faults -- --ignored
 
 test-observability:
 	promtool check rules Helm/files/prometheus-rules.yaml

@@ -45,6 +45,9 @@ impl NatsArgs {
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(5))
+            // A frozen or half-dead server is noticed in ~10 s (two missed pings) instead of the
+            // client default of minutes, so the client fails over to another cluster node.
+            .ping_interval(Duration::from_secs(5))
             .reconnect_delay_callback(|attempts| {
                 // Capped exponential backoff: quick recovery after a blip, no hammering during an outage.
                 Duration::from_millis((100u64 << attempts.min(5)).min(2_000))

@@ -1,6 +1,7 @@
 //! Test harness: real `nats-server` processes on free loopback ports with temporary store dirs,
 //! and polling with a deadline (tests never sleep to wait for something).
 
+pub mod cluster;
 pub mod otlp;
 pub mod process;
 
@@ -115,6 +116,19 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// True when nats-server's monitoring port answers `path` with 200 and `"ok"`.
+pub(crate) fn healthz_ok(monitor_port: u16, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", monitor_port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{monitor_port}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.") && answer.contains(" 200 ") && answer.contains("\"ok\"")
 }
 
 /// The binary: `NATS_SERVER_BIN`, else the project's pinned install in `.tools/bin`, else `PATH`.
