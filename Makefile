@@ -60,6 +60,7 @@ test-helm: tools k8s-tools
 	.tools/kv-current/bin/python scripts/check-gitops.py
 
 test-stack:
+	./scripts/install-lint-tools.sh
 	./scripts/test-run-stack.sh
 
 fmt:

