@@ -106,3 +106,47 @@ async fn every_binary_exits_0_soon_after_sigterm() {
         assert!(started.elapsed() < Duration::from_secs(12), "{binary} took {:?} to stop", started.elapsed());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregator_killed_mid_stream_comes_back_to_the_state_a_recomputation_gives() {
+    use testkit::process::ServiceProcess;
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 55_000.0), (Venue::Kraken, 55_010.0), (Venue::Bitstamp, 54_990.0)]).await;
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_noise(0.002);
+    }
+    let publisher = pipeline.start_publisher(&[]);
+    let url = pipeline.nats.url();
+    let ops = format!("127.0.0.1:{}", testkit::free_port());
+    let args = ["--nats-url", url.as_str(), "--ops-addr", ops.as_str(), "--consumer-name", "aggregator"];
+    let mut aggregator = ServiceProcess::spawn("aggregator", &args, &[]);
+    let js = pipeline.jetstream().await;
+    wait_for("15 ticks", DEADLINE, || async { (support::count_ticks(&js).await >= 15).then_some(()) }).await;
+
+    aggregator.kill(); // SIGKILL: no flush, no ack of the batch in hand
+    let at_kill = support::count_ticks(&js).await;
+    wait_for("10 ticks while the aggregator is dead", DEADLINE, || async {
+        (support::count_ticks(&js).await >= at_kill + 10).then_some(())
+    })
+    .await;
+    let _aggregator = ServiceProcess::spawn("aggregator", &args, &[]);
+    wait_for("5 more ticks after the restart", DEADLINE, || async {
+        (support::count_ticks(&js).await >= at_kill + 15).then_some(())
+    })
+    .await;
+    publisher.stop().await;
+
+    let ticks = support::read_ticks(&js).await;
+    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let state = wait_for("the state to cover every tick", DEADLINE, || async {
+        let state = btc_common::PriceState::decode(&kv.get(btc_common::names::STATE_KEY).await.ok()??).ok()?;
+        (state.stream_sequence == ticks.len() as u64).then_some(state)
+    })
+    .await;
+    let mut recomputed = aggregator::state::Aggregate::new(Duration::from_secs(600));
+    for (index, tick) in ticks.iter().enumerate() {
+        recomputed.apply(index as u64 + 1, tick.clone());
+    }
+    assert_eq!(recomputed.state(600).expect("state"), state, "no double counting, no gap");
+    assert_eq!(state.average.samples as usize, ticks.len());
+}
