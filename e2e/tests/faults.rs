@@ -150,3 +150,85 @@ async fn an_aggregator_killed_mid_stream_comes_back_to_the_state_a_recomputation
     assert_eq!(recomputed.state(600).expect("state"), state, "no double counting, no gap");
     assert_eq!(state.average.samples as usize, ticks.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_exchange_down_no_tick_is_made_the_price_turns_stale_and_each_failure_is_logged_once() {
+    use exchange_standin::Behaviour;
+    use testkit::process::ServiceProcess;
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 65_000.0), (Venue::Kraken, 65_000.0), (Venue::Bitstamp, 65_000.0)]).await;
+    let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--stale-after", "3s"]).await;
+    let _aggregator = pipeline.start_aggregator("aggregator");
+    let url = pipeline.nats.url();
+    let urls = exchange_standin::source_urls(&pipeline.stand_ins);
+    let ops = format!("127.0.0.1:{}", testkit::free_port());
+    let publisher = ServiceProcess::spawn(
+        "publisher",
+        &[
+            "--nats-url",
+            &url,
+            "--sources",
+            "coinbase,kraken,bitstamp",
+            "--source-urls",
+            &urls,
+            "--quorum",
+            "2",
+            "--poll-interval",
+            "200ms",
+            "--max-quote-age",
+            "1s",
+            "--breaker-failures",
+            "3",
+            "--breaker-cooldown",
+            "1s",
+            "--ops-addr",
+            &ops,
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 65_000.0).await;
+
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_behaviour(Behaviour::Status(503));
+    }
+    let (status, body) = wait_for("the price to turn stale", DEADLINE, || async {
+        let (status, body) = pipeline.get(&format!("{api}/btc/USD")).await;
+        (status == 503).then_some((status, body))
+    })
+    .await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("stale_price")));
+    let js = pipeline.jetstream().await;
+    let frozen = support::count_ticks(&js).await;
+    // Long enough for several breaker cycles (cooldown 1 s, doubling): still no tick, and the
+    // signals are there: breakers open, rounds without a tick counted.
+    let metrics_url = format!("http://{ops}/metrics");
+    wait_for("open breakers and rounds without ticks", DEADLINE, || async {
+        let text = pipeline.get_text(&metrics_url).await.1;
+        let open = text.lines().filter(|l| l.starts_with("btc_publisher_circuit_open{") && l.ends_with(" 1")).count();
+        let no_tick =
+            text.lines().any(|l| l.starts_with("btc_publisher_rounds_without_tick_total{reason=\"no_quotes\"}"));
+        (open == 3 && no_tick).then_some(())
+    })
+    .await;
+    assert_eq!(support::count_ticks(&js).await, frozen, "a tick was published with every exchange down");
+    let log = publisher.log();
+    for source in ["coinbase", "kraken", "bitstamp"] {
+        let failures = log.lines().filter(|l| l.contains("source failed") && l.contains(source)).count();
+        assert_eq!(failures, 1, "{source}'s failure logged {failures} times:\n{log}");
+    }
+    // Once per reason at most (no quorum, then no quotes, as the cached quotes age out).
+    let no_tick = log.lines().filter(|l| l.contains("no tick")).count();
+    assert!((1..=2).contains(&no_tick), "no-tick logged {no_tick} times:\n{log}");
+
+    // The exchanges come back: breakers close, ticks and a fresh price return by themselves.
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_behaviour(Behaviour::Normal);
+    }
+    pipeline
+        .wait_for_body(&format!("{api}/btc/USD"), "a fresh price again", |b| {
+            b["age_seconds"].as_f64().is_some_and(|age| age < 2.0)
+        })
+        .await;
+    let log = publisher.log();
+    assert!(log.contains("circuit breaker closed") && log.contains("quorum regained"), "{log}");
+}
