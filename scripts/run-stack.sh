@@ -56,7 +56,23 @@ wait_until() { # description, command...
   exit 1
 }
 
-start nats-server .tools/bin/nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$RUN_DIR/jetstream"
+# NATS users and permissions as in the chart (deploy/local/nats-auth.conf is generated from
+# Helm/nats-values.yaml); fresh random passwords each run. NATS_AUTH=0 runs without them.
+nats_args=(-js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$RUN_DIR/jetstream")
+if [ "${NATS_AUTH:-1}" = 1 ]; then
+  for role in PUBLISHER AGGREGATOR FRONTEND ADMIN; do
+    export "${role}_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  done
+  nats_args=(-c deploy/local/nats-auth.conf "${nats_args[@]}")
+  printf 'NATS admin: user admin, password %s\n' "$ADMIN_PASSWORD" >"$RUN_DIR/nats-admin.txt"
+fi
+as_user() { # role: prints NATS_USER=... NATS_PASSWORD=... for env(1)
+  if [ "${NATS_AUTH:-1}" = 1 ]; then
+    local var="$(echo "$1" | tr a-z A-Z)_PASSWORD"
+    echo "NATS_USER=$1" "NATS_PASSWORD=${!var}"
+  fi
+}
+start nats-server .tools/bin/nats-server "${nats_args[@]}"
 wait_until "nats-server" curl -sf "http://127.0.0.1:$NATS_MONITOR_PORT/healthz"
 export NATS_URL="nats://127.0.0.1:$NATS_PORT"
 
@@ -69,10 +85,14 @@ if [ "$DEMO" = 1 ]; then
   export SOURCE_URLS SOURCES
 fi
 
-OPS_ADDR=$PUBLISHER_OPS_ADDR start publisher "$bin/publisher"
-OPS_ADDR=$AGGREGATOR_OPS_ADDR start aggregator "$bin/aggregator"
-LISTEN_ADDR=$BITCOIN_API_ADDR start bitcoin-api "$bin/bitcoin-api"
-LISTEN_ADDR=$REST_API_ADDR start rest-api "$bin/rest-api"
+# shellcheck disable=SC2046 # as_user prints words for env
+start publisher env OPS_ADDR="$PUBLISHER_OPS_ADDR" $(as_user publisher) "$bin/publisher"
+# shellcheck disable=SC2046
+start aggregator env OPS_ADDR="$AGGREGATOR_OPS_ADDR" $(as_user aggregator) "$bin/aggregator"
+# shellcheck disable=SC2046
+start bitcoin-api env LISTEN_ADDR="$BITCOIN_API_ADDR" $(as_user frontend) "$bin/bitcoin-api"
+# shellcheck disable=SC2046
+start rest-api env LISTEN_ADDR="$REST_API_ADDR" $(as_user frontend) "$bin/rest-api"
 wait_until "bitcoin-api" curl -sf "http://$BITCOIN_API_ADDR/liveness"
 wait_until "rest-api" curl -sf "http://$REST_API_ADDR/liveness"
 
@@ -84,7 +104,8 @@ The stack is up$([ "$DEMO" = 1 ] && echo " (demo: prices from local exchange sta
   Swagger UI      http://$BITCOIN_API_ADDR/docs   and   http://$REST_API_ADDR/docs
   metrics         http://$BITCOIN_API_ADDR/metrics  http://$REST_API_ADDR/metrics
                   http://$PUBLISHER_OPS_ADDR/metrics (publisher)  http://$AGGREGATOR_OPS_ADDR/metrics (aggregator)
-  NATS            $NATS_URL (monitoring http://127.0.0.1:$NATS_MONITOR_PORT)
+  NATS            $NATS_URL (monitoring http://127.0.0.1:$NATS_MONITOR_PORT)$([ "${NATS_AUTH:-1}" = 1 ] && echo "
+                  one user per service, as in the chart; admin password in $RUN_DIR/nats-admin.txt")
   logs            tail -f $logs/*.log
 Ctrl-C stops everything.
 TXT

@@ -21,17 +21,47 @@ const PASSWORDS: [(&str, &str); 4] = [
 /// The `authorization` block of the chart's NATS values as nats-server configuration, with the
 /// Secret's `<< $VAR >>` references replaced by test passwords.
 fn chart_authorization() -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Helm/nats-values.yaml");
-    let values: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).expect("nats-values.yaml"))
-        .expect("nats-values.yaml is YAML");
-    let authorization = &values["config"]["merge"]["authorization"];
-    assert!(authorization.is_mapping(), "no config.merge.authorization in {}", path.display());
-    let mut json = serde_json::to_string(authorization).expect("as JSON");
+    let mut json = chart_authorization_json();
     for (variable, password) in PASSWORDS {
         json = json.replace(&format!("<< ${variable} >>"), password);
     }
     assert!(!json.contains("<<"), "an unreplaced password reference: {json}");
     format!("authorization: {json}\n")
+}
+
+/// The chart's `config.merge.authorization`, as JSON (valid nats-server configuration syntax).
+fn chart_authorization_json() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Helm/nats-values.yaml");
+    let values: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).expect("nats-values.yaml"))
+        .expect("nats-values.yaml is YAML");
+    let authorization = &values["config"]["merge"]["authorization"];
+    assert!(authorization.is_mapping(), "no config.merge.authorization in {}", path.display());
+    serde_json::to_string(authorization).expect("as JSON")
+}
+
+/// The local stack's NATS users (`deploy/local/nats-auth.conf`, used by `make run`): the chart's
+/// block, with the passwords as nats-server variables read from the environment.
+fn local_stack_config() -> String {
+    let mut json = chart_authorization_json();
+    for (variable, _) in PASSWORDS {
+        json = json.replace(&format!("\"<< ${variable} >>\""), &format!("${variable}"));
+    }
+    format!(
+        "# Generated from Helm/nats-values.yaml by e2e/tests/authorization.rs: do not edit.\n\
+         # Regenerate: UPDATE_LOCAL_NATS_CONF=1 cargo test -p e2e-tests --test authorization\n\
+         authorization: {json}\n"
+    )
+}
+
+#[test]
+fn the_local_stack_uses_the_charts_users_and_permissions() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/nats-auth.conf");
+    let generated = local_stack_config();
+    if std::env::var_os("UPDATE_LOCAL_NATS_CONF").is_some() {
+        std::fs::write(&path, &generated).expect("write deploy/local/nats-auth.conf");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == generated, "{} differs from Helm/nats-values.yaml; regenerate it", path.display());
 }
 
 async fn connect_as(nats: &NatsServer, user: &str, password: &str) -> Result<async_nats::Client, String> {
