@@ -38,6 +38,9 @@ pub struct FrontendConfig {
     /// Longest time to answer one request (longer: 503).
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub http_request_timeout: Duration,
+    /// A connection with no traffic for this long is closed (idle keep-alive and stalled clients).
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub http_idle_timeout: Duration,
     /// Origins allowed to call the API from a browser (CORS), comma-separated; empty: none.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,

@@ -146,8 +146,10 @@ pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken
     tracing::info!(app = app.name(), %addr, "listening");
 
     let app_endpoint = endpoint_with(app, cache, config.stale_after, config.limits());
+    let idle_timeout = config.http_idle_timeout;
     let server = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)
+            .idle_timeout(idle_timeout)
             .run_with_graceful_shutdown(app_endpoint, stop_serving.cancelled_owned(), Some(DRAIN_TIMEOUT))
             .await
     });
