@@ -124,6 +124,8 @@ pub enum Behaviour {
     MissingField,
     /// 200, real format, the price field set to this literal JSON text (`"\"NaN\""`, `"0"`, `"1e308"`).
     RawPrice(String),
+    /// 200 and the headers at once, then the real body one byte per `byte_every_ms`: a slow drip.
+    SlowBody { byte_every_ms: u64 },
 }
 
 /// State shared by the handle and the server task.
@@ -317,6 +319,24 @@ fn answer(shared: &Shared, behaviour: &Behaviour) -> Response {
             let mut whole = bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now).into_bytes();
             whole.truncate(whole.len() / 2);
             return json_response(StatusCode::OK, whole);
+        }
+        Behaviour::SlowBody { byte_every_ms } => {
+            let whole = bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now).into_bytes();
+            let (mut writer, reader) = tokio::io::duplex(64);
+            let pause = std::time::Duration::from_millis(*byte_every_ms);
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                for byte in whole {
+                    tokio::time::sleep(pause).await;
+                    if writer.write_all(&[byte]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            return Response::builder()
+                .status(StatusCode::OK)
+                .content_type("application/json")
+                .body(poem::Body::from_async_read(reader));
         }
         Behaviour::Status(status) => (*status, bodies::error(venue, *status)),
         Behaviour::RateLimited { .. } => (429, bodies::error(venue, 429)),

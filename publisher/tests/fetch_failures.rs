@@ -56,6 +56,13 @@ async fn a_hanging_exchange_times_out() {
 }
 
 #[tokio::test]
+async fn a_body_that_drips_slowly_times_out_as_a_whole() {
+    // Headers arrive at once; the body would take over a second: the one timeout covers the body.
+    let result = fetch(Venue::Kraken, Behaviour::SlowBody { byte_every_ms: 5 }).await;
+    assert_eq!(result, Err(FetchError::Timeout(TIMEOUT)));
+}
+
+#[tokio::test]
 async fn garbage_and_missing_fields_are_parse_errors() {
     for venue in Venue::ALL {
         assert!(
