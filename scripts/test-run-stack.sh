@@ -61,6 +61,16 @@ schemathesis_run() { # base URL, path regex
 schemathesis_run "http://$BITCOIN_API_ADDR" '^/(btc/|readiness|liveness)'
 schemathesis_run "http://$REST_API_ADDR" '^/(readiness|liveness)?$'
 
+# Smoke load: a few seconds of keep-alive traffic on every public route; any socket error or
+# non-2xx answer fails (speed is measured by `make bench`, not asserted here).
+for url in "http://$BITCOIN_API_ADDR/btc/USD" "http://$BITCOIN_API_ADDR/btc/average" "http://$REST_API_ADDR/"; do
+  out=$(wrk -t1 -c16 -d2s "$url" 2>&1) || fail "wrk failed on $url: $out"
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  if echo "$out" | grep -qE "Non-2xx|Socket errors"; then fail "smoke load on $url: $out"; fi
+  [ "${requests:-0}" -gt 100 ] || fail "smoke load on $url made only ${requests:-0} requests"
+  echo "smoke load $url: $requests requests, 0 errors, 0 non-2xx"
+done
+
 kill -INT -- "-$runner"
 for _ in $(seq 1 150); do
   kill -0 "$runner" 2>/dev/null || break
@@ -70,4 +80,4 @@ kill -0 "$runner" 2>/dev/null && fail "the stack did not stop within 15 s of SIG
 if pgrep -f "$RUN_DIR" >/dev/null; then fail "processes left running: $(pgrep -af "$RUN_DIR")"; fi
 grep -q "^stopped" "$RUN_DIR/run.out" || fail "run-stack did not report a clean stop"
 rm -rf "$RUN_DIR"
-echo "make demo: OK (price, average, rest-api, Swagger UI, ops ports, schemathesis, clean stop)"
+echo "make demo: OK (price, average, rest-api, Swagger UI, ops ports, schemathesis, smoke load, clean stop)"
