@@ -32,10 +32,12 @@ COPY frontend/Cargo.toml frontend/
 COPY exchange-standin/Cargo.toml exchange-standin/
 COPY testkit/Cargo.toml testkit/
 COPY e2e/Cargo.toml e2e/
+COPY bench/Cargo.toml bench/
 # Empty crates with the real manifests: compiles every dependency once, for this layer's cache.
-RUN for crate in common publisher aggregator frontend exchange-standin testkit e2e; do \
+RUN for crate in common publisher aggregator frontend exchange-standin testkit e2e bench; do \
       mkdir -p "$crate/src" && echo "" > "$crate/src/lib.rs"; \
     done \
+ && echo "fn main() {}" > bench/src/ceiling.rs \
  && cargo build --release --locked --target "$TARGET" -p publisher -p aggregator -p frontend
 # ---- builder: the project itself ----
 COPY common common

@@ -1,5 +1,5 @@
 # The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
-.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm test-faults lint fmt openapi image clean
+.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm test-faults lint fmt openapi image bench clean
 
 CARGO ?= cargo
 
@@ -8,6 +8,7 @@ help:
 	@echo "make demo     the same stack fed by local exchange stand-ins (no internet needed)"
 	@echo "make test     install what is missing, then lint and run every test"
 	@echo "make openapi  regenerate openapi.yaml from the code"
+	@echo "make bench    HTTP req/s, latency and memory against a bare hyper ceiling (prints a table)"
 
 tools:
 	./scripts/install-tools.sh
@@ -68,6 +69,10 @@ fmt:
 
 openapi:
 	$(CARGO) run --quiet -p frontend --example print-openapi > openapi.yaml
+
+# Benchmarks (figures, never pass/fail): see bench/README.md.
+bench:
+	./bench/run.sh
 
 # The container image, built offline from static binaries compiled here (Dockerfile stage `prebuilt`).
 image:
