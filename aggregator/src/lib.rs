@@ -13,13 +13,13 @@ pub mod state;
 pub mod window;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use btc_common::Tick;
 use btc_common::jetstream::{ensure_state_bucket, ensure_ticks_stream, retry_until_ready};
 use btc_common::names::TICK_SUBJECT;
+use btc_common::ops::WorkerOps;
 use chrono::Utc;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -38,11 +38,7 @@ const REPLAY_MARGIN: Duration = Duration::from_secs(60);
 pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Result<(), AggregatorError> {
     let client = config.nats.connect("aggregator").await?;
     let metrics = Arc::new(AggregatorMetrics::default());
-    let ops = Arc::new(metrics::AggregatorOps {
-        metrics: metrics.clone(),
-        client: client.clone(),
-        replayed: AtomicBool::new(false),
-    });
+    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "window not rebuilt from the stream yet"));
     let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| AggregatorError::Bind { addr: config.ops_addr, source })?;
@@ -69,7 +65,7 @@ pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Resul
     if let Some(state) = aggregate.state(window_seconds) {
         write_until_done(&mut writer, &state, &shutdown, &metrics).await;
     }
-    ops.replayed.store(true, Ordering::Relaxed);
+    ops.mark_started();
 
     let consumer_config = consumer::pull::Config {
         durable_name: Some(config.consumer_name.clone()),

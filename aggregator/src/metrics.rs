@@ -1,11 +1,8 @@
 //! The aggregator's metrics, served at `/metrics` on its ops port.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use btc_common::metrics::seconds_since;
 use btc_common::metrics::{self, Gauge, IntCounterVec, IntGauge, NatsGauge, Registry};
-use btc_common::ops::OpsState;
+use btc_common::ops::ServiceMetrics;
 
 pub struct AggregatorMetrics {
     registry: Registry,
@@ -57,29 +54,10 @@ impl Default for AggregatorMetrics {
     }
 }
 
-/// What the aggregator's ops port reports.
-pub struct AggregatorOps {
-    pub metrics: Arc<AggregatorMetrics>,
-    pub client: async_nats::Client,
-    /// Set once the window has been rebuilt from the stream.
-    pub replayed: AtomicBool,
-}
-
-impl OpsState for AggregatorOps {
-    fn readiness(&self) -> Result<(), String> {
-        if !btc_common::nats::is_connected(&self.client) {
-            return Err("not connected to NATS".into());
-        }
-        if !self.replayed.load(Ordering::Relaxed) {
-            return Err("window not rebuilt from the stream yet".into());
-        }
-        Ok(())
-    }
-
-    fn metrics(&self) -> String {
-        let m = &self.metrics;
-        m.nats.observe(&self.client);
-        m.newest_tick_age.set(seconds_since(m.newest_tick_timestamp.get()));
-        metrics::encode(&m.registry)
+impl ServiceMetrics for AggregatorMetrics {
+    fn render(&self, client: &async_nats::Client) -> String {
+        self.nats.observe(client);
+        self.newest_tick_age.set(seconds_since(self.newest_tick_timestamp.get()));
+        metrics::encode(&self.registry)
     }
 }

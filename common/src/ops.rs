@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use poem::endpoint::make_sync;
@@ -17,6 +18,48 @@ pub trait OpsState: Send + Sync + 'static {
     fn readiness(&self) -> Result<(), String>;
     /// The metrics in the Prometheus text format (refresh point-in-time gauges first).
     fn metrics(&self) -> String;
+}
+
+/// A service's metrics, rendered with the NATS connection it reports on.
+pub trait ServiceMetrics: Send + Sync + 'static {
+    /// Prometheus text, with point-in-time gauges refreshed first.
+    fn render(&self, client: &async_nats::Client) -> String;
+}
+
+/// The ops state of a worker service (publisher, aggregator): ready once connected to NATS and its
+/// own start-up step (`waiting_for`) is done.
+pub struct WorkerOps<M> {
+    pub metrics: Arc<M>,
+    client: async_nats::Client,
+    started: AtomicBool,
+    waiting_for: &'static str,
+}
+
+impl<M: ServiceMetrics> WorkerOps<M> {
+    pub fn new(metrics: Arc<M>, client: async_nats::Client, waiting_for: &'static str) -> Self {
+        Self { metrics, client, started: AtomicBool::new(false), waiting_for }
+    }
+
+    /// The start-up step is done.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<M: ServiceMetrics> OpsState for WorkerOps<M> {
+    fn readiness(&self) -> Result<(), String> {
+        if !crate::nats::is_connected(&self.client) {
+            return Err("not connected to NATS".into());
+        }
+        if !self.started.load(Ordering::Relaxed) {
+            return Err(self.waiting_for.into());
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render(&self.client)
+    }
 }
 
 fn readiness(state: &dyn OpsState) -> Response {

@@ -13,11 +13,11 @@ pub mod quote;
 pub mod round;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use btc_common::jetstream::{ensure_ticks_stream, retry_until_ready};
+use btc_common::ops::WorkerOps;
 use chrono::{DateTime, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -34,11 +34,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     let poller = poller::Poller::new(config.request_timeout)?;
     let client = config.nats.connect("publisher").await?;
     let metrics = Arc::new(metrics::PublisherMetrics::default());
-    let ops = Arc::new(metrics::PublisherOps {
-        metrics: metrics.clone(),
-        client: client.clone(),
-        stream_ready: AtomicBool::new(false),
-    });
+    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "ticks stream not set up yet"));
     let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| PublisherError::Bind { addr: config.ops_addr, source })?;
@@ -46,7 +42,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     if retry_until_ready("ticks stream", &shutdown, || ensure_ticks_stream(&js, &config.stream)).await.is_none() {
         return Ok(());
     }
-    ops.stream_ready.store(true, Ordering::Relaxed);
+    ops.mark_started();
     let sources: Vec<&str> = config.sources.iter().map(|s| s.name()).collect();
     tracing::info!(?sources, poll_interval = ?config.poll_interval, quorum = config.quorum, "publisher started");
 

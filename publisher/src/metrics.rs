@@ -1,10 +1,8 @@
 //! The publisher's metrics, served at `/metrics` on its ops port.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use btc_common::metrics::seconds_since;
 use btc_common::metrics::{self, Gauge, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, NatsGauge, Registry};
-use btc_common::ops::OpsState;
+use btc_common::ops::ServiceMetrics;
 
 pub struct PublisherMetrics {
     registry: Registry,
@@ -90,29 +88,10 @@ impl Default for PublisherMetrics {
     }
 }
 
-/// What the publisher's ops port reports.
-pub struct PublisherOps {
-    pub metrics: std::sync::Arc<PublisherMetrics>,
-    pub client: async_nats::Client,
-    /// Set once the ticks stream is known to exist.
-    pub stream_ready: AtomicBool,
-}
-
-impl OpsState for PublisherOps {
-    fn readiness(&self) -> Result<(), String> {
-        if !btc_common::nats::is_connected(&self.client) {
-            return Err("not connected to NATS".into());
-        }
-        if !self.stream_ready.load(Ordering::Relaxed) {
-            return Err("ticks stream not set up yet".into());
-        }
-        Ok(())
-    }
-
-    fn metrics(&self) -> String {
-        let m = &self.metrics;
-        m.nats.observe(&self.client);
-        m.last_tick_age.set(seconds_since(m.last_tick_timestamp.get()));
-        metrics::encode(&m.registry)
+impl ServiceMetrics for PublisherMetrics {
+    fn render(&self, client: &async_nats::Client) -> String {
+        self.nats.observe(client);
+        self.last_tick_age.set(seconds_since(self.last_tick_timestamp.get()));
+        metrics::encode(&self.registry)
     }
 }
