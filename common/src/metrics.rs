@@ -2,7 +2,7 @@
 //! fixed in code, so a failure here is a programming error caught by the first test), and the
 //! text encoding served at `/metrics`.
 
-pub use prometheus::{Gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+pub use prometheus::{Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 use prometheus::{HistogramOpts, Opts};
 
 pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {

@@ -239,23 +239,26 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let pipeline = Pipeline::start(&[(Venue::Coinbase, 1.0)]).await;
     let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--http-idle-timeout", "1s"]).await;
     let addr = api.trim_start_matches("http://").to_string();
-    // A keep-alive connection that sends nothing after its request must not be held forever.
-    // (A client stalling inside a request's headers is not cut by this timeout: that is the
-    // ingress controller's job, see README "Operations".)
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connects");
-    stream.write_all(b"GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("writes");
+    // A keep-alive connection that sends nothing after its request, and a client that stalls in
+    // the middle of its request headers (slowloris), must not be held forever.
+    let mut after_request = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+    after_request.write_all(b"GET /liveness HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("writes");
+    let mut inside_headers = tokio::net::TcpStream::connect(&addr).await.expect("connects");
+    inside_headers.write_all(b"GET /liveness HTTP/1.1\r\nHo").await.expect("writes");
     let started = std::time::Instant::now();
-    let mut buffer = [0u8; 256];
-    let closed = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+    for (name, mut stream) in [("idle keep-alive", after_request), ("stalled headers", inside_headers)] {
+        let mut buffer = [0u8; 256];
+        let closed = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
             }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the idle connection was never closed");
+        })
+        .await;
+        assert!(closed.is_ok(), "the {name} connection was never closed");
+    }
     assert!(started.elapsed() < Duration::from_secs(10), "closed only after {:?}", started.elapsed());
     // Other clients are served meanwhile and after.
     assert_eq!(pipeline.get_text(&format!("{api}/liveness")).await.0, 200);

@@ -1,20 +1,31 @@
 //! The frontends' in-memory copy of the aggregated state, kept current by watching the KV bucket.
 //! Every request is served from here: no NATS round trip per request.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use btc_common::PriceState;
 use btc_common::jetstream::{open_state_bucket, retry_until_ready};
 use btc_common::names::STATE_KEY;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::bitcoin::EncodedBodies;
+
+/// One state as served: the state and its answers, encoded once when it arrives.
+#[derive(Debug)]
+pub struct CachedState {
+    pub state: PriceState,
+    pub bodies: EncodedBodies,
+}
+
 /// The latest state and the NATS connection it comes from.
 #[derive(Default)]
 pub struct StateCache {
-    state: RwLock<Option<Arc<PriceState>>>,
+    /// Swapped whole on each update; requests read it without a lock.
+    state: ArcSwapOption<CachedState>,
     nats: Option<async_nats::Client>,
     /// Set on shutdown: readiness fails while in-flight and late requests are still served.
     draining: AtomicBool,
@@ -22,19 +33,22 @@ pub struct StateCache {
 
 impl StateCache {
     pub fn new(nats: Option<async_nats::Client>) -> Self {
-        Self { state: RwLock::new(None), nats, draining: AtomicBool::new(false) }
+        Self { state: ArcSwapOption::empty(), nats, draining: AtomicBool::new(false) }
     }
 
-    pub fn get(&self) -> Option<Arc<PriceState>> {
-        self.state.read().map(|s| s.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    pub fn get(&self) -> Option<Arc<CachedState>> {
+        self.state.load_full()
     }
 
-    /// Stores `state` unless the cache already holds a later one (watch redelivery after a
-    /// reconnect must not move the price back in time).
+    /// Encodes and stores `state` unless the cache already holds a later one (watch redelivery
+    /// after a reconnect must not move the price back in time). Only the watch task writes.
     pub fn set(&self, state: PriceState) {
-        let mut slot = self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if slot.as_ref().is_none_or(|current| state.stream_sequence >= current.stream_sequence) {
-            *slot = Some(Arc::new(state));
+        if self.state.load().as_ref().is_some_and(|current| state.stream_sequence < current.state.stream_sequence) {
+            return;
+        }
+        match EncodedBodies::encode(&state) {
+            Ok(bodies) => self.state.store(Some(Arc::new(CachedState { state, bodies }))),
+            Err(error) => tracing::warn!(%error, "cannot encode the state; kept the previous one"),
         }
     }
 

@@ -1,12 +1,12 @@
-//! Limits and headers every frontend response goes through: a cap on request header and body
-//! size, a per-request timeout, panics turned into the JSON 500, security headers, and CORS for
-//! the origins an operator allows (Swagger UI served from elsewhere).
+//! Limits and headers every frontend response goes through (applied by [`crate::frontline`]): a
+//! cap on request header and body size, a per-request timeout, panics turned into the JSON 500,
+//! security headers, and CORS for the origins an operator allows (Swagger UI served from elsewhere).
 
 use std::time::Duration;
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::middleware::{CatchPanic, Cors, PanicHandler};
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use poem::middleware::{Cors, PanicHandler};
+use poem::{Request, Response};
 
 use crate::api::errors::ErrorBody;
 
@@ -34,73 +34,52 @@ impl Default for Limits {
     }
 }
 
-/// Wraps `endpoint` with the limits, the panic handler, CORS and the security headers.
-pub fn harden<E: Endpoint + 'static>(endpoint: E, limits: Limits) -> poem::endpoint::BoxEndpoint<'static> {
-    let checked = {
-        let limits = limits.clone();
-        endpoint.around(move |endpoint, request| {
-            let limits = limits.clone();
-            async move { within_limits(endpoint, request, &limits).await }
-        })
-    };
-    let cors = (!limits.cors_origins.is_empty()).then(|| {
+/// CORS for the origins in `limits`, or `None` when no origin is allowed (no CORS headers at all).
+pub fn cors(limits: &Limits) -> Option<Cors> {
+    (!limits.cors_origins.is_empty()).then(|| {
         Cors::new()
             .allow_origins(limits.cors_origins.iter().map(String::as_str))
             .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
             .max_age(3600)
-    });
-    checked
-        .with_if(cors.is_some(), cors.unwrap_or_else(Cors::new))
-        .with(CatchPanic::new().with_handler(JsonPanic))
-        .after(|result| async move {
-            // Errors raised outside the JSON error layer (a CORS rejection) get the same body.
-            let mut response = match result {
-                Ok(response) => response.into_response(),
-                Err(error) => ErrorBody::new(error.status(), "request_rejected", error.to_string()).into_response(),
-            };
-            let headers = response.headers_mut();
-            headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-            headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-            headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-            // Prices change every second: no cache may serve an old one.
-            headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-            Ok(response)
-        })
-        .boxed()
+    })
 }
 
-async fn within_limits<E: Endpoint>(endpoint: E, request: Request, limits: &Limits) -> poem::Result<Response> {
+/// The error answer for a request over the header or body limits, if it is.
+pub fn over_limits(request: &Request, limits: &Limits) -> Option<ErrorBody> {
     let header_bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
     if header_bytes > limits.max_header_bytes {
-        return Ok(ErrorBody::new(
+        return Some(ErrorBody::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
             format!("request headers are larger than {} bytes", limits.max_header_bytes),
-        )
-        .into_response());
+        ));
     }
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limits.max_body_bytes)
         || request.headers().contains_key(header::TRANSFER_ENCODING)
     {
-        return Ok(ErrorBody::new(
+        return Some(ErrorBody::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("request bodies are limited to {} bytes", limits.max_body_bytes),
-        )
-        .into_response());
+        ));
     }
-    match tokio::time::timeout(limits.request_timeout, endpoint.call(request)).await {
-        Ok(result) => result.map(IntoResponse::into_response),
-        Err(_) => {
-            Ok(ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response())
-        }
-    }
+    None
+}
+
+/// The headers every answer carries.
+pub fn add_security_headers(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Prices change every second: no cache may serve an old one.
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
 }
 
 /// A panic becomes the documented JSON 500; its message stays in the logs.
 #[derive(Clone)]
-struct JsonPanic;
+pub struct JsonPanic;
 
 impl PanicHandler for JsonPanic {
     type Response = Response;

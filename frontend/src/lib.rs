@@ -5,7 +5,9 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod frontline;
 pub mod hardening;
+pub mod idle;
 pub mod metrics;
 pub mod server;
 

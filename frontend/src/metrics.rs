@@ -1,11 +1,10 @@
 //! The frontends' metrics (RED per route, price and freshness gauges) and the middleware that
 //! records every request.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use btc_common::metrics::{self, Gauge, HistogramVec, IntCounterVec, NatsGauge, Registry};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use btc_common::metrics::{self, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry};
+use poem::http::{Method, StatusCode};
 
 use crate::cache::StateCache;
 
@@ -17,15 +16,23 @@ pub struct FrontendMetrics {
     average: Gauge,
     price_age: Gauge,
     nats: NatsGauge,
-    /// Routes this app serves; anything else is counted as `unmatched` (bounded label values).
-    routes: &'static [&'static str],
+    /// Route labels: the routes this app serves, then `/docs` and `unmatched` (bounded values).
+    routes: Vec<&'static str>,
+    /// The series of a successful GET per route, resolved once: looking a labelled series up
+    /// hashes its labels under a lock, on every request.
+    get_ok: Vec<(IntCounter, Histogram)>,
 }
 
+/// A route label, as an index into the app's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLabel(usize);
+
 impl FrontendMetrics {
-    pub fn new(routes: &'static [&'static str]) -> Self {
+    pub fn new(app_routes: &'static [&'static str]) -> Self {
         let registry = Registry::new();
         let r = &registry;
-        Self {
+        let routes: Vec<&'static str> = app_routes.iter().copied().chain([DOCS, UNMATCHED]).collect();
+        let mut metrics = Self {
             requests: metrics::counter_vec(
                 r,
                 "btc_http_requests_total",
@@ -51,23 +58,56 @@ impl FrontendMetrics {
                 "Seconds since the time of the newest tick this frontend holds (at scrape); +Inf before the first.",
             ),
             nats: NatsGauge::new(r),
+            get_ok: Vec::new(),
             routes,
             registry,
-        }
+        };
+        metrics.get_ok = metrics
+            .routes
+            .iter()
+            .map(|route| {
+                (
+                    metrics.requests.with_label_values(&["GET", route, "200"]),
+                    metrics.duration.with_label_values(&["GET", route]),
+                )
+            })
+            .collect();
+        metrics
     }
 
     /// The route label of `path`: a known route, `/docs` for Swagger UI assets, or `unmatched`.
-    fn route(&self, path: &str) -> &'static str {
-        if let Some(route) = self.routes.iter().find(|route| **route == path) {
-            return route;
+    pub fn route(&self, path: &str) -> RouteLabel {
+        let known = self.routes.len() - 2;
+        if let Some(index) = self.routes[..known].iter().position(|route| *route == path) {
+            return RouteLabel(index);
         }
-        if path == "/docs" || path.starts_with("/docs/") { "/docs" } else { "unmatched" }
+        RouteLabel(if path == DOCS || path.starts_with("/docs/") { known } else { known + 1 })
+    }
+
+    /// The label value of `route`, or `None` for `unmatched`.
+    pub fn route_name(&self, route: RouteLabel) -> Option<&'static str> {
+        (route.0 + 1 < self.routes.len()).then(|| self.routes[route.0])
+    }
+
+    /// Counts and times one answered request.
+    pub fn observe(&self, method: &Method, route: RouteLabel, status: StatusCode, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if *method == Method::GET && status == StatusCode::OK {
+            let (count, duration) = &self.get_ok[route.0];
+            count.inc();
+            duration.observe(seconds);
+            return;
+        }
+        let route = self.routes[route.0];
+        self.requests.with_label_values(&[method.as_str(), route, status.as_str()]).inc();
+        self.duration.with_label_values(&[method.as_str(), route]).observe(seconds);
     }
 
     /// Prometheus text for `/metrics`, with the point-in-time gauges refreshed from `cache`.
     pub fn render(&self, cache: &StateCache) -> String {
         match cache.get() {
-            Some(state) => {
+            Some(cached) => {
+                let state = &cached.state;
                 self.price.set(state.latest.price);
                 self.average.set(state.average.time_weighted);
                 self.price_age.set(metrics::age_seconds(state.latest.time));
@@ -82,26 +122,5 @@ impl FrontendMetrics {
     }
 }
 
-/// Middleware: counts and times every request by method, route and status.
-pub async fn record<E: Endpoint>(
-    endpoint: E,
-    request: Request,
-    metrics: Arc<FrontendMetrics>,
-) -> poem::Result<Response> {
-    let started = Instant::now();
-    let method = request.method().as_str().to_string();
-    let route = metrics.route(request.uri().path());
-    if route != "unmatched" {
-        // The semantic-convention route on the server span that poem's tracing middleware opened.
-        use opentelemetry::trace::TraceContextExt;
-        opentelemetry::Context::current().span().set_attribute(opentelemetry::KeyValue::new("http.route", route));
-    }
-    let response = endpoint.call(request).await.map(IntoResponse::into_response);
-    let status = match &response {
-        Ok(response) => response.status(),
-        Err(error) => error.status(),
-    };
-    metrics.requests.with_label_values(&[method.as_str(), route, status.as_str()]).inc();
-    metrics.duration.with_label_values(&[method.as_str(), route]).observe(started.elapsed().as_secs_f64());
-    response
-}
+const DOCS: &str = "/docs";
+const UNMATCHED: &str = "unmatched";

@@ -7,16 +7,18 @@ use std::time::Duration;
 use poem::endpoint::BoxEndpoint;
 use poem::endpoint::make_sync;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::OpenTelemetryTracing;
-use poem::{EndpointExt, Response, Route, get};
+use poem::middleware::{CatchPanic, OpenTelemetryTracing};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route, get};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, bitcoin::BitcoinApi, errors::json_errors, health::HealthApi, rest::RestApi};
+use crate::api::{self, bitcoin::BitcoinApi, health::HealthApi, rest::RestApi};
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
-use crate::hardening::{Limits, harden};
+use crate::frontline::Frontline;
+use crate::hardening::{self, JsonPanic, Limits};
+use crate::idle::IdleTimeoutAcceptor;
 use crate::metrics::FrontendMetrics;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
@@ -64,21 +66,23 @@ pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxE
 pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
     let health = HealthApi::new(cache.clone(), stale_after);
     let metrics = Arc::new(FrontendMetrics::new(app.routes()));
-    let routes = match app {
-        App::BitcoinApi => with_docs(app, (BitcoinApi::new(cache.clone(), stale_after), health)),
-        App::RestApi => with_docs(app, (RestApi, health)),
+    let (api, docs) = match app {
+        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache.clone(), stale_after), health)),
+        App::RestApi => api_and_docs(app, (RestApi, health)),
     };
     let for_scrape = metrics.clone();
-    let routes = routes.at(
+    let extras = docs.at(
         "/metrics",
         get(make_sync(move |_| {
             Response::builder().content_type(btc_common::metrics::CONTENT_TYPE).body(for_scrape.render(&cache))
         })),
     );
+    let cors = hardening::cors(&limits);
+    let routes = Dispatch { api, extras }
+        .with(CatchPanic::new().with_handler(JsonPanic))
+        .with_if(cors.is_some(), cors.unwrap_or_default());
     let tracer = btc_common::telemetry::tracing_requested().then(|| opentelemetry::global::tracer(app.name()));
-    let routes = harden(routes.around(json_errors), limits);
-    routes
-        .around(move |endpoint, request| crate::metrics::record(endpoint, request, metrics.clone()))
+    Frontline::new(routes, limits, metrics, tracer.is_some())
         .with_if(
             tracer.is_some(),
             OpenTelemetryTracing::new(tracer.unwrap_or_else(|| opentelemetry::global::tracer("off"))),
@@ -86,14 +90,35 @@ pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, li
         .boxed()
 }
 
-fn with_docs<T: OpenApi + 'static>(app: App, apis: T) -> Route {
+/// The app's API, and the routes of its spec and Swagger UI.
+fn api_and_docs<T: OpenApi + 'static>(app: App, apis: T) -> (BoxEndpoint<'static>, Route) {
     let service = OpenApiService::new(apis, format!("{} ({})", api::TITLE, app.name()), env!("CARGO_PKG_VERSION"))
         .description(api::DESCRIPTION);
-    Route::new()
+    let docs = Route::new()
         .at("/openapi.json", service.spec_endpoint())
         .at("/openapi.yaml", service.spec_endpoint_yaml())
-        .nest("/docs", service.swagger_ui())
-        .nest("/", service)
+        .nest("/docs", service.swagger_ui());
+    (service.into_endpoint(), docs)
+}
+
+/// Sends the spec, Swagger UI and metrics paths to `extras` and every other request straight to
+/// the API: nesting the API under `/` in one router would rebuild each request's URI.
+struct Dispatch {
+    api: BoxEndpoint<'static>,
+    extras: Route,
+}
+
+impl Endpoint for Dispatch {
+    type Output = Response;
+
+    async fn call(&self, request: poem::Request) -> poem::Result<Response> {
+        let path = request.uri().path();
+        if matches!(path, "/metrics" | "/openapi.json" | "/openapi.yaml" | "/docs") || path.starts_with("/docs/") {
+            self.extras.call(request).await
+        } else {
+            self.api.call(request).await
+        }
+    }
 }
 
 /// A frontend that is listening.
@@ -142,14 +167,13 @@ pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken
         .into_acceptor()
         .await
         .map_err(|source| FrontendError::Bind { addr: listen, source })?;
+    let acceptor = IdleTimeoutAcceptor::new(acceptor, config.http_idle_timeout);
     let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(listen);
     tracing::info!(app = app.name(), %addr, "listening");
 
     let app_endpoint = endpoint_with(app, cache, config.stale_after, config.limits());
-    let idle_timeout = config.http_idle_timeout;
     let server = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)
-            .idle_timeout(idle_timeout)
             .run_with_graceful_shutdown(app_endpoint, stop_serving.cancelled_owned(), Some(DRAIN_TIMEOUT))
             .await
     });

@@ -96,6 +96,34 @@ async fn average_reports_both_averages_and_a_partial_window_in_fields() {
     assert_eq!(body["complete"], false);
 }
 
+/// The bodies are encoded once per state, not by poem-openapi per request: each must still parse
+/// as its documented type, with every field, the times intact and a fresh `age_seconds`.
+#[tokio::test]
+async fn pre_encoded_bodies_parse_as_their_documented_types() {
+    use frontend::api::bitcoin::{AveragePrice, CurrentPrice};
+    use poem_openapi::types::ParseFromJSON;
+    let time = Utc::now() - chrono::Duration::milliseconds(1500);
+    let cli = client(App::BitcoinApi, Some(state_at(time, 7, 97_000.25)));
+
+    let price = CurrentPrice::parse_from_json(Some(json_of(cli.get("/btc/USD").send().await).await))
+        .unwrap_or_else(|e| panic!("/btc/USD does not match its schema: {}", e.into_message()));
+    assert_eq!((price.price, price.time, price.sources.len()), (97_000.25, time, 2));
+    assert_eq!((price.sources[1].quote_time, price.dispersion.std_dev), (time, 4.0));
+    assert!((1.4..5.0).contains(&price.age_seconds), "age {}", price.age_seconds);
+
+    let average = AveragePrice::parse_from_json(Some(json_of(cli.get("/btc/average").send().await).await))
+        .unwrap_or_else(|e| panic!("/btc/average does not match its schema: {}", e.into_message()));
+    assert_eq!(
+        (average.from, average.to, average.time_weighted_average),
+        (time - chrono::Duration::seconds(120), time, 96_998.75)
+    );
+    assert!((1.4..5.0).contains(&average.age_seconds), "age {}", average.age_seconds);
+
+    let status = json_of(client(App::RestApi, None).get("/").send().await).await;
+    frontend::api::rest::StatusBody::parse_from_json(Some(status.clone())).expect("`/` matches its schema");
+    assert_eq!(status, serde_json::json!({"result": "OK"}));
+}
+
 #[tokio::test]
 async fn no_price_yet_is_a_503_with_retry_after() {
     let cli = client(App::BitcoinApi, None);
@@ -124,7 +152,7 @@ async fn the_cache_never_goes_back_to_an_older_state() {
     let now = Utc::now();
     cache.set(state_at(now, 9, 100.0));
     cache.set(state_at(now, 8, 50.0));
-    assert_eq!(cache.get().expect("state").latest.price, 100.0);
+    assert_eq!(cache.get().expect("state").state.latest.price, 100.0);
 }
 
 #[tokio::test]

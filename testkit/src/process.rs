@@ -4,12 +4,14 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-/// Path of a workspace binary next to the running test (`target/<profile>/<name>`). `make test`
-/// builds every binary before the tests run.
+/// Path of a workspace binary (`target/<profile>/<name>`) for the running executable: a test in
+/// `target/<profile>/deps/`, or a binary such as the benchmarks in `target/<profile>/` itself.
+/// `make test` builds every binary before the tests run.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
+    let exe = std::env::current_exe().expect("current executable path");
+    let dir = exe.parent().expect("directory of the current executable");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let dir = if dir.file_name().is_some_and(|d| d == "deps") { dir.parent().expect("target directory") } else { dir };
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` (make test does)", path.display());
     path

@@ -9,8 +9,9 @@ use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
+use super::encoded::{EncodedJson, OpenObject};
 use super::errors::ErrorBody;
-use crate::cache::StateCache;
+use crate::cache::{CachedState, StateCache};
 
 /// Seconds a client should wait before asking again after a 503.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
@@ -22,7 +23,7 @@ enum ApiTags {
 }
 
 /// The current BTC price.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct CurrentPrice {
     /// Currency of every price in this answer: `USD`.
     pub currency: String,
@@ -30,16 +31,17 @@ pub struct CurrentPrice {
     pub price: f64,
     /// Time of the tick (start of the publisher's round), RFC 3339.
     pub time: DateTime<Utc>,
-    /// Seconds between `time` and this answer.
-    pub age_seconds: f64,
     /// How far apart the quotes behind `price` were.
     pub dispersion: Dispersion,
     /// Every fresh exchange quote of the round and whether it was used.
     pub sources: Vec<SourceQuote>,
+    /// Seconds between `time` and this answer.
+    #[serde(skip)]
+    pub age_seconds: f64,
 }
 
 /// Spread of the quotes used for the price: its confidence band.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct Dispersion {
     /// Lowest quote used, USD.
     pub low: f64,
@@ -52,7 +54,7 @@ pub struct Dispersion {
 }
 
 /// One exchange's quote.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct SourceQuote {
     /// Exchange name, e.g. `kraken`.
     pub source: String,
@@ -66,8 +68,9 @@ pub struct SourceQuote {
 
 /// `used`: part of the median. `outlier`: too far from the median, excluded. `reference`: an
 /// aggregator's price (CoinGecko) shown as a sanity check, never a vote.
-#[derive(Debug, Enum)]
+#[derive(Debug, Enum, serde::Serialize)]
 #[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum SourceStatus {
     Used,
     Outlier,
@@ -75,7 +78,7 @@ pub enum SourceStatus {
 }
 
 /// The rolling average over the last `window_seconds` of ticks.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct AveragePrice {
     /// Currency of the averages: `USD`.
     pub currency: String,
@@ -96,6 +99,7 @@ pub struct AveragePrice {
     /// `true` once the ticks cover the whole window; `false` during a cold start.
     pub complete: bool,
     /// Seconds between `to` and this answer.
+    #[serde(skip)]
     pub age_seconds: f64,
 }
 
@@ -103,7 +107,7 @@ pub struct AveragePrice {
 pub enum PriceResponse {
     /// The current price.
     #[oai(status = 200)]
-    Ok(Json<CurrentPrice>),
+    Ok(EncodedJson<CurrentPrice>),
     /// No price yet, or the newest is older than the staleness limit.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
@@ -113,7 +117,7 @@ pub enum PriceResponse {
 pub enum AverageResponse {
     /// The rolling average; during a cold start `complete` is false and `from` shows the span.
     #[oai(status = 200)]
-    Ok(Json<AveragePrice>),
+    Ok(EncodedJson<AveragePrice>),
     /// No price yet, or the newest is older than the staleness limit.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
@@ -130,7 +134,7 @@ impl BitcoinApi {
     }
 
     /// The state if it is fresh, else the 503 body.
-    fn fresh_state(&self) -> Result<(Arc<PriceState>, f64), ErrorBody> {
+    fn fresh_state(&self) -> Result<(Arc<CachedState>, f64), ErrorBody> {
         let Some(state) = self.cache.get() else {
             return Err(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -138,7 +142,7 @@ impl BitcoinApi {
                 "no price has been received yet",
             ));
         };
-        let age = age_seconds(state.latest.time);
+        let age = age_seconds(state.state.latest.time);
         if age > self.stale_after.as_secs_f64() {
             return Err(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -158,7 +162,9 @@ impl BitcoinApi {
     #[oai(path = "/btc/USD", method = "get", operation_id = "current_price")]
     async fn current_price(&self) -> PriceResponse {
         match self.fresh_state() {
-            Ok((state, age_seconds)) => PriceResponse::Ok(Json(current_price(&state, age_seconds))),
+            Ok((cached, age_seconds)) => {
+                PriceResponse::Ok(EncodedJson::new(cached.bodies.price.close_with(age_seconds)))
+            }
             Err(body) => PriceResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
         }
     }
@@ -169,7 +175,10 @@ impl BitcoinApi {
     #[oai(path = "/btc/average", method = "get", operation_id = "average_price")]
     async fn average_price(&self) -> AverageResponse {
         match self.fresh_state() {
-            Ok((state, _)) => AverageResponse::Ok(Json(average_price(&state))),
+            Ok((cached, _)) => {
+                let age = age_seconds(cached.state.average.to);
+                AverageResponse::Ok(EncodedJson::new(cached.bodies.average.close_with(age)))
+            }
             Err(body) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
         }
     }
@@ -179,13 +188,31 @@ fn age_seconds(time: DateTime<Utc>) -> f64 {
     ((Utc::now() - time).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
-fn current_price(state: &PriceState, age_seconds: f64) -> CurrentPrice {
+/// The bodies of `/btc/USD` and `/btc/average` for one state, encoded once when the state
+/// arrives; each request only adds its `age_seconds`.
+#[derive(Debug, Clone)]
+pub struct EncodedBodies {
+    price: OpenObject,
+    average: OpenObject,
+}
+
+impl EncodedBodies {
+    pub fn encode(state: &PriceState) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            price: OpenObject::encode(&current_price(state), "age_seconds")?,
+            average: OpenObject::encode(&average_price(state), "age_seconds")?,
+        })
+    }
+}
+
+fn current_price(state: &PriceState) -> CurrentPrice {
     let tick = &state.latest;
     CurrentPrice {
         currency: "USD".to_string(),
         price: tick.price,
         time: tick.time,
-        age_seconds,
+        // Not encoded here: added to each answer (see `OpenObject`).
+        age_seconds: 0.0,
         dispersion: Dispersion {
             low: tick.dispersion.low,
             high: tick.dispersion.high,
@@ -221,6 +248,6 @@ fn average_price(state: &PriceState) -> AveragePrice {
         to: average.to,
         covered_seconds: average.covered_seconds,
         complete: average.complete,
-        age_seconds: age_seconds(average.to),
+        age_seconds: 0.0,
     }
 }

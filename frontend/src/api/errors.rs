@@ -1,8 +1,8 @@
-//! The one error body every failure answers with, and the middleware that turns the router's
-//! own errors (404, 405, 400...) into it: never HTML, never a stack trace.
+//! The one error body every failure answers with, and the translation of the router's own errors
+//! (404, 405, 400...) into it: never HTML, never a stack trace.
 
+use poem::Response;
 use poem::http::StatusCode;
-use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::Object;
 
 /// An error answer.
@@ -28,20 +28,14 @@ impl ErrorBody {
     }
 }
 
-/// Wraps an app so that every error it raises becomes a JSON [`ErrorBody`].
-pub async fn json_errors<E: Endpoint>(endpoint: E, request: Request) -> poem::Result<Response> {
-    let path = request.uri().path().to_string();
-    match endpoint.call(request).await {
-        Ok(response) => Ok(response.into_response()),
-        Err(error) => {
-            let mut response = error_body(&error, &path).into_response();
-            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-                // RFC 9110: a 405 says which methods the resource supports. The API is read-only.
-                response.headers_mut().insert(poem::http::header::ALLOW, poem::http::HeaderValue::from_static("GET"));
-            }
-            Ok(response)
-        }
+/// The JSON answer to an error the app raised for a request to `path`.
+pub fn error_response(error: &poem::Error, path: &str) -> Response {
+    let mut response = error_body(error, path).into_response();
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // RFC 9110: a 405 says which methods the resource supports. The API is read-only.
+        response.headers_mut().insert(poem::http::header::ALLOW, poem::http::HeaderValue::from_static("GET"));
     }
+    response
 }
 
 fn error_body(error: &poem::Error, path: &str) -> ErrorBody {

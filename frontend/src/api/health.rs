@@ -65,7 +65,7 @@ impl HealthApi {
         let Some(state) = self.cache.get() else {
             return ReadinessResponse::NotReady(PlainText("NOT READY: no price yet".to_string()));
         };
-        let age = (Utc::now() - state.latest.time).to_std().unwrap_or_default();
+        let age = (Utc::now() - state.state.latest.time).to_std().unwrap_or_default();
         if age > self.stale_after {
             return ReadinessResponse::NotReady(PlainText(format!(
                 "NOT READY: newest price is {} s old",

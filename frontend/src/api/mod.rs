@@ -2,6 +2,7 @@
 //! of `openapi.yaml`.
 
 pub mod bitcoin;
+pub mod encoded;
 pub mod errors;
 pub mod health;
 pub mod rest;

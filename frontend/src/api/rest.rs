@@ -1,7 +1,8 @@
 //! rest-api: `GET /`.
 
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
+
+use super::encoded::EncodedJson;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -24,7 +25,7 @@ impl RestApi {
     ///
     /// Answers `{"result": "OK"}`.
     #[oai(path = "/", method = "get", operation_id = "status")]
-    async fn status(&self) -> Json<StatusBody> {
-        Json(StatusBody { result: "OK".to_string() })
+    async fn status(&self) -> EncodedJson<StatusBody> {
+        EncodedJson::new(bytes::Bytes::from_static(br#"{"result":"OK"}"#))
     }
 }

@@ -1,0 +1,177 @@
+//! The pipeline benchmark (`make bench`): the real publisher path, aggregator and bitcoin-api
+//! against bare async-nats ceilings measured in the same run on the same machine. It prints
+//! Markdown tables on stdout and its progress on stderr. Benchmarks print figures; this one never
+//! fails on speed, only when a service misbehaves (a tick lost, a wrong state).
+//!
+//! Every measurement gets a fresh `nats-server` (JetStream file storage in a temporary directory,
+//! as in production) so runs do not interfere, and the production stream and bucket settings
+//! (only the stream's byte limit is raised if `TICKS` ticks would not fit in the 1 GiB default).
+//! The services run as their release binaries (`target/release/<name>`, `RUST_LOG=warn`). Every
+//! figure is the median of `RUNS` runs; a ratio is taken within a run, then its median reported.
+//!
+//! 1. **Pipeline rate** (target: aggregator >= 0.5 of the ceiling). `TICKS` ticks shaped like the
+//!    publisher's (eight source quotes), 1 ms apart and ending now, so the 10-minute window evicts.
+//!    - *Ceiling*: a durable pull consumer with the aggregator's settings (explicit acks,
+//!      `max_ack_pending` 10,000, batches of 500, same heartbeat and expiry) reads the preloaded
+//!      stream and acks every tick; timed from its first pull to its last ack. This is the least
+//!      any at-least-once consumer of the stream must do.
+//!    - *Aggregator*: the binary starts on the empty stream; once its durable consumer has a pull
+//!      request waiting it is frozen with SIGSTOP, the stream is loaded, and it is thawed with
+//!      SIGCONT. Timed from SIGCONT to the KV state (seen through a KV watch) carrying the last
+//!      tick's sequence. The aggregator does what the ceiling does plus its own work (decode,
+//!      window, one compare-and-set state write per batch), and its time ends at the state write,
+//!      before its last batch's acks, so the comparison does not favour the ceiling. Starting it
+//!      on the loaded stream instead would measure its replay (an ordered consumer), not the
+//!      durable consumer it runs on in steady state. After a load longer than two heartbeats
+//!      (10 s) the thawed client may report one missed idle heartbeat, which the aggregator logs
+//!      (shown on stderr) and moves past at once.
+//!    - The load rate (async publish, many acks in flight) is printed for information.
+//! 2. **Publish rate**: `publisher::publish::publish_tick` (trace context, metrics, `Nats-Msg-Id`
+//!    from the tick time, await the ack) against a bare loop doing the same JetStream publish
+//!    with a `Nats-Msg-Id` and awaiting each ack; one ack in flight each, `PUBLISH_TICKS` distinct
+//!    ticks each, both encoding the tick inside the timed loop. They take turns in chunks of 500
+//!    ticks on the same stream, so background load on the machine hits both alike.
+//! 3. **Freshness** (target p99 <= 10 ms): aggregator and bitcoin-api as processes; each of
+//!    `FRESHNESS_TICKS` ticks is published through the publisher path, and from the moment its
+//!    ack returns `GET /btc/USD` is polled back to back on one keep-alive HTTP/1.1 connection
+//!    until the served `time` is the tick's. One tick at a time; a warm-up tick is not counted.
+//!    The polling client shares the two cores with the services, so the figure is pessimistic.
+//! 4. **Cold start** (target <= 1 s): a full window in the stream (600 s of ticks at 10 and at
+//!    100 ticks/s). One aggregator computes the reference state and is stopped (SIGTERM); the
+//!    state key is deleted so the next value is necessarily new; a new aggregator process with the
+//!    same consumer name (a pod restart) is timed from spawn to its first state carrying the last
+//!    tick, whose averages must equal the reference exactly.
+//!
+//! Settings (environment): `RUNS` (3), `TICKS` (1,000,000), `PUBLISH_TICKS` (20,000),
+//! `FRESHNESS_TICKS` (10,000); `PERF_DATA=<file>` records the first run's aggregator catch-up with
+//! `perf record -g` (that run's figures are then perturbed by the profiler).
+//!
+//! The modules live in `bench/src/pipeline/` (a binary's root looks beside itself, hence `#[path]`).
+
+#[path = "pipeline/catch_up.rs"]
+mod catch_up;
+#[path = "pipeline/cold_start.rs"]
+mod cold_start;
+#[path = "pipeline/freshness.rs"]
+mod freshness;
+#[path = "pipeline/http.rs"]
+mod http;
+#[path = "pipeline/publish_rate.rs"]
+mod publish_rate;
+#[path = "pipeline/report.rs"]
+mod report;
+#[path = "pipeline/stack.rs"]
+mod stack;
+#[path = "pipeline/ticks.rs"]
+mod ticks;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+use report::{Results, Sizes};
+
+/// The cold-start tick rates: production's 1 tick/s is far below both.
+const COLD_START_RATES: [u64; 2] = [10, 100];
+
+struct Settings {
+    runs: usize,
+    ticks: u64,
+    publish_ticks: u64,
+    freshness_ticks: u64,
+    perf_data: Option<PathBuf>,
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            runs: usize::try_from(count_from_env("RUNS", 3)?).context("RUNS")?,
+            ticks: count_from_env("TICKS", 1_000_000)?,
+            publish_ticks: count_from_env("PUBLISH_TICKS", 20_000)?,
+            freshness_ticks: count_from_env("FRESHNESS_TICKS", 10_000)?,
+            perf_data: std::env::var_os("PERF_DATA").filter(|path| !path.is_empty()).map(PathBuf::from),
+        })
+    }
+
+    fn sizes(&self) -> Sizes {
+        Sizes {
+            runs: self.runs,
+            ticks: self.ticks,
+            publish_ticks: self.publish_ticks,
+            freshness_ticks: self.freshness_ticks,
+            load_acks_in_flight: ticks::LOAD_ACKS_IN_FLIGHT,
+        }
+    }
+}
+
+/// A positive whole number from the environment variable `name`, else `default`.
+fn count_from_env(name: &str, default: u64) -> anyhow::Result<u64> {
+    let Ok(text) = std::env::var(name) else { return Ok(default) };
+    let value: u64 = text.trim().replace('_', "").parse().with_context(|| format!("{name}={text:?} is not a count"))?;
+    if value == 0 {
+        bail!("{name} must be at least 1");
+    }
+    Ok(value)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let started = Instant::now();
+    let mut results = Results::default();
+    for run in 1..=settings.runs {
+        eprintln!("run {run}/{}", settings.runs);
+        let perf_data = settings.perf_data.as_deref().filter(|_| run == 1);
+        measure_catch_up(&settings, perf_data, &mut results).await?;
+        measure_publish(&settings, &mut results).await?;
+        measure_freshness(&settings, &mut results).await?;
+        measure_cold_starts(&mut results).await?;
+    }
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    results.print(&settings.sizes());
+    Ok(())
+}
+
+async fn measure_catch_up(
+    settings: &Settings,
+    perf_data: Option<&std::path::Path>,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let ceiling = catch_up::bare_consumer(settings.ticks).await.context("bare consumer")?;
+    eprintln!("  bare consumer: {:.0} msgs/s (loaded at {:.0} msgs/s)", ceiling.rate, ceiling.load_rate);
+    let aggregator = catch_up::aggregator(settings.ticks, perf_data).await.context("aggregator catch-up")?;
+    eprintln!("  aggregator catch-up: {:.0} msgs/s (loaded at {:.0} msgs/s)", aggregator.rate, aggregator.load_rate);
+    results.catch_up.push(aggregator.rate, ceiling.rate);
+    results.load_rates.extend([ceiling.load_rate, aggregator.load_rate]);
+    Ok(())
+}
+
+async fn measure_publish(settings: &Settings, results: &mut Results) -> anyhow::Result<()> {
+    let rates = publish_rate::measure(settings.publish_ticks).await.context("publish rate")?;
+    eprintln!("  publish: publisher path {:.0} msgs/s, bare publisher {:.0} msgs/s", rates.publisher_path, rates.bare);
+    results.publish.push(rates.publisher_path, rates.bare);
+    Ok(())
+}
+
+async fn measure_freshness(settings: &Settings, results: &mut Results) -> anyhow::Result<()> {
+    let freshness = freshness::measure(settings.freshness_ticks).await.context("freshness")?;
+    eprintln!(
+        "  freshness: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        freshness.p50_ms, freshness.p99_ms, freshness.max_ms
+    );
+    results.freshness.push(freshness);
+    Ok(())
+}
+
+async fn measure_cold_starts(results: &mut Results) -> anyhow::Result<()> {
+    for ticks_per_second in COLD_START_RATES {
+        let elapsed = cold_start::measure(ticks_per_second)
+            .await
+            .with_context(|| format!("cold start at {ticks_per_second} ticks/s"))?;
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        eprintln!("  cold start, {ticks_per_second} ticks/s x 600 s: {ms:.0} ms");
+        results.cold_start_mut(ticks_per_second).push(ms);
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Freshness: from the publisher path's ack of a tick to the moment bitcoin-api serves that tick,
+//! through the real aggregator and bitcoin-api processes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use btc_common::Tick;
+use chrono::{DateTime, Utc};
+use publisher::metrics::PublisherMetrics;
+
+use crate::http;
+use crate::publish_rate::GIVE_UP_AFTER;
+use crate::report::percentile;
+use crate::stack::{Nats, START_TIMEOUT, Service};
+use crate::ticks;
+
+/// Longest time a tick may take to be served before the run fails.
+const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
+const PRICE_PATH: &str = "/btc/USD";
+
+/// Ack-to-served latencies of one run, milliseconds.
+pub struct Freshness {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Publishes `count` ticks one at a time, each only after the previous one was served.
+pub async fn measure(count: u64) -> anyhow::Result<Freshness> {
+    let nats = Nats::start(count).await?;
+    let aggregator = Service::aggregator(&nats);
+    let api = Service::bitcoin_api(&nats);
+    aggregator.wait_until_ok("/readiness").await?;
+    api.wait_until_ok("/liveness").await?;
+    let mut connection = http::Connection::open(&api.addr).await?;
+    let mut probe = Probe { nats: &nats, connection: &mut connection, metrics: PublisherMetrics::default() };
+    let mut times = TickTimes::default();
+    // Warm-up, not counted: the first tick also waits for bitcoin-api to start watching the state.
+    probe.time_to_served(&ticks::tick_at(times.next(), 0), START_TIMEOUT).await?;
+    let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
+    for index in 1..=count {
+        samples.push(probe.time_to_served(&ticks::tick_at(times.next(), index), SERVE_TIMEOUT).await?);
+    }
+    Ok(Freshness::of(samples))
+}
+
+impl Freshness {
+    fn of(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let ms = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+        Self {
+            p50_ms: ms(percentile(&samples, 0.50)),
+            p99_ms: ms(percentile(&samples, 0.99)),
+            max_ms: ms(samples.last()),
+        }
+    }
+}
+
+/// Tick times in unix ms: now, and always later than the previous one (distinct `Nats-Msg-Id`s,
+/// and each tick is the newest, so the aggregator makes it the served one).
+#[derive(Default)]
+struct TickTimes {
+    last_ms: i64,
+}
+
+impl TickTimes {
+    fn next(&mut self) -> i64 {
+        self.last_ms = ticks::now_ms().max(self.last_ms + 1);
+        self.last_ms
+    }
+}
+
+/// Publishes through the publisher path and watches bitcoin-api on one keep-alive connection.
+struct Probe<'a> {
+    nats: &'a Nats,
+    connection: &'a mut http::Connection,
+    metrics: PublisherMetrics,
+}
+
+impl Probe<'_> {
+    /// Publishes `tick`, then polls bitcoin-api as fast as it answers until it serves the tick:
+    /// the time from the ack to that answer.
+    async fn time_to_served(&mut self, tick: &Tick, timeout: Duration) -> anyhow::Result<Duration> {
+        publisher::publish::publish_tick(&self.nats.js, tick, GIVE_UP_AFTER, &self.metrics)
+            .await
+            .context("the publisher path gave a tick up")?;
+        let acked = Instant::now();
+        loop {
+            if self.served_time().await? == Some(tick.time) {
+                return Ok(acked.elapsed());
+            }
+            if acked.elapsed() > timeout {
+                bail!("bitcoin-api did not serve the tick of {} within {timeout:?}", tick.time);
+            }
+        }
+    }
+
+    /// The time of the tick bitcoin-api serves now; `None` while it has no price.
+    async fn served_time(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        #[derive(serde::Deserialize)]
+        struct ServedPrice {
+            time: DateTime<Utc>,
+        }
+        let (status, body) = self.connection.get(PRICE_PATH).await?;
+        if !status.is_success() {
+            return Ok(None);
+        }
+        let served: ServedPrice = serde_json::from_slice(&body).context("reading bitcoin-api's price")?;
+        Ok(Some(served.time))
+    }
+}

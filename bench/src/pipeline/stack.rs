@@ -1,0 +1,195 @@
+//! The parts a measurement runs on: a fresh nats-server with a client, the real service binaries
+//! as child processes, and waiting (with a deadline, never a fixed sleep) for what they do.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::{self, kv};
+use btc_common::PriceState;
+use btc_common::jetstream::{StreamArgs, ensure_state_bucket, ensure_ticks_stream};
+use btc_common::names::STATE_KEY;
+use btc_common::nats::NatsArgs;
+use futures::StreamExt;
+use testkit::NatsServer;
+use testkit::process::ServiceProcess;
+
+use crate::http;
+use crate::ticks::encoded_tick_len;
+
+/// How often a condition that gives no event (a port, a consumer's state) is polled.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+/// Longest wait for a service to start, a consumer to appear or a state to land.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A fresh JetStream server (temporary store, killed on drop) and a client of it.
+pub struct Nats {
+    pub js: jetstream::Context,
+    /// Settings of the ticks stream and state bucket, given to every service as well.
+    pub stream_args: StreamArgs,
+    // Dropped last: the server outlives the client.
+    server: NatsServer,
+}
+
+impl Nats {
+    /// Starts a server whose ticks stream will hold at least `ticks` ticks, and creates the stream
+    /// and the state bucket with the services' own settings.
+    pub async fn start(ticks: u64) -> anyhow::Result<Self> {
+        let server = tokio::task::spawn_blocking(NatsServer::start).await.context("starting nats-server")?;
+        let client = NatsArgs::local(server.url()).connect("bench").await.context("connecting to nats-server")?;
+        let js = jetstream::new(client);
+        let stream_args = stream_args_for(ticks);
+        ensure_ticks_stream(&js, &stream_args).await.context("creating the ticks stream")?;
+        ensure_state_bucket(&js, &stream_args).await.context("creating the state bucket")?;
+        Ok(Self { js, stream_args, server })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub async fn state_bucket(&self) -> anyhow::Result<kv::Store> {
+        btc_common::jetstream::open_state_bucket(&self.js).await.context("opening the state bucket")
+    }
+
+    /// The environment a service binary needs to use this server and these stream settings.
+    pub fn service_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("NATS_URL", self.url()),
+            ("TICKS_MAX_BYTES", self.stream_args.ticks_max_bytes.to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ]
+    }
+}
+
+/// The production stream settings, with room for `ticks` ticks if the 1 GiB default is too small
+/// (a stream over its limit would drop the oldest ticks and the consumers would read fewer).
+fn stream_args_for(ticks: u64) -> StreamArgs {
+    let defaults = StreamArgs::default();
+    // Payload plus subject, headers and the file store's per-message overhead, doubled for margin.
+    let needed = ticks.saturating_mul(encoded_tick_len() as u64 + 128).saturating_mul(2);
+    let max_bytes = defaults.ticks_max_bytes.max(i64::try_from(needed).unwrap_or(i64::MAX));
+    StreamArgs { ticks_max_bytes: max_bytes, ..defaults }
+}
+
+/// A service binary from `target/<profile>/` running as a child process, killed on drop.
+pub struct Service {
+    process: ServiceProcess,
+    /// The HTTP address it listens on (ops port or API port).
+    pub addr: String,
+}
+
+impl Service {
+    /// Starts `target/<profile>/aggregator` with its ops port on a free loopback port.
+    pub fn aggregator(nats: &Nats) -> Self {
+        Self::spawn("aggregator", "OPS_ADDR", nats, &[])
+    }
+
+    /// Starts `target/<profile>/bitcoin-api`; its price never counts as stale during the run.
+    pub fn bitcoin_api(nats: &Nats) -> Self {
+        Self::spawn("bitcoin-api", "LISTEN_ADDR", nats, &[("STALE_AFTER", "24h")])
+    }
+
+    fn spawn(binary: &str, addr_variable: &'static str, nats: &Nats, extra_env: &[(&str, &str)]) -> Self {
+        let addr = format!("127.0.0.1:{}", testkit::free_port());
+        let mut env = nats.service_env();
+        env.push((addr_variable, addr.clone()));
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (*key, value.as_str())).collect();
+        env.extend_from_slice(extra_env);
+        Self { process: ServiceProcess::spawn(binary, &[], &env), addr }
+    }
+
+    pub fn pid(&self) -> anyhow::Result<libc::pid_t> {
+        let pid = self.process.pid().with_context(|| format!("{} is not running", self.process.name()))?;
+        libc::pid_t::try_from(pid).context("process id out of range")
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to the process.
+    pub fn signal(&self, signal: libc::c_int) -> anyhow::Result<()> {
+        // SAFETY: kill(2) with the id of our own child and a valid signal number has no memory effects.
+        if unsafe { libc::kill(self.pid()?, signal) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("sending signal {signal} to {}", self.process.name()));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn terminate(&mut self) -> anyhow::Result<()> {
+        let status = self.process.terminate().with_context(|| format!("{} was not running", self.process.name()))?;
+        if !status.success() {
+            bail!("{} exited with {status} on SIGTERM; log:\n{}", self.process.name(), self.process.log());
+        }
+        Ok(())
+    }
+
+    /// Polls `path` until it answers 200.
+    pub async fn wait_until_ok(&self, path: &str) -> anyhow::Result<()> {
+        let what = format!("{} to answer 200 on {path}", self.process.name());
+        poll_until(&what, START_TIMEOUT, || async {
+            http::status_once(&self.addr, path).await.filter(|status| status.is_success())
+        })
+        .await
+        .with_context(|| format!("log of {}:\n{}", self.process.name(), self.process.log()))?;
+        Ok(())
+    }
+
+    /// What the process wrote to stderr so far (its warnings, at RUST_LOG=warn).
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+/// Polls `check` every few milliseconds until it gives a value, or fails after `timeout`.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// A watch on the state key that yields decoded states as the aggregator writes them.
+pub struct StateWatch {
+    entries: kv::Watch,
+}
+
+impl StateWatch {
+    /// Watches for states written from now on.
+    pub async fn new(bucket: &kv::Store) -> anyhow::Result<Self> {
+        Ok(Self { entries: bucket.watch(STATE_KEY).await.context("watching the state key")? })
+    }
+
+    /// The first state written that `accept` takes; fails after `timeout` naming `what`.
+    pub async fn first_matching(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut accept: impl FnMut(&PriceState) -> bool,
+    ) -> anyhow::Result<PriceState> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let entry = tokio::time::timeout_at(deadline, self.entries.next())
+                .await
+                .with_context(|| format!("timed out after {timeout:?} waiting for {what}"))?
+                .context("the state watch ended")?
+                .context("reading the state watch")?;
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let state = PriceState::decode(&entry.value).context("decoding a state from KV")?;
+            if accept(&state) {
+                return Ok(state);
+            }
+        }
+    }
+}
