@@ -48,6 +48,9 @@ data:
   LISTEN_ADDR: {{ printf "0.0.0.0:%d" (int .port) | quote }}
   STALE_AFTER: {{ $v.staleAfter | quote }}
   SHUTDOWN_DELAY: {{ $v.shutdownDelay | quote }}
+  {{- with $v.workerThreads }}
+  WORKER_THREADS: {{ . | int | toString | quote }}
+  {{- end }}
   {{- else }}
   OPS_ADDR: {{ printf "0.0.0.0:%d" (int .port) | quote }}
   NATS_REPLICAS: {{ $root.Values.nats.replicas | int | toString | quote }}

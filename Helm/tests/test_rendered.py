@@ -229,6 +229,8 @@ class Configuration(unittest.TestCase):
             self.assertEqual(cm["STALE_AFTER"], "30s")
             self.assertEqual(cm["SHUTDOWN_DELAY"], "5s")
             self.assertNotIn("NATS_REPLICAS", cm)
+            # 0: the binary's own default, one worker per CPU it may use.
+            self.assertNotIn("WORKER_THREADS", cm)
         self.assertNotIn("OTEL_EXPORTER_OTLP_ENDPOINT", pub)
         prod_pub, _ = self.env(render(*PROD), "publisher")
         self.assertTrue(prod_pub["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http"))
@@ -314,6 +316,7 @@ class AlternativeSettings(unittest.TestCase):
         self.assertEqual(env_of(pub)["TICKS_DUPLICATE_WINDOW"], {"name": "TICKS_DUPLICATE_WINDOW", "value": "1m"})
         self.assertEqual(by_name(docs, "ConfigMap", "btc-publisher")["data"]["SOURCE_URLS"],
                          "kraken=http://kraken-standin:9001")
+        self.assertEqual(by_name(docs, "ConfigMap", "btc-bitcoin-api")["data"]["WORKER_THREADS"], "2")
 
     def test_tls_needs_a_secret_name(self):
         with self.assertRaises(subprocess.CalledProcessError):

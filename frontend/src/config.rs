@@ -44,6 +44,10 @@ pub struct FrontendConfig {
     /// Origins allowed to call the API from a browser (CORS), comma-separated; empty: none.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+    /// Threads serving requests (tokio workers, the equivalent of gunicorn's workers)
+    /// [default: one per CPU the process may use, which follows a container's CPU limit].
+    #[arg(long, env = "WORKER_THREADS")]
+    pub worker_threads: Option<std::num::NonZeroUsize>,
     /// Newest tick older than this: price endpoints answer 503 and readiness fails.
     #[arg(long, env = "STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub stale_after: Duration,

@@ -1,17 +1,21 @@
 //! The one layer every request goes through, outside the router: the header and body limits, the
-//! request timeout, JSON errors, security headers and the request metrics.
+//! request timeout, panics caught as the JSON 500, JSON errors, security headers and the request
+//! metrics.
 //!
 //! One layer rather than a chain of poem middlewares: each middleware boxes a future and moves the
 //! request on every call, which `make bench` showed costing more than the API's own work.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
+
+use futures::FutureExt;
 
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::errors::{ErrorBody, error_response};
-use crate::hardening::{Limits, add_security_headers, over_limits};
+use crate::hardening::{Limits, add_security_headers, over_limits, panic_response};
 use crate::metrics::FrontendMetrics;
 
 pub struct Frontline<E> {
@@ -46,9 +50,11 @@ impl<E: Endpoint> Endpoint for Frontline<E> {
             Some(rejection) => rejection.into_response(),
             None => {
                 let uri = request.uri().clone();
-                match tokio::time::timeout(self.limits.request_timeout, self.inner.call(request)).await {
-                    Ok(Ok(response)) => response.into_response(),
-                    Ok(Err(error)) => error_response(&error, uri.path()),
+                let handled = AssertUnwindSafe(self.inner.call(request)).catch_unwind();
+                match tokio::time::timeout(self.limits.request_timeout, handled).await {
+                    Ok(Ok(Ok(response))) => response.into_response(),
+                    Ok(Ok(Err(error))) => error_response(&error, uri.path()),
+                    Ok(Err(panic)) => panic_response(panic),
                     Err(_) => ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long")
                         .into_response(),
                 }
@@ -57,5 +63,58 @@ impl<E: Endpoint> Endpoint for Frontline<E> {
         add_security_headers(&mut response);
         self.metrics.observe(&method, route, response.status(), started.elapsed());
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use poem::test::TestClient;
+    use poem::{Route, get, handler};
+
+    use super::*;
+
+    #[handler]
+    fn panics() -> &'static str {
+        panic!("a bug in a handler")
+    }
+
+    #[handler]
+    async fn too_slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        "late"
+    }
+
+    fn frontline(limits: Limits) -> (TestClient<Frontline<Route>>, Arc<FrontendMetrics>) {
+        let metrics = Arc::new(FrontendMetrics::new(&["/panics", "/slow"]));
+        let routes = Route::new().at("/panics", get(panics)).at("/slow", get(too_slow));
+        (TestClient::new(Frontline::new(routes, limits, metrics.clone(), false)), metrics)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_the_json_500_with_the_security_headers_and_is_counted() {
+        let (client, metrics) = frontline(Limits::default());
+        let response = client.get("/panics").send().await;
+        response.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+        response.assert_header("x-content-type-options", "nosniff");
+        response.assert_header("cache-control", "no-store");
+        let body: serde_json::Value = response.json().await.value().deserialize();
+        assert_eq!(body["error"], "internal_error", "{body}");
+        assert!(!body.to_string().contains("a bug in a handler"), "the panic message leaked: {body}");
+        // The server keeps serving after a panic.
+        client.get("/panics").send().await.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+        let scrape = metrics.render(&crate::cache::StateCache::new(None));
+        assert!(scrape.contains(r#"btc_http_requests_total{method="GET",route="/panics",status="500"} 2"#), "{scrape}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_over_the_timeout_answers_503() {
+        let limits = Limits { request_timeout: Duration::from_secs(2), ..Limits::default() };
+        let (client, _) = frontline(limits);
+        let response = client.get("/slow").send().await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = response.json().await.value().deserialize();
+        assert_eq!(body["error"], "timeout", "{body}");
     }
 }

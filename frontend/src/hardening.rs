@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::middleware::{Cors, PanicHandler};
+use poem::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use poem::middleware::Cors;
 use poem::{Request, Response};
 
 use crate::api::errors::ErrorBody;
@@ -67,27 +67,27 @@ pub fn over_limits(request: &Request, limits: &Limits) -> Option<ErrorBody> {
     None
 }
 
-/// The headers every answer carries.
+/// The headers every answer carries, parsed once.
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
+    (HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")),
+    (HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY")),
+    (HeaderName::from_static("referrer-policy"), HeaderValue::from_static("no-referrer")),
+];
+
+/// Adds the headers every answer carries.
 pub fn add_security_headers(response: &mut Response) {
     let headers = response.headers_mut();
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, value);
+    }
     // Prices change every second: no cache may serve an old one.
     headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
 }
 
 /// A panic becomes the documented JSON 500; its message stays in the logs.
-#[derive(Clone)]
-pub struct JsonPanic;
-
-impl PanicHandler for JsonPanic {
-    type Response = Response;
-
-    fn get_response(&self, panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-        let message =
-            panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-        tracing::error!(panic = message.as_deref().unwrap_or("?"), "request handler panicked");
-        ErrorBody::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error").into_response()
-    }
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message =
+        panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+    tracing::error!(panic = message.as_deref().unwrap_or("?"), "request handler panicked");
+    ErrorBody::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error").into_response()
 }

@@ -15,19 +15,33 @@ pub use config::FrontendConfig;
 pub use error::FrontendError;
 pub use server::{App, Running, run, start};
 
-/// The body of a frontend binary's `main`.
-pub async fn main_for(app: App) -> std::process::ExitCode {
+/// The body of a frontend binary's `main`: parses the configuration, builds the tokio runtime
+/// with the configured worker threads, and runs the app until a signal stops it.
+pub fn main_for(app: App) -> std::process::ExitCode {
     use clap::Parser;
     let config = FrontendConfig::parse_from(std::env::args_os().enumerate().map(|(i, arg)| {
         // `--help` should name the binary that was run, not the shared config struct.
         if i == 0 { std::ffi::OsString::from(app.name()) } else { arg }
     }));
-    let _telemetry = btc_common::telemetry::init(app.name(), &config.log);
-    match run(app, config, btc_common::shutdown::on_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, app = app.name(), "frontend failed");
-            std::process::ExitCode::FAILURE
-        }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.worker_threads {
+        runtime.worker_threads(threads.get());
     }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{}: cannot start the tokio runtime: {error}", app.name());
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let _telemetry = btc_common::telemetry::init(app.name(), &config.log);
+        match run(app, config, btc_common::shutdown::on_signal()).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, app = app.name(), "frontend failed");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
 }

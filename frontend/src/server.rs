@@ -7,7 +7,7 @@ use std::time::Duration;
 use poem::endpoint::BoxEndpoint;
 use poem::endpoint::make_sync;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::{CatchPanic, OpenTelemetryTracing};
+use poem::middleware::OpenTelemetryTracing;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route, get};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +17,7 @@ use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
 use crate::frontline::Frontline;
-use crate::hardening::{self, JsonPanic, Limits};
+use crate::hardening::{self, Limits};
 use crate::idle::IdleTimeoutAcceptor;
 use crate::metrics::FrontendMetrics;
 
@@ -78,9 +78,7 @@ pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, li
         })),
     );
     let cors = hardening::cors(&limits);
-    let routes = Dispatch { api, extras }
-        .with(CatchPanic::new().with_handler(JsonPanic))
-        .with_if(cors.is_some(), cors.unwrap_or_default());
+    let routes = Dispatch { api, extras }.with_if(cors.is_some(), cors.unwrap_or_default());
     let tracer = btc_common::telemetry::tracing_requested().then(|| opentelemetry::global::tracer(app.name()));
     Frontline::new(routes, limits, metrics, tracer.is_some())
         .with_if(

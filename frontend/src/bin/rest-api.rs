@@ -1,4 +1,3 @@
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    frontend::main_for(frontend::App::RestApi).await
+fn main() -> std::process::ExitCode {
+    frontend::main_for(frontend::App::RestApi)
 }
