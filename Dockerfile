@@ -37,7 +37,7 @@ COPY bench/Cargo.toml bench/
 RUN for crate in common publisher aggregator frontend exchange-standin testkit e2e bench; do \
       mkdir -p "$crate/src" && echo "" > "$crate/src/lib.rs"; \
     done \
- && echo "fn main() {}" > bench/src/ceiling.rs \
+ && for bin in ceiling poem_floor pipeline; do echo "fn main() {}" > "bench/src/$bin.rs"; done \
  && cargo build --release --locked --target "$TARGET" -p publisher -p aggregator -p frontend
 # ---- builder: the project itself ----
 COPY common common

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# `make bench`: HTTP throughput and latency of the frontends against a bare hyper ceiling, measured
-# in the same run on this machine, and the services' memory. Prints one Markdown table.
+# `make bench`: one Markdown table of every figure beside its ceiling, measured in the same run on
+# this machine (bench/README.md says what each means):
+#   - HTTP req/s and p50/p99 of the frontends against a bare hyper server (the ceiling) serving the
+#     same body, with bare Poem and bare poem-openapi servers as the framework floors;
+#   - each service's memory, idle and after the HTTP load;
+#   - the pipeline (target/release/pipeline): aggregator catch-up and publish rate against bare
+#     async-nats, freshness, cold start.
 # Every figure is the median of RUNS runs. Benchmarks print figures; they never fail on speed.
 #
-# Settings: RUNS (3), DURATION (5s), CONNECTIONS ("64 16"), WRK_THREADS (2).
+# Settings: RUNS (3), DURATION (5s), CONNECTIONS ("64 16"), WRK_THREADS (2); the pipeline's TICKS,
+# PUBLISH_TICKS, FRESHNESS_TICKS (bench/src/pipeline.rs); PIPELINE=0 skips the pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,13 +28,13 @@ export NATS_MONITOR_PORT; NATS_MONITOR_PORT=$(free_port)
 export BITCOIN_API_ADDR="127.0.0.1:$(free_port)" REST_API_ADDR="127.0.0.1:$(free_port)"
 export PUBLISHER_OPS_ADDR="127.0.0.1:$(free_port)" AGGREGATOR_OPS_ADDR="127.0.0.1:$(free_port)"
 export STANDIN_BASE_PORT=0 DEMO=1 PROFILE=release RUST_LOG=warn
-CEILING_ADDR="127.0.0.1:$(free_port)"
+CEILING_ADDR="127.0.0.1:$(free_port)" POEM_ADDR="127.0.0.1:$(free_port)" OPENAPI_ADDR="127.0.0.1:$(free_port)"
 
 setsid ./scripts/run-stack.sh >"$RUN_DIR/run.out" 2>&1 &
 runner=$!
-ceiling=""
+references=()
 cleanup() {
-  [ -n "$ceiling" ] && kill "$ceiling" 2>/dev/null || true
+  [ ${#references[@]} -gt 0 ] && kill "${references[@]}" 2>/dev/null || true
   kill -INT -- "-$runner" 2>/dev/null || true
   wait "$runner" 2>/dev/null || true
 }
@@ -36,8 +42,14 @@ trap cleanup EXIT
 
 until curl -sf "http://$BITCOIN_API_ADDR/btc/USD" -o "$RUN_DIR/body.json"; do sleep 0.2; done
 target/release/ceiling "$CEILING_ADDR" "$RUN_DIR/body.json" &
-ceiling=$!
-until curl -sf "http://$CEILING_ADDR/" >/dev/null; do sleep 0.1; done
+references+=($!)
+target/release/poem-floor "$POEM_ADDR" "$RUN_DIR/body.json" &
+references+=($!)
+target/release/poem-floor --openapi "$OPENAPI_ADDR" "$RUN_DIR/body.json" &
+references+=($!)
+for addr in "$CEILING_ADDR" "$POEM_ADDR" "$OPENAPI_ADDR"; do
+  until curl -sf "http://$addr/" >/dev/null; do sleep 0.1; done
+done
 
 pid_of() { pgrep -f "target/release/$1" | head -n 1; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -58,7 +70,8 @@ measure() { # url connections
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A result
-targets=("ceiling|http://$CEILING_ADDR/" "bitcoin-api /btc/USD|http://$BITCOIN_API_ADDR/btc/USD"
+targets=("ceiling|http://$CEILING_ADDR/" "floor: bare Poem|http://$POEM_ADDR/"
+         "floor: bare poem-openapi|http://$OPENAPI_ADDR/" "bitcoin-api /btc/USD|http://$BITCOIN_API_ADDR/btc/USD"
          "bitcoin-api /btc/average|http://$BITCOIN_API_ADDR/btc/average" "rest-api /|http://$REST_API_ADDR/")
 for connections in $CONNECTIONS; do
   for entry in "${targets[@]}"; do
@@ -73,29 +86,45 @@ for connections in $CONNECTIONS; do
   done
 done
 
+# The table is printed once, at the end, after the pipeline's progress on stderr.
+table="$RUN_DIR/table.md"
+{
 echo
-echo "## HTTP (wrk -t$WRK_THREADS, keep-alive, $DURATION per run, median of $RUNS runs; $(nproc) cores shared with wrk)"
+echo "## make bench, $(date -u +%Y-%m-%d): $(nproc) cores (shared with the load generators), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), release build"
 echo
-echo "| target | connections | req/s | p50 ms | p99 ms | req/s vs ceiling | p99 vs ceiling | runs with errors |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "HTTP: wrk -t$WRK_THREADS, keep-alive, $DURATION per run; every figure is the median of $RUNS runs."
+echo
+echo "| measure | figure | ceiling, same run | ratio | target | met |"
+echo "|---|---|---|---|---|---|"
 for connections in $CONNECTIONS; do
-  read -r c_rps _ c_p99 _ <<<"${result["ceiling|$connections"]}"
-  for entry in "${targets[@]}"; do
+  read -r c_rps c_p50 c_p99 _ <<<"${result["ceiling|$connections"]}"
+  for entry in "${targets[@]:1}"; do
     name=${entry%%|*}
     read -r rps p50 p99 errors <<<"${result["$name|$connections"]}"
-    awk -v n="$name" -v c="$connections" -v r="$rps" -v p5="$p50" -v p9="$p99" -v cr="$c_rps" -v cp="$c_p99" -v e="$errors" \
-      'BEGIN { printf "| %s | %s | %d | %.3f | %.3f | %.2f | %.2f | %d |\n", n, c, r, p5, p9, r / cr, p9 / cp, e }'
+    # The floors are references (what the framework costs), not targets.
+    awk -v n="$name" -v c="$connections" -v r="$rps" -v p5="$p50" -v p9="$p99" -v e="$errors" \
+        -v cr="$c_rps" -v c5="$c_p50" -v cp="$c_p99" -v floor="$([[ $name == floor* ]] && echo 1 || echo 0)" 'BEGIN {
+      met_rps = floor ? "—" : (r / cr >= 0.8 ? "yes" : "**no**")
+      met_p99 = floor ? "—" : (p9 / cp <= 1.25 ? "yes" : "**no**")
+      note = e > 0 ? sprintf(" (%d runs with errors)", e) : ""
+      printf "| %s, %s conns: req/s%s | %d | %d | %.2f | %s | %s |\n", n, c, note, r, cr, r / cr, floor ? "—" : ">= 0.8", met_rps
+      printf "| %s, %s conns: p50 / p99 ms | %.2f / %.2f | %.2f / %.2f | %.2f (p99) | %s | %s |\n", n, c, p5, p9, c5, cp, p9 / cp, floor ? "—" : "p99 <= 1.25x", met_p99
+    }'
   done
 done
-
-echo
-echo "## Memory (RSS, MiB)"
-echo
-echo "| service | idle | peak after the HTTP load |"
-echo "|---|---|---|"
 for service in publisher aggregator bitcoin-api rest-api; do
   pid=$(pid_of "$service")
-  awk -v s="$service" -v i="${idle[$service]}" -v p="$(hwm_kib "$pid")" 'BEGIN { printf "| %s | %.1f | %.1f |\n", s, i / 1024, p / 1024 }'
+  awk -v s="$service" -v i="${idle[$service]}" -v p="$(hwm_kib "$pid")" 'BEGIN {
+    printf "| %s memory: RSS idle / peak after the HTTP load, MiB | %.1f / %.1f | — | — | idle <= 20 | %s |\n", s, i / 1024, p / 1024, (i / 1024 <= 20 ? "yes" : "**no**")
+  }'
 done
-echo
-echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%Y-%m-%d)."
+} >"$table"
+
+# The pipeline starts its own nats-servers and services: the stack stops first.
+cleanup
+trap - EXIT
+if [ "${PIPELINE:-1}" != 0 ]; then
+  # Its progress goes to stderr, its rows to stdout.
+  target/release/pipeline --rows >>"$table"
+fi
+cat "$table"

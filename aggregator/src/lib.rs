@@ -27,9 +27,8 @@ use tracing::Instrument;
 
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
-use metrics::AggregatorMetrics;
+use metrics::{AggregatorMetrics, TickOutcome};
 use state::{Aggregate, StateWriter, Written};
-use window::Applied;
 
 /// How much older than the window replay starts, to find the tick that held across its edge.
 const REPLAY_MARGIN: Duration = Duration::from_secs(60);
@@ -141,12 +140,14 @@ async fn replay(
         let Ok(info) = message.info() else { continue };
         let (sequence, pending) = (info.stream_sequence, info.pending);
         read += 1;
-        apply(aggregate, sequence, &message.payload, config, metrics);
+        let outcome = apply(aggregate, sequence, &message.payload, Utc::now() + config.max_clock_skew);
+        metrics.count_tick(outcome);
         if sequence >= target || pending == 0 {
             break;
         }
     }
     aggregate.skip_to(target);
+    update_window_gauges(aggregate, metrics);
     Ok(read)
 }
 
@@ -205,14 +206,17 @@ async fn follow(
             }
             let before = aggregate.applied_sequence();
             let mut last_span = None;
+            let latest_allowed = Utc::now() + config.max_clock_skew;
             for message in &batch {
                 let Ok(info) = message.info() else { continue };
                 let sequence = info.stream_sequence;
                 metrics.lag.set(i64::try_from(info.pending).unwrap_or(i64::MAX));
                 let span = process_span(message, sequence, &config.consumer_name);
-                span.in_scope(|| apply(aggregate, sequence, &message.payload, config, metrics));
+                let outcome = span.in_scope(|| apply(aggregate, sequence, &message.payload, latest_allowed));
+                metrics.count_tick(outcome);
                 last_span = Some(span);
             }
+            update_window_gauges(aggregate, metrics);
             if aggregate.applied_sequence() > before
                 && let Some(state) = aggregate.state(window_seconds)
             {
@@ -240,9 +244,9 @@ async fn follow(
     }
 }
 
-/// A consumer span for one tick, continuing the publisher's trace from the message headers.
+/// A consumer span for one tick, continuing the publisher's trace from the message headers
+/// (nothing to build when tracing is off: the span is disabled and its fields never evaluated).
 fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> tracing::Span {
-    let msg_id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_string());
     let span = tracing::info_span!(
         "process",
         otel.name = %format!("process {TICK_SUBJECT}"),
@@ -251,25 +255,27 @@ fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> 
         messaging.operation.r#type = "process",
         messaging.destination.name = TICK_SUBJECT,
         messaging.consumer.group.name = consumer,
-        messaging.message.id = msg_id.as_deref().unwrap_or_default(),
+        messaging.message.id =
+            message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str()).unwrap_or_default(),
         messaging.nats.stream_sequence = sequence,
     );
-    btc_common::trace_context::continue_from(&span, message.headers.as_ref());
+    if !span.is_disabled() {
+        btc_common::trace_context::continue_from(&span, message.headers.as_ref());
+    }
     span
 }
 
-/// Reads and applies the tick stored at `sequence`, counting the outcome. Undecodable ticks and
-/// ticks from a clock far in the future (they would push the window's end forward and evict real
+/// Reads and applies the tick stored at `sequence`. Undecodable ticks and ticks stamped after
+/// `latest_allowed` (a clock far in the future would push the window's end forward and evict real
 /// prices) are skipped.
 fn apply(
     aggregate: &mut Aggregate,
     sequence: u64,
     payload: &[u8],
-    config: &AggregatorConfig,
-    metrics: &AggregatorMetrics,
-) {
+    latest_allowed: chrono::DateTime<Utc>,
+) -> TickOutcome {
     let tick = match Tick::decode(payload) {
-        Ok(tick) if tick.time > Utc::now() + config.max_clock_skew => {
+        Ok(tick) if tick.time > latest_allowed => {
             tracing::warn!(sequence, time = %tick.time, "tick is stamped in the future; ignored");
             None
         }
@@ -279,20 +285,20 @@ fn apply(
             None
         }
     };
-    let outcome = match tick {
+    match tick {
         None => {
             aggregate.skip_to(sequence);
-            "invalid"
+            TickOutcome::Invalid
         }
         Some(tick) => match aggregate.apply(sequence, tick) {
-            None => "already_applied",
-            Some(Applied::Appended) => "appended",
-            Some(Applied::Inserted) => "inserted",
-            Some(Applied::Duplicate) => "duplicate",
-            Some(Applied::TooOld) => "too_old",
+            None => TickOutcome::AlreadyApplied,
+            Some(applied) => TickOutcome::Applied(applied),
         },
-    };
-    metrics.ticks.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// The window's gauges, once per batch rather than per tick.
+fn update_window_gauges(aggregate: &Aggregate, metrics: &AggregatorMetrics) {
     if let Some(newest) = aggregate.newest_time_ms() {
         metrics.newest_tick_timestamp.set(newest as f64 / 1000.0);
     }

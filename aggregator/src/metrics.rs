@@ -1,12 +1,16 @@
 //! The aggregator's metrics, served at `/metrics` on its ops port.
 
 use btc_common::metrics::seconds_since;
-use btc_common::metrics::{self, Gauge, IntCounterVec, IntGauge, NatsGauge, Registry};
+use btc_common::metrics::{self, Gauge, IntCounter, IntCounterVec, IntGauge, NatsGauge, Registry};
 use btc_common::ops::ServiceMetrics;
+
+use crate::window::Applied;
 
 pub struct AggregatorMetrics {
     registry: Registry,
-    pub ticks: IntCounterVec,
+    /// `btc_aggregator_ticks_total` by outcome, resolved once: a labelled lookup per tick hashes
+    /// the label under a lock.
+    ticks: TickOutcomes,
     pub state_writes: IntCounterVec,
     pub lag: IntGauge,
     pub window_samples: IntGauge,
@@ -20,12 +24,12 @@ impl Default for AggregatorMetrics {
         let registry = Registry::new();
         let r = &registry;
         Self {
-            ticks: metrics::counter_vec(
+            ticks: TickOutcomes::new(&metrics::counter_vec(
                 r,
                 "btc_aggregator_ticks_total",
                 "Ticks read from the stream by outcome: appended, inserted (out of order), duplicate, too_old, already_applied, invalid.",
                 &["outcome"],
-            ),
+            )),
             state_writes: metrics::counter_vec(
                 r,
                 "btc_aggregator_state_writes_total",
@@ -51,6 +55,53 @@ impl Default for AggregatorMetrics {
             nats: NatsGauge::new(r),
             registry,
         }
+    }
+}
+
+/// What became of a tick read from the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickOutcome {
+    Applied(Applied),
+    /// Its sequence was applied before (replay overlap, redelivery).
+    AlreadyApplied,
+    /// Undecodable, or stamped too far in the future.
+    Invalid,
+}
+
+struct TickOutcomes {
+    appended: IntCounter,
+    inserted: IntCounter,
+    duplicate: IntCounter,
+    too_old: IntCounter,
+    already_applied: IntCounter,
+    invalid: IntCounter,
+}
+
+impl TickOutcomes {
+    fn new(by_outcome: &IntCounterVec) -> Self {
+        let of = |outcome: &str| by_outcome.with_label_values(&[outcome]);
+        Self {
+            appended: of("appended"),
+            inserted: of("inserted"),
+            duplicate: of("duplicate"),
+            too_old: of("too_old"),
+            already_applied: of("already_applied"),
+            invalid: of("invalid"),
+        }
+    }
+}
+
+impl AggregatorMetrics {
+    pub fn count_tick(&self, outcome: TickOutcome) {
+        let counter = match outcome {
+            TickOutcome::Applied(Applied::Appended) => &self.ticks.appended,
+            TickOutcome::Applied(Applied::Inserted) => &self.ticks.inserted,
+            TickOutcome::Applied(Applied::Duplicate) => &self.ticks.duplicate,
+            TickOutcome::Applied(Applied::TooOld) => &self.ticks.too_old,
+            TickOutcome::AlreadyApplied => &self.ticks.already_applied,
+            TickOutcome::Invalid => &self.ticks.invalid,
+        };
+        counter.inc();
     }
 }
 

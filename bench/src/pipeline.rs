@@ -1,6 +1,7 @@
 //! The pipeline benchmark (`make bench`): the real publisher path, aggregator and bitcoin-api
 //! against bare async-nats ceilings measured in the same run on the same machine. It prints
-//! Markdown tables on stdout and its progress on stderr. Benchmarks print figures; this one never
+//! rows of `make bench`'s one Markdown table on stdout (with `--rows`, without the header) and its
+//! progress on stderr. Benchmarks print figures; this one never
 //! fails on speed, only when a service misbehaves (a tick lost, a wrong state).
 //!
 //! Every measurement gets a fresh `nats-server` (JetStream file storage in a temporary directory,
@@ -129,7 +130,8 @@ async fn main() -> anyhow::Result<()> {
         measure_cold_starts(&mut results).await?;
     }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
-    results.print(&settings.sizes());
+    // `--rows`: only the rows, for bench/run.sh to append to its table.
+    results.print(&settings.sizes(), std::env::args().any(|arg| arg == "--rows"));
     Ok(())
 }
 

@@ -48,10 +48,7 @@ impl NatsArgs {
             // A frozen or half-dead server is noticed in ~10 s (two missed pings) instead of the
             // client default of minutes, so the client fails over to another cluster node.
             .ping_interval(Duration::from_secs(5))
-            .reconnect_delay_callback(|attempts| {
-                // Capped exponential backoff: quick recovery after a blip, no hammering during an outage.
-                Duration::from_millis((100u64 << attempts.min(5)).min(2_000))
-            })
+            .reconnect_delay_callback(reconnect_delay)
             .event_callback(|event| async move {
                 match event {
                     async_nats::Event::Connected => tracing::info!("connected to NATS"),
@@ -82,4 +79,25 @@ impl NatsArgs {
 /// True while the client holds a live connection to a server.
 pub fn is_connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// The wait before connection attempt number `attempts` (1 for the first one after start or after
+/// a disconnect): none for the first, so a start or a blip costs no sleep, then a capped
+/// exponential backoff (100 ms, 200 ms, ... 2 s) that does not hammer a server in an outage.
+fn reconnect_delay(attempts: usize) -> Duration {
+    match attempts {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis((100u64 << (n - 2).min(5)).min(2_000)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_attempt_does_not_wait_and_later_ones_back_off_up_to_two_seconds() {
+        let delays: Vec<u64> = (1..=9).map(|n| reconnect_delay(n).as_millis() as u64).collect();
+        assert_eq!(delays, [0, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+    }
 }

@@ -119,3 +119,58 @@ async fn every_service_serves_lint_clean_metrics_whose_counters_move() {
     })
     .await;
 }
+
+/// A tick at `seconds_ago` before now, priced `price`.
+fn tick(seconds_ago: i64, price: f64) -> btc_common::Tick {
+    use btc_common::{Dispersion, QuoteStatus, SourceQuote};
+    let time = chrono::Utc::now() - chrono::Duration::seconds(seconds_ago);
+    btc_common::Tick {
+        schema_version: btc_common::SCHEMA_VERSION,
+        pair: "BTC-USD".into(),
+        time,
+        price,
+        dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 1 },
+        sources: vec![SourceQuote { source: "kraken".into(), price, quote_time: time, status: QuoteStatus::Used }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ticks_in_the_stream_are_skipped_and_counted_and_the_good_ones_around_them_applied() {
+    let pipeline = Pipeline::start(&[(Venue::Coinbase, 1.0)]).await;
+    let aggregator = pipeline.start_aggregator("aggregator");
+    let js = pipeline.jetstream().await;
+    wait_for("the ticks stream", DEADLINE, || async { js.get_stream(btc_common::names::TICKS_STREAM).await.ok() })
+        .await;
+
+    let mut wrong_version = serde_json::to_value(tick(4, 100.0)).expect("json");
+    wrong_version["schema_version"] = 2.into();
+    let mut bad_time = serde_json::to_value(tick(4, 100.0)).expect("json");
+    bad_time["sources"][0]["quote_time"] = "yesterday".into();
+    let payloads: Vec<Vec<u8>> = vec![
+        tick(5, 100.0).encode(),
+        b"not json at all".to_vec(),
+        wrong_version.to_string().into_bytes(),
+        bad_time.to_string().into_bytes(),
+        tick(3, -5.0).encode(),
+        tick(-3600, 1_000_000.0).encode(), // an hour in the future
+        tick(2, 300.0).encode(),
+    ];
+    for payload in payloads {
+        js.publish(btc_common::names::TICK_SUBJECT, payload.into()).await.expect("publish").await.expect("stored");
+    }
+
+    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let state = wait_for("the state after the last tick", DEADLINE, || async {
+        let value = kv.get(btc_common::names::STATE_KEY).await.ok().flatten()?;
+        btc_common::PriceState::decode(&value).ok().filter(|state| state.stream_sequence == 7)
+    })
+    .await;
+    assert_eq!(state.latest.price, 300.0, "the last good tick is the latest");
+    assert_eq!(state.average.samples, 2, "only the two good ticks are in the window");
+    assert_eq!(state.average.mean, 200.0);
+
+    let text = pipeline.get_text(&format!("{}/metrics", aggregator.ops_url)).await.1;
+    let outcome = |name: &str| sample(&text, "btc_aggregator_ticks_total", &[("outcome", name)]);
+    assert_eq!((outcome("appended"), outcome("invalid")), (Some(2.0), Some(5.0)), "{text}");
+    assert_eq!(pipeline.get_text(&format!("{}/readiness", aggregator.ops_url)).await.0, 200);
+}

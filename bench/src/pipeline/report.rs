@@ -63,70 +63,72 @@ impl Results {
         &mut self.cold_starts[index].1
     }
 
-    pub fn print(&self, sizes: &Sizes) {
-        self.print_rates(sizes);
-        self.print_freshness(sizes);
-        self.print_cold_starts(sizes);
-    }
-
-    fn print_rates(&self, sizes: &Sizes) {
-        println!();
-        println!(
-            "## Pipeline (TICKS={}, PUBLISH_TICKS={}, median of {} runs)",
-            sizes.ticks, sizes.publish_ticks, sizes.runs
+    /// Prints the figures as rows of `make bench`'s one table (`| measure | figure | ceiling, same
+    /// run | ratio | target | met |`), with its header unless `rows_only`.
+    pub fn print(&self, sizes: &Sizes, rows_only: bool) {
+        if !rows_only {
+            println!("{TABLE_HEADER}");
+        }
+        let runs = sizes.runs;
+        compared_row(
+            &format!("aggregator catch-up over {} ticks, msgs/s (median of {runs})", sizes.ticks),
+            "bare pull consumer, explicit acks",
+            &self.catch_up,
+            Some(0.5),
         );
-        println!();
-        println!("| measure | figure | ceiling | ratio | target |");
-        println!("|---|---|---|---|---|");
-        compared_row("aggregator catch-up, msgs/s", "bare pull consumer, explicit acks", &self.catch_up, ">= 0.5");
-        compared_row("publisher publish, msgs/s (1 ack in flight)", "bare publisher", &self.publish, "—");
-        println!();
-        println!(
-            "Loading the stream (informational): {:.0} msgs/s, async JetStream publish with {} acks in flight \
-             (median of {} loads).",
-            median(&self.load_rates),
-            sizes.load_acks_in_flight,
-            self.load_rates.len()
+        compared_row(
+            &format!("publisher path, {} ticks, 1 ack in flight, msgs/s", sizes.publish_ticks),
+            "bare JetStream publisher",
+            &self.publish,
+            None,
         );
-    }
-
-    fn print_freshness(&self, sizes: &Sizes) {
         let of = |field: fn(&Freshness) -> f64| median(&self.freshness.iter().map(field).collect::<Vec<_>>());
-        println!();
-        println!(
-            "## Freshness (publisher ack -> served by bitcoin-api, FRESHNESS_TICKS={}, median of {} runs)",
-            sizes.freshness_ticks, sizes.runs
+        let p99 = of(|f| f.p99_ms);
+        row(
+            &format!("freshness, publisher ack to served, {} ticks: p50 / p99 / max ms", sizes.freshness_ticks),
+            &format!("{:.2} / {p99:.2} / {:.2}", of(|f| f.p50_ms), of(|f| f.max_ms)),
+            "—",
+            "—",
+            "p99 <= 10 ms",
+            p99 <= 10.0,
         );
-        println!();
-        println!("| p50 ms | p99 ms | max ms | target |");
-        println!("|---|---|---|---|");
-        println!("| {:.2} | {:.2} | {:.2} | p99 <= 10 ms |", of(|f| f.p50_ms), of(|f| f.p99_ms), of(|f| f.max_ms));
-    }
-
-    fn print_cold_starts(&self, sizes: &Sizes) {
-        println!();
-        println!(
-            "## Cold start (aggregator spawn -> first right state in KV, full window, median of {} runs)",
-            sizes.runs
-        );
-        println!();
-        println!("| window in the stream | ticks | ms | target |");
-        println!("|---|---|---|---|");
         for (ticks_per_second, times_ms) in &self.cold_starts {
-            println!(
-                "| {ticks_per_second} ticks/s over 600 s | {} | {:.0} | <= 1000 |",
-                ticks_per_second * 600,
-                median(times_ms)
+            let ms = median(times_ms);
+            row(
+                &format!(
+                    "cold start, full window at {ticks_per_second} ticks/s ({} ticks): ms to the first right average",
+                    ticks_per_second * 600
+                ),
+                &format!("{ms:.0}"),
+                "—",
+                "—",
+                "<= 1000 ms",
+                ms <= 1000.0,
             );
         }
+        println!(
+            "| loading the stream (informational): async publish, {} acks in flight, msgs/s | {:.0} | — | — | — | — |",
+            sizes.load_acks_in_flight,
+            median(&self.load_rates)
+        );
     }
 }
 
-fn compared_row(measure: &str, ceiling: &str, compared: &Compared, target: &str) {
-    println!(
-        "| {measure} | {:.0} | {ceiling}: {:.0} | {:.2} | {target} |",
-        median(&compared.figures),
-        median(&compared.ceilings),
-        median(&compared.ratios)
-    );
+/// The header of `make bench`'s table (bench/run.sh prints the same).
+const TABLE_HEADER: &str = "| measure | figure | ceiling, same run | ratio | target | met |\n|---|---|---|---|---|---|";
+
+fn row(measure: &str, figure: &str, ceiling: &str, ratio: &str, target: &str, met: bool) {
+    println!("| {measure} | {figure} | {ceiling} | {ratio} | {target} | {} |", if met { "yes" } else { "**no**" });
+}
+
+fn compared_row(measure: &str, ceiling: &str, compared: &Compared, target_ratio: Option<f64>) {
+    let ratio = median(&compared.ratios);
+    let figure = format!("{:.0}", median(&compared.figures));
+    let ceiling = format!("{ceiling}: {:.0}", median(&compared.ceilings));
+    match target_ratio {
+        Some(target) => {
+            row(measure, &figure, &ceiling, &format!("{ratio:.2}"), &format!(">= {target}"), ratio >= target)
+        }
+        None => println!("| {measure} | {figure} | {ceiling} | {ratio:.2} | — | — |"),
+    }
 }
