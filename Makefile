@@ -8,7 +8,7 @@ help:
 	@echo "make demo     the same stack fed by local exchange stand-ins (no internet needed)"
 	@echo "make test     install what is missing, then lint and run every test"
 	@echo "make openapi  regenerate openapi.yaml from the code"
-	@echo "make bench    HTTP req/s, latency and memory against a bare hyper ceiling (prints a table)"
+	@echo "make bench    HTTP, pipeline, freshness, cold start and memory figures beside their ceilings (one table)"
 
 tools:
 	./scripts/install-tools.sh
