@@ -90,7 +90,8 @@ done
 table="$RUN_DIR/table.md"
 {
 echo
-echo "## make bench, $(date -u +%Y-%m-%d): $(nproc) cores (shared with the load generators), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), release build"
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+echo "## make bench, $(date -u +%Y-%m-%d): $(nproc) cores of ${cpu:-an unknown CPU} (shared with the load generators), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), release build"
 echo
 echo "HTTP: wrk -t$WRK_THREADS, keep-alive, $DURATION per run; every figure is the median of $RUNS runs."
 echo

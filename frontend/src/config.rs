@@ -52,3 +52,21 @@ pub struct FrontendConfig {
     #[arg(long, env = "STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub stale_after: Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn worker_threads_default_to_the_runtime_s_choice_and_zero_is_refused() {
+        let parse =
+            |args: &[&str]| FrontendConfig::try_parse_from(std::iter::once("bitcoin-api").chain(args.iter().copied()));
+        assert_eq!(parse(&[]).expect("defaults parse").worker_threads, None);
+        let two = parse(&["--worker-threads", "2"]).expect("2 parses").worker_threads;
+        assert_eq!(two.map(std::num::NonZeroUsize::get), Some(2));
+        let zero = parse(&["--worker-threads", "0"]).expect_err("0 threads is refused");
+        assert!(zero.to_string().contains("worker-threads"), "{zero}");
+    }
+}
