@@ -1,5 +1,5 @@
-//! The frontends' metrics (RED per route, price and freshness gauges) and the middleware that
-//! records every request.
+//! The frontends' metrics: RED per route (recorded by [`crate::frontline`]), price and freshness
+//! gauges.
 
 use std::time::Duration;
 

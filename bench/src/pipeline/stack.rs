@@ -141,21 +141,14 @@ impl Service {
 }
 
 /// Polls `check` every few milliseconds until it gives a value, or fails after `timeout`.
-pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
+    testkit::poll_every(POLL_EVERY, timeout, check)
+        .await
+        .with_context(|| format!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// A watch on the state key that yields decoded states as the aggregator writes them.

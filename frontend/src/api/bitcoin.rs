@@ -9,6 +9,8 @@ use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
+use btc_common::metrics::age_seconds;
+
 use super::encoded::{EncodedJson, OpenObject};
 use super::errors::ErrorBody;
 use crate::cache::{CachedState, StateCache};
@@ -182,10 +184,6 @@ impl BitcoinApi {
             Err(body) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
         }
     }
-}
-
-fn age_seconds(time: DateTime<Utc>) -> f64 {
-    ((Utc::now() - time).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
 /// The bodies of `/btc/USD` and `/btc/average` for one state, encoded once when the state
