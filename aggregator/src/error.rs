@@ -10,4 +10,6 @@ pub enum AggregatorError {
     Stream(String),
     #[error("cannot write the state to KV: {0}")]
     State(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }

@@ -4,6 +4,7 @@ use btc_common::metrics::seconds_since;
 use btc_common::metrics::{self, Gauge, IntCounter, IntCounterVec, IntGauge, NatsGauge, Registry};
 use btc_common::ops::ServiceMetrics;
 
+use crate::state::{Aggregate, TickOutcome};
 use crate::window::Applied;
 
 pub struct AggregatorMetrics {
@@ -16,6 +17,7 @@ pub struct AggregatorMetrics {
     pub window_samples: IntGauge,
     pub newest_tick_timestamp: Gauge,
     newest_tick_age: Gauge,
+    store_delay: Gauge,
     nats: NatsGauge,
 }
 
@@ -27,7 +29,7 @@ impl Default for AggregatorMetrics {
             ticks: TickOutcomes::new(&metrics::counter_vec(
                 r,
                 "btc_aggregator_ticks_total",
-                "Ticks read from the stream by outcome: appended, inserted (out of order), duplicate, too_old, already_applied, invalid.",
+                "Ticks read from the stream by outcome: appended, inserted (out of order), duplicate, too_old, already_applied, invalid, future.",
                 &["outcome"],
             )),
             state_writes: metrics::counter_vec(
@@ -52,20 +54,17 @@ impl Default for AggregatorMetrics {
                 "btc_aggregator_newest_tick_age_seconds",
                 "Seconds since the newest tick's time (at scrape); +Inf before the first.",
             ),
+            store_delay: metrics::gauge(
+                r,
+                "btc_aggregator_tick_store_delay_seconds",
+                "Seconds between the newest tick's own time and its storage in the stream (the NATS server's clock): \
+                 the publisher's round and publish time plus the clock skew between publisher and server; negative when \
+                 the publisher's clock runs ahead.",
+            ),
             nats: NatsGauge::new(r),
             registry,
         }
     }
-}
-
-/// What became of a tick read from the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TickOutcome {
-    Applied(Applied),
-    /// Its sequence was applied before (replay overlap, redelivery).
-    AlreadyApplied,
-    /// Undecodable, or stamped too far in the future.
-    Invalid,
 }
 
 struct TickOutcomes {
@@ -75,6 +74,7 @@ struct TickOutcomes {
     too_old: IntCounter,
     already_applied: IntCounter,
     invalid: IntCounter,
+    future: IntCounter,
 }
 
 impl TickOutcomes {
@@ -87,6 +87,7 @@ impl TickOutcomes {
             too_old: of("too_old"),
             already_applied: of("already_applied"),
             invalid: of("invalid"),
+            future: of("future"),
         }
     }
 }
@@ -100,8 +101,20 @@ impl AggregatorMetrics {
             TickOutcome::Applied(Applied::TooOld) => &self.ticks.too_old,
             TickOutcome::AlreadyApplied => &self.ticks.already_applied,
             TickOutcome::Invalid => &self.ticks.invalid,
+            TickOutcome::Future => &self.ticks.future,
         };
         counter.inc();
+    }
+
+    /// The window's gauges, once per batch rather than per tick.
+    pub fn observe_window(&self, aggregate: &Aggregate) {
+        if let Some(newest) = aggregate.newest_time_ms() {
+            self.newest_tick_timestamp.set(newest as f64 / 1000.0);
+        }
+        if let Some(delay) = aggregate.store_delay_seconds() {
+            self.store_delay.set(delay);
+        }
+        self.window_samples.set(i64::from(aggregate.samples()));
     }
 }
 

@@ -1,25 +1,94 @@
-//! What the aggregator holds in memory (the window and the newest tick) and how it is written to
-//! KV: with compare-and-set on the key's revision, and never older than what is already there, so
-//! two aggregators writing at once leave one monotone state.
+//! What the aggregator holds in memory: the window, the newest tick and the last stream sequence
+//! applied, and how a stored message becomes part of it. Pure: no I/O, no clock; a message is
+//! judged by what it carries and by the time the stream stored it, never by this host's clock.
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
-use btc_common::names::STATE_KEY;
+use std::collections::VecDeque;
+use std::time::Duration;
+
 use btc_common::{PriceState, SCHEMA_VERSION, Tick, WindowAverage};
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::error::AggregatorError;
 use crate::window::{Applied, Window};
 
+/// The rules every replica applies, so that all of them compute the same state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowRules {
+    /// Length of the rolling window.
+    pub window: Duration,
+    /// How long a price holds at most after its tick.
+    pub max_hold: Duration,
+    /// How far after the time the stream stored it a tick may be stamped.
+    pub max_clock_skew: Duration,
+}
+
+impl WindowRules {
+    pub fn window_seconds(&self) -> u32 {
+        u32::try_from(self.window.as_secs()).unwrap_or(u32::MAX)
+    }
+}
+
+/// What became of a message read from the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickOutcome {
+    Applied(Applied),
+    /// Its sequence was applied before (replay overlap, redelivery).
+    AlreadyApplied,
+    /// Undecodable, an unknown schema version, or a price outside the contract's bounds.
+    Invalid,
+    /// Stamped more than `max_clock_skew` after the stream stored it: a publisher clock running
+    /// ahead would otherwise push the window's end forward and evict real prices.
+    Future,
+}
+
 /// The window plus the newest tick and the last stream sequence applied.
+#[derive(Debug, Clone)]
 pub struct Aggregate {
+    rules: WindowRules,
     window: Window,
     latest: Option<Tick>,
     applied_sequence: u64,
+    /// How long after its own time the stream stored the newest tick read, ms: the publisher's
+    /// round and publish time plus any clock difference between publisher and NATS.
+    store_delay_ms: Option<i64>,
+    /// Creation time of the ticks stream this aggregate was read from (its identity: a stream
+    /// created again starts its sequences at 1 again).
+    stream_created: Option<DateTime<Utc>>,
+    /// `(sequence, time ms)` of the applied ticks, in sequence order, trimmed from the front once
+    /// a tick cannot change the window any more: tells whether a purge of the stream removed
+    /// ticks this window still holds.
+    held_sequences: VecDeque<(u64, i64)>,
 }
 
 impl Aggregate {
-    pub fn new(window: std::time::Duration) -> Self {
-        Self { window: Window::new(window), latest: None, applied_sequence: 0 }
+    pub fn new(rules: WindowRules) -> Self {
+        Self {
+            rules,
+            window: Window::new(rules.window, rules.max_hold),
+            latest: None,
+            applied_sequence: 0,
+            store_delay_ms: None,
+            stream_created: None,
+            held_sequences: VecDeque::new(),
+        }
+    }
+
+    /// An empty aggregate of the ticks stream created at `created`.
+    pub fn for_stream(rules: WindowRules, created: DateTime<Utc>) -> Self {
+        Self { stream_created: Some(created), ..Self::new(rules) }
+    }
+
+    pub fn rules(&self) -> WindowRules {
+        self.rules
+    }
+
+    pub fn stream_created(&self) -> Option<DateTime<Utc>> {
+        self.stream_created
+    }
+
+    /// The lowest stream sequence of a tick that may still be in the window: if the stream no
+    /// longer holds it (purged), the window differs from what the stream gives and is rebuilt.
+    pub fn oldest_held_sequence(&self) -> Option<u64> {
+        self.held_sequences.front().map(|&(sequence, _)| sequence)
     }
 
     pub fn applied_sequence(&self) -> u64 {
@@ -30,48 +99,82 @@ impl Aggregate {
         self.window.newest_ms()
     }
 
+    /// Seconds between the newest tick read and its storage in the stream.
+    pub fn store_delay_seconds(&self) -> Option<f64> {
+        self.store_delay_ms.map(|ms| ms as f64 / 1000.0)
+    }
+
     /// Ticks inside the window.
     pub fn samples(&self) -> u32 {
         self.window.averages().map_or(0, |a| a.samples)
     }
 
-    /// Marks everything up to `sequence` as seen without applying it (ticks older than the window).
+    /// Marks everything up to `sequence` as seen without applying it.
     pub fn skip_to(&mut self, sequence: u64) {
         self.applied_sequence = self.applied_sequence.max(sequence);
     }
 
-    /// Applies the tick stored at stream `sequence`. A sequence already applied is ignored, so
-    /// redelivery and replay overlap cannot count a tick twice.
-    pub fn apply(&mut self, sequence: u64, tick: Tick) -> Option<Applied> {
+    /// Reads the message the stream stored at `sequence` and time `stored_at` into the window.
+    /// A sequence already applied is ignored, so redelivery and the overlap of replay and
+    /// consumer cannot count a tick twice.
+    pub fn ingest(&mut self, sequence: u64, payload: &[u8], stored_at: DateTime<Utc>) -> TickOutcome {
         if sequence <= self.applied_sequence {
-            return None;
+            return TickOutcome::AlreadyApplied;
         }
         self.applied_sequence = sequence;
-        let outcome = self.window.apply(tick.time.timestamp_millis(), tick.price);
-        if matches!(outcome, Applied::Appended) {
+        let tick = match Tick::decode(payload) {
+            Ok(tick) => tick,
+            Err(error) => {
+                tracing::warn!(sequence, %error, "unreadable tick; ignored");
+                return TickOutcome::Invalid;
+            }
+        };
+        let skew = chrono::Duration::from_std(self.rules.max_clock_skew).unwrap_or(chrono::Duration::MAX);
+        if tick.time > stored_at + skew {
+            tracing::warn!(sequence, time = %tick.time, %stored_at, "tick is stamped after its storage time; ignored");
+            return TickOutcome::Future;
+        }
+        self.store_delay_ms = Some((stored_at - tick.time).num_milliseconds());
+        let time_ms = tick.time.timestamp_millis();
+        let outcome = self.window.apply(time_ms, tick.price);
+        if outcome == Applied::Appended {
             self.latest = Some(tick);
         }
-        Some(outcome)
+        if matches!(outcome, Applied::Appended | Applied::Inserted) {
+            self.hold_sequence(sequence, time_ms);
+        }
+        TickOutcome::Applied(outcome)
+    }
+
+    fn hold_sequence(&mut self, sequence: u64, time_ms: i64) {
+        self.held_sequences.push_back((sequence, time_ms));
+        let Some(newest) = self.window.newest_ms() else { return };
+        let reach = i64::try_from((self.rules.window + self.rules.max_hold).as_millis()).unwrap_or(i64::MAX);
+        while self.held_sequences.front().is_some_and(|&(_, time)| time <= newest.saturating_sub(reach)) {
+            self.held_sequences.pop_front();
+        }
     }
 
     /// The state to publish, once there is a tick.
-    pub fn state(&self, window_seconds: u32) -> Option<PriceState> {
+    pub fn state(&self) -> Option<PriceState> {
         let latest = self.latest.clone()?;
         let averages = self.window.averages()?;
         Some(PriceState {
             schema_version: SCHEMA_VERSION,
             latest,
             average: WindowAverage {
-                window_seconds,
+                window_seconds: self.rules.window_seconds(),
                 time_weighted: averages.time_weighted,
                 mean: averages.mean,
                 samples: averages.samples,
                 from: millis(averages.from_ms),
                 to: millis(averages.to_ms),
-                covered_seconds: (averages.to_ms - averages.from_ms) as f64 / 1000.0,
+                covered_seconds: averages.covered_ms as f64 / 1000.0,
+                gap_seconds: averages.gap_ms as f64 / 1000.0,
                 complete: averages.complete,
             },
             stream_sequence: self.applied_sequence,
+            stream_created: self.stream_created,
         })
     }
 }
@@ -80,70 +183,71 @@ fn millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// Whether a write changed the stored state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    Stored {
-        revision: u64,
-    },
-    /// Another aggregator had already stored this sequence or a later one.
-    AlreadyNewer,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Writes [`PriceState`] to the state bucket with compare-and-set.
-pub struct StateWriter {
-    kv: kv::Store,
-    revision: Option<u64>,
-}
+    pub(crate) const RULES: WindowRules = WindowRules {
+        window: Duration::from_secs(600),
+        max_hold: Duration::from_secs(5),
+        max_clock_skew: Duration::from_secs(60),
+    };
 
-impl StateWriter {
-    pub fn new(kv: kv::Store) -> Self {
-        Self { kv, revision: None }
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().expect("valid time")
     }
 
-    pub async fn write(&mut self, state: &PriceState) -> Result<Written, AggregatorError> {
-        let value: bytes::Bytes = state.encode().into();
-        loop {
-            let Some(revision) = self.revision else {
-                match self.current().await? {
-                    None => match self.kv.create(STATE_KEY, value.clone()).await {
-                        Ok(revision) => {
-                            self.revision = Some(revision);
-                            return Ok(Written::Stored { revision });
-                        }
-                        Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
-                        Err(error) => return Err(AggregatorError::State(error.to_string())),
-                    },
-                    Some((revision, stored_sequence)) => {
-                        self.revision = Some(revision);
-                        if stored_sequence >= state.stream_sequence {
-                            return Ok(Written::AlreadyNewer);
-                        }
-                        continue;
-                    }
-                }
-            };
-            match self.kv.update(STATE_KEY, value.clone(), revision).await {
-                Ok(revision) => {
-                    self.revision = Some(revision);
-                    return Ok(Written::Stored { revision });
-                }
-                // Someone else wrote since our last write: re-read and decide again.
-                Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => self.revision = None,
-                Err(error) => return Err(AggregatorError::State(error.to_string())),
-            }
+    fn tick(seconds: i64, price: f64) -> Vec<u8> {
+        format!(
+            r#"{{"schema_version":1,"pair":"BTC-USD","time":"{}","price":{price},
+            "dispersion":{{"low":{price},"high":{price},"std_dev":0,"used":3}},"sources":[]}}"#,
+            at(seconds).to_rfc3339()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_tick_is_judged_by_its_storage_time_not_by_this_host_s_clock() {
+        // Stored in 2027 (this host may believe it is 2026): judged against the stream's time.
+        let mut aggregate = Aggregate::new(RULES);
+        assert!(matches!(aggregate.ingest(1, &tick(0, 90_000.0), at(1)), TickOutcome::Applied(Applied::Appended)));
+        assert_eq!(aggregate.store_delay_seconds(), Some(1.0));
+        // 60 s ahead of its storage is allowed, 61 s is not.
+        assert!(matches!(aggregate.ingest(2, &tick(61, 90_000.0), at(1)), TickOutcome::Applied(_)));
+        assert_eq!(aggregate.ingest(3, &tick(63, 90_000.0), at(2)), TickOutcome::Future);
+        assert_eq!(aggregate.applied_sequence(), 3);
+    }
+
+    #[test]
+    fn a_tick_outside_the_price_bounds_is_refused_and_the_window_is_unharmed() {
+        let mut aggregate = Aggregate::new(RULES);
+        assert!(matches!(aggregate.ingest(1, &tick(0, 90_000.0), at(0)), TickOutcome::Applied(_)));
+        for (sequence, price) in [(2, 1e300), (3, 10_000_000.01), (4, -1.0), (5, 0.0)] {
+            assert_eq!(aggregate.ingest(sequence, &tick(sequence as i64, price), at(1)), TickOutcome::Invalid);
         }
+        assert!(matches!(aggregate.ingest(6, &tick(3, 91_000.0), at(3)), TickOutcome::Applied(_)));
+        let state = aggregate.state().expect("a state");
+        assert_eq!((state.latest.price, state.average.samples, state.stream_sequence), (91_000.0, 2, 6));
+        assert_eq!(state.average.time_weighted, 90_000.0);
     }
 
-    /// Revision and stream sequence of the stored state; `None` if there is none.
-    async fn current(&self) -> Result<Option<(u64, u64)>, AggregatorError> {
-        let entry = self.kv.entry(STATE_KEY).await.map_err(|e| AggregatorError::State(e.to_string()))?;
-        Ok(entry.map(|entry| {
-            let sequence = match entry.operation {
-                Operation::Put => PriceState::decode(&entry.value).map(|s| s.stream_sequence).unwrap_or(0),
-                Operation::Delete | Operation::Purge => 0,
-            };
-            (entry.revision, sequence)
-        }))
+    #[test]
+    fn the_oldest_held_sequence_follows_the_window() {
+        let mut aggregate = Aggregate::new(RULES);
+        aggregate.ingest(1, &tick(0, 90_000.0), at(0));
+        aggregate.ingest(2, &tick(300, 90_000.0), at(300));
+        assert_eq!(aggregate.oldest_held_sequence(), Some(1));
+        // At 605 s the tick at 0 can no longer reach the window [5 s, 605 s].
+        aggregate.ingest(3, &tick(605, 90_000.0), at(605));
+        assert_eq!(aggregate.oldest_held_sequence(), Some(2));
+    }
+
+    #[test]
+    fn a_sequence_is_applied_once() {
+        let mut aggregate = Aggregate::new(RULES);
+        aggregate.ingest(5, &tick(0, 90_000.0), at(0));
+        assert_eq!(aggregate.ingest(5, &tick(1, 1.0), at(1)), TickOutcome::AlreadyApplied);
+        assert_eq!(aggregate.ingest(4, &tick(2, 1.0), at(2)), TickOutcome::AlreadyApplied);
+        assert_eq!(aggregate.state().map(|s| s.latest.price), Some(90_000.0));
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 
+use crate::backoff::Backoff;
 use crate::duration::parse_duration;
 use crate::error::CommonError;
 use crate::names::{STATE_BUCKET, TICKS_STREAM, TICKS_SUBJECTS};
@@ -101,16 +102,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, CommonError>>,
 {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::NATS;
     loop {
         match step().await {
             Ok(value) => return Some(value),
-            Err(error) => tracing::warn!(%error, retry_in = ?delay, "{what} not ready"),
+            Err(error) => tracing::warn!(%error, "{what} not ready; retrying"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
+        if !backoff.wait(shutdown).await {
+            return None;
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

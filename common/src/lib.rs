@@ -4,6 +4,7 @@
 //! the message schema, the NATS names and the JetStream setup cannot drift apart: change them here
 //! and every service (and the README's "NATS subjects" section) follows.
 
+pub mod backoff;
 pub mod duration;
 pub mod error;
 pub mod jetstream;
@@ -17,4 +18,4 @@ pub mod telemetry;
 pub mod trace_context;
 
 pub use error::CommonError;
-pub use message::{Dispersion, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage};
+pub use message::{Dispersion, MAX_PRICE, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage};

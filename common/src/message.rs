@@ -10,15 +10,26 @@ use serde::{Deserialize, Serialize};
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Highest price the pipeline accepts, USD: far above any BTC price seen, far below the absurd
+/// values (1e308, mis-scaled satoshis) a broken feed can send. The publisher never makes a quote
+/// above it and readers refuse a tick above it, which also keeps the aggregator's exact integer
+/// sums far from overflowing.
+pub const MAX_PRICE: f64 = 10_000_000.0;
+
 /// One consensus price for one round of the publisher, as stored on [`crate::names::TICK_SUBJECT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tick {
     pub schema_version: u32,
     /// Currency pair, `BTC-USD`.
     pub pair: String,
-    /// Start of the round's time slot. Ticks are ordered and windowed by this time.
+    /// Start of the round's time slot. Ticks are ordered, de-duplicated and windowed by this time.
     #[serde(deserialize_with = "rfc3339::deserialize")]
     pub time: DateTime<Utc>,
+    /// Time of the oldest quote used in the median: the data behind the price is this old. Later
+    /// than `time` when every quote arrived during the round; earlier when a quote was reused
+    /// from a previous round. Absent in ticks written before it existed.
+    #[serde(default, deserialize_with = "rfc3339::deserialize_option", skip_serializing_if = "Option::is_none")]
+    pub oldest_quote_time: Option<DateTime<Utc>>,
     /// Median of the quotes that were used, in USD.
     pub price: f64,
     /// How far apart the used quotes were: the confidence band of `price`.
@@ -82,9 +93,15 @@ pub struct WindowAverage {
     /// End of the span: the newest tick's time.
     #[serde(deserialize_with = "rfc3339::deserialize")]
     pub to: DateTime<Utc>,
-    /// Length of the covered span, seconds.
+    /// Time inside the window that a price covers, seconds (a price holds at most the
+    /// aggregator's `MAX_HOLD` after its tick).
     pub covered_seconds: f64,
-    /// True once prices cover the whole window (no cold-start gap).
+    /// Time inside the window that no price covers, seconds: `window_seconds - covered_seconds`
+    /// (outages, and the time before the first tick of a cold start). 0 in states written before
+    /// this field existed.
+    #[serde(default)]
+    pub gap_seconds: f64,
+    /// True when the gaps add up to at most one `MAX_HOLD`: the average covers the window.
     pub complete: bool,
 }
 
@@ -96,8 +113,13 @@ pub struct PriceState {
     pub latest: Tick,
     /// The average as of `latest.time`.
     pub average: WindowAverage,
-    /// Stream sequence of the last tick applied; never goes backwards.
+    /// Stream sequence of the last tick applied; never goes backwards within one ticks stream.
     pub stream_sequence: u64,
+    /// Creation time of the ticks stream the state was computed from. A stream deleted and
+    /// created again starts its sequences at 1 again; a state from the newer stream supersedes
+    /// any state from an older one. Absent in states written before it existed (the oldest).
+    #[serde(default, deserialize_with = "rfc3339::deserialize_option", skip_serializing_if = "Option::is_none")]
+    pub stream_created: Option<DateTime<Utc>>,
 }
 
 /// Why a message could not be read.
@@ -107,7 +129,7 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("schema_version {found} is not supported (this build reads {SCHEMA_VERSION})")]
     Version { found: u32 },
-    #[error("price {0} is not a finite positive number")]
+    #[error("price {0} is not a finite number in (0, {MAX_PRICE}]")]
     Price(f64),
 }
 
@@ -121,6 +143,10 @@ mod rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
         deserializer.deserialize_str(Rfc3339)
+    }
+
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        deserialize(deserializer).map(Some)
     }
 
     struct Rfc3339;
@@ -145,10 +171,16 @@ impl Tick {
         if tick.schema_version != SCHEMA_VERSION {
             return Err(DecodeError::Version { found: tick.schema_version });
         }
-        if !(tick.price.is_finite() && tick.price > 0.0) {
+        if !(tick.price.is_finite() && tick.price > 0.0 && tick.price <= MAX_PRICE) {
             return Err(DecodeError::Price(tick.price));
         }
         Ok(tick)
+    }
+
+    /// The time the data behind the price is from: the oldest used quote's time where the tick
+    /// carries it, else the round's start. Staleness is judged on it.
+    pub fn data_time(&self) -> DateTime<Utc> {
+        self.oldest_quote_time.unwrap_or(self.time)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -158,6 +190,12 @@ impl Tick {
 }
 
 impl PriceState {
+    /// Where the state stands in the history of the ticks: by stream, then by sequence. A state
+    /// never replaces one that stands later.
+    pub fn position(&self) -> (Option<DateTime<Utc>>, u64) {
+        (self.stream_created, self.stream_sequence)
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let state: PriceState = serde_json::from_slice(bytes)?;
         if state.schema_version != SCHEMA_VERSION {
@@ -182,6 +220,7 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             pair: "BTC-USD".into(),
             time,
+            oldest_quote_time: Some(time - chrono::Duration::milliseconds(1_500)),
             price: 97_012.35,
             dispersion: Dispersion { low: 97_010.0, high: 97_015.5, std_dev: 2.1, used: 3 },
             sources: vec![
@@ -223,26 +262,34 @@ mod tests {
                 samples: 600,
                 from: tick.time - chrono::Duration::seconds(600),
                 to: tick.time,
-                covered_seconds: 600.0,
+                covered_seconds: 598.0,
+                gap_seconds: 2.0,
                 complete: true,
             },
             latest: tick,
             stream_sequence: 42,
+            stream_created: Some(Utc.timestamp_millis_opt(1_764_000_000_123).single().expect("valid time")),
         };
         assert_eq!(PriceState::decode(&state.encode()).expect("decodes"), state);
     }
 
     #[test]
-    fn prices_survive_json_to_the_last_bit() {
-        // Replicas and restarts compare states for equality: a 1-ulp drift in parsing would break it.
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        for _ in 0..10_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+    fn a_state_from_a_newer_stream_stands_later_whatever_its_sequence() {
+        let at = |ms: i64| Utc.timestamp_millis_opt(ms).single();
+        assert!((at(2_000), 1) > (at(1_000), 999_999));
+        assert!((at(1_000), 2) > (at(1_000), 1));
+        // States written before streams were told apart stand before any that carries one.
+        assert!((at(1_000), 1) > (None, 999_999));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prices_survive_json_to_the_last_bit(price in 0.000_000_01f64..=MAX_PRICE) {
+            // Replicas and restarts compare states for equality: a 1-ulp drift in parsing would break it.
             let mut tick = sample_tick();
-            tick.price = 1.0 + (seed % 100_000_000_000) as f64 / 997.0;
-            assert_eq!(Tick::decode(&tick.encode()).expect("decodes").price.to_bits(), tick.price.to_bits());
+            tick.price = price;
+            let decoded = Tick::decode(&tick.encode()).map(|t| t.price.to_bits());
+            proptest::prop_assert_eq!(decoded.ok(), Some(price.to_bits()));
         }
     }
 
@@ -279,9 +326,34 @@ mod tests {
 
     #[test]
     fn impossible_price_is_refused() {
+        for price in [-1.0, 0.0, MAX_PRICE * 1.000_001, 1e300] {
+            let mut tick = sample_tick();
+            tick.price = price;
+            assert!(matches!(Tick::decode(&tick.encode()), Err(DecodeError::Price(_))), "{price} accepted");
+        }
         let mut tick = sample_tick();
-        tick.price = -1.0;
-        assert!(matches!(Tick::decode(&tick.encode()), Err(DecodeError::Price(_))));
+        tick.price = MAX_PRICE;
+        assert!(Tick::decode(&tick.encode()).is_ok());
         assert!(matches!(Tick::decode(b"{\"price\":"), Err(DecodeError::Json(_))));
+    }
+
+    #[test]
+    fn messages_written_before_the_optional_fields_existed_still_read() {
+        let mut tick = serde_json::to_value(sample_tick()).expect("json");
+        tick.as_object_mut().expect("object").remove("oldest_quote_time");
+        let old = Tick::decode(tick.to_string().as_bytes()).expect("a tick without oldest_quote_time");
+        assert_eq!((old.oldest_quote_time, old.data_time()), (None, old.time));
+        let average = r#"{"window_seconds":600,"time_weighted":1.0,"mean":1.0,"samples":1,
+            "from":"2025-11-24T19:00:00Z","to":"2025-11-24T19:00:00Z","covered_seconds":0.0,"complete":false}"#;
+        let average: WindowAverage = serde_json::from_str(average).expect("an average without gap_seconds");
+        assert_eq!(average.gap_seconds, 0.0);
+    }
+
+    #[test]
+    fn the_data_time_is_the_oldest_used_quote() {
+        let tick = sample_tick();
+        assert_eq!(tick.data_time(), tick.time - chrono::Duration::milliseconds(1_500));
+        let json: serde_json::Value = serde_json::from_slice(&tick.encode()).expect("json");
+        assert_eq!(json["oldest_quote_time"], "2025-11-24T18:59:58.500Z");
     }
 }

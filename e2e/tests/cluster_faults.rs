@@ -25,6 +25,7 @@ fn tick(slot: i64) -> Tick {
         schema_version: SCHEMA_VERSION,
         pair: "BTC-USD".into(),
         time: Utc.timestamp_millis_opt(slot).single().expect("valid time"),
+        oldest_quote_time: None,
         price: 90_000.0,
         dispersion: Dispersion { low: 90_000.0, high: 90_000.0, std_dev: 0.0, used: 3 },
         sources: Vec::new(),

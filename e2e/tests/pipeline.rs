@@ -217,9 +217,5 @@ async fn two_aggregators_and_two_publishers_leave_one_state_equal_to_a_recomputa
     .await;
 
     // From scratch: every stored tick, in stream order, into a fresh window.
-    let mut recomputed = aggregator::state::Aggregate::new(std::time::Duration::from_secs(600));
-    for (index, tick) in ticks.iter().enumerate() {
-        recomputed.apply(index as u64 + 1, tick.clone());
-    }
-    assert_eq!(recomputed.state(600).expect("state"), state);
+    assert_eq!(support::recompute_state(&js).await, state);
 }

@@ -1,15 +1,14 @@
 //! The frontends' in-memory copy of the aggregated state, kept current by watching the KV bucket.
 //! Every request is served from here: no NATS round trip per request.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use arc_swap::ArcSwapOption;
 use btc_common::PriceState;
+use btc_common::backoff::Backoff;
 use btc_common::jetstream::{open_state_bucket, retry_until_ready};
 use btc_common::names::STATE_KEY;
 use futures::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::bitcoin::EncodedBodies;
@@ -29,21 +28,24 @@ pub struct StateCache {
     nats: Option<async_nats::Client>,
     /// Set on shutdown: readiness fails while in-flight and late requests are still served.
     draining: AtomicBool,
+    /// True while the watch on the state key is established.
+    watching: AtomicBool,
 }
 
 impl StateCache {
     pub fn new(nats: Option<async_nats::Client>) -> Self {
-        Self { state: ArcSwapOption::empty(), nats, draining: AtomicBool::new(false) }
+        Self { state: ArcSwapOption::empty(), nats, draining: AtomicBool::new(false), watching: AtomicBool::new(false) }
     }
 
     pub fn get(&self) -> Option<Arc<CachedState>> {
         self.state.load_full()
     }
 
-    /// Encodes and stores `state` unless the cache already holds a later one (watch redelivery
-    /// after a reconnect must not move the price back in time). Only the watch task writes.
+    /// Encodes and stores `state` unless the cache already holds one that stands later (watch
+    /// redelivery after a reconnect must not move the price back in time; a state from a ticks
+    /// stream created again stands after every state of the old one). Only the watch task writes.
     pub fn set(&self, state: PriceState) {
-        if self.state.load().as_ref().is_some_and(|current| state.stream_sequence < current.state.stream_sequence) {
+        if self.state.load().as_ref().is_some_and(|current| state.position() < current.state.position()) {
             return;
         }
         match EncodedBodies::encode(&state) {
@@ -67,12 +69,29 @@ impl StateCache {
     pub fn nats_connected(&self) -> bool {
         self.nats.as_ref().is_some_and(btc_common::nats::is_connected)
     }
+
+    fn set_watching(&self, watching: bool) {
+        self.watching.store(watching, Ordering::Relaxed);
+    }
+
+    /// Whether this replica can serve the state: connected to NATS with the watch on the state
+    /// established (a price or not: a stale price is shared by every replica and is answered with
+    /// a JSON 503 on the price routes, never by emptying the Service).
+    pub fn state_readiness(&self) -> Result<(), &'static str> {
+        if !self.nats_connected() {
+            return Err("not connected to NATS");
+        }
+        if !self.watching.load(Ordering::Relaxed) {
+            return Err("not watching the price state yet");
+        }
+        Ok(())
+    }
 }
 
 /// Keeps `cache` current until shutdown: watches the state key, and re-watches after any error.
 pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shutdown: CancellationToken) {
     let js = async_nats::jetstream::new(client);
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::NATS;
     while !shutdown.is_cancelled() {
         let Some(kv) = retry_until_ready("state bucket", &shutdown, || open_state_bucket(&js)).await else {
             return;
@@ -81,7 +100,8 @@ pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shu
         match kv.watch_with_history(STATE_KEY).await {
             Ok(mut entries) => {
                 tracing::info!("watching the price state");
-                delay = Duration::from_millis(100);
+                cache.set_watching(true);
+                backoff.reset();
                 loop {
                     let entry = tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -104,13 +124,12 @@ pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shu
                         None => break,
                     }
                 }
+                cache.set_watching(false);
             }
             Err(error) => tracing::warn!(%error, "cannot watch the state"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

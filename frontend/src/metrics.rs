@@ -12,10 +12,8 @@ pub struct FrontendMetrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
-    price: Gauge,
-    average: Gauge,
-    price_age: Gauge,
-    nats: NatsGauge,
+    /// The price and NATS gauges, for the app that serves the state (rest-api has neither).
+    state: Option<StateGauges>,
     /// Route labels: the routes this app serves, then `/docs` and `unmatched` (bounded values).
     routes: Vec<&'static str>,
     /// The series of a successful GET per route, resolved once: looking a labelled series up
@@ -28,7 +26,8 @@ pub struct FrontendMetrics {
 pub struct RouteLabel(usize);
 
 impl FrontendMetrics {
-    pub fn new(app_routes: &'static [&'static str]) -> Self {
+    /// Metrics of an app serving `app_routes`; `serves_state` adds the price and NATS gauges.
+    pub fn new(app_routes: &'static [&'static str], serves_state: bool) -> Self {
         let registry = Registry::new();
         let r = &registry;
         let routes: Vec<&'static str> = app_routes.iter().copied().chain([DOCS, UNMATCHED]).collect();
@@ -46,18 +45,7 @@ impl FrontendMetrics {
                 &["method", "route"],
                 metrics::SERVER_LATENCY_BUCKETS,
             ),
-            price: metrics::gauge(r, "btc_price_usd", "The current BTC price served, USD (at scrape)."),
-            average: metrics::gauge(
-                r,
-                "btc_average_usd",
-                "The time-weighted 10-minute average served, USD (at scrape).",
-            ),
-            price_age: metrics::gauge(
-                r,
-                "btc_price_age_seconds",
-                "Seconds since the time of the newest tick this frontend holds (at scrape); +Inf before the first.",
-            ),
-            nats: NatsGauge::new(r),
+            state: serves_state.then(|| StateGauges::new(r)),
             get_ok: Vec::new(),
             routes,
             registry,
@@ -105,12 +93,46 @@ impl FrontendMetrics {
 
     /// Prometheus text for `/metrics`, with the point-in-time gauges refreshed from `cache`.
     pub fn render(&self, cache: &StateCache) -> String {
+        if let Some(gauges) = &self.state {
+            gauges.refresh(cache);
+        }
+        metrics::encode(&self.registry)
+    }
+}
+
+/// What a frontend serving the state reports about it.
+struct StateGauges {
+    price: Gauge,
+    average: Gauge,
+    price_age: Gauge,
+    nats: NatsGauge,
+}
+
+impl StateGauges {
+    fn new(r: &Registry) -> Self {
+        Self {
+            price: metrics::gauge(r, "btc_price_usd", "The current BTC price served, USD (at scrape)."),
+            average: metrics::gauge(
+                r,
+                "btc_average_usd",
+                "The time-weighted 10-minute average served, USD (at scrape).",
+            ),
+            price_age: metrics::gauge(
+                r,
+                "btc_price_age_seconds",
+                "Seconds since the oldest quote behind the newest tick this frontend holds (at scrape); +Inf before the first.",
+            ),
+            nats: NatsGauge::new(r),
+        }
+    }
+
+    fn refresh(&self, cache: &StateCache) {
         match cache.get() {
             Some(cached) => {
                 let state = &cached.state;
                 self.price.set(state.latest.price);
                 self.average.set(state.average.time_weighted);
-                self.price_age.set(metrics::age_seconds(state.latest.time));
+                self.price_age.set(metrics::age_seconds(state.latest.data_time()));
             }
             // No price at all is the stalest of all: an age alert fires instead of seeing 0.
             None => self.price_age.set(f64::INFINITY),
@@ -118,7 +140,6 @@ impl FrontendMetrics {
         if let Some(client) = cache.nats_client() {
             self.nats.observe(client);
         }
-        metrics::encode(&self.registry)
     }
 }
 

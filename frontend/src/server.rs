@@ -46,6 +46,11 @@ impl App {
         }
     }
 
+    /// True for the app that serves the price state (and so needs NATS).
+    pub fn serves_state(self) -> bool {
+        self == App::BitcoinApi
+    }
+
     /// Routes of the app, for the metrics' bounded `route` label.
     fn routes(self) -> &'static [&'static str] {
         const COMMON: [&str; 5] = ["/readiness", "/liveness", "/metrics", "/openapi.json", "/openapi.yaml"];
@@ -64,8 +69,8 @@ pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxE
 
 /// [`endpoint`] with explicit HTTP limits.
 pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
-    let health = HealthApi::new(cache.clone(), stale_after);
-    let metrics = Arc::new(FrontendMetrics::new(app.routes()));
+    let health = HealthApi::new(cache.clone(), app.serves_state());
+    let metrics = Arc::new(FrontendMetrics::new(app.routes(), app.serves_state()));
     let (api, docs) = match app {
         App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache.clone(), stale_after), health)),
         App::RestApi => api_and_docs(app, (RestApi, health)),
@@ -136,16 +141,22 @@ impl Running {
     }
 }
 
-/// Connects to NATS (in the background), starts watching the state, binds and starts serving.
+/// Connects to NATS (in the background) and starts watching the state if the app serves it,
+/// binds and starts serving. rest-api needs no NATS at all.
 ///
 /// On `shutdown`: readiness fails at once, requests are still served for `shutdown_delay` (the
 /// time a load balancer needs to notice), then the server stops accepting and gives in-flight
 /// requests up to [`DRAIN_TIMEOUT`].
 pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken) -> Result<Running, FrontendError> {
-    let client = config.nats.connect(app.name()).await?;
-    let cache = Arc::new(StateCache::new(Some(client.clone())));
     let stop_serving = CancellationToken::new();
-    tokio::spawn(cache::watch_state(client, cache.clone(), stop_serving.clone()));
+    let cache = if app.serves_state() {
+        let client = config.nats.connect(app.name()).await?;
+        let cache = Arc::new(StateCache::new(Some(client.clone())));
+        tokio::spawn(cache::watch_state(client, cache.clone(), stop_serving.clone()));
+        cache
+    } else {
+        Arc::new(StateCache::new(None))
+    };
     tokio::spawn({
         let (cache, stop_serving, delay) = (cache.clone(), stop_serving.clone(), config.shutdown_delay);
         async move {

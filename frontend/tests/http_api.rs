@@ -22,6 +22,7 @@ fn state_at(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
             schema_version: SCHEMA_VERSION,
             pair: "BTC-USD".into(),
             time,
+            oldest_quote_time: Some(time),
             price,
             dispersion: Dispersion { low: price - 5.0, high: price + 5.0, std_dev: 4.0, used: 3 },
             sources: vec![
@@ -46,10 +47,12 @@ fn state_at(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
             samples: 120,
             from: time - chrono::Duration::seconds(120),
             to: time,
-            covered_seconds: 120.0,
+            covered_seconds: 118.0,
+            gap_seconds: 482.0,
             complete: false,
         },
         stream_sequence: sequence,
+        stream_created: Some(DateTime::UNIX_EPOCH),
     }
 }
 
@@ -92,7 +95,7 @@ async fn average_reports_both_averages_and_a_partial_window_in_fields() {
     assert_eq!(body["mean"], 96_999.0);
     assert_eq!(body["window_seconds"], 600);
     assert_eq!(body["samples"], 120);
-    assert_eq!(body["covered_seconds"], 120.0);
+    assert_eq!((body["covered_seconds"].as_f64(), body["gap_seconds"].as_f64()), (Some(118.0), Some(482.0)));
     assert_eq!(body["complete"], false);
 }
 
@@ -147,12 +150,46 @@ async fn a_stale_price_is_a_503_not_a_wrong_answer() {
 }
 
 #[tokio::test]
+async fn a_price_is_as_old_as_its_oldest_quote() {
+    // The round is fresh but every quote behind it is 31 s old (all exchanges just failed and
+    // their last quotes are reused): the price is stale, and its age says how old the data is.
+    let now = Utc::now();
+    let mut state = state_at(now, 7, 97_000.0);
+    state.latest.oldest_quote_time = Some(now - chrono::Duration::seconds(31));
+    let cli = client(App::BitcoinApi, Some(state.clone()));
+    let response = cli.get("/btc/USD").send().await;
+    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_of(response).await["error"], "stale_price");
+
+    state.latest.oldest_quote_time = Some(now - chrono::Duration::seconds(12));
+    let body = json_of(client(App::BitcoinApi, Some(state)).get("/btc/USD").send().await).await;
+    let age = body["age_seconds"].as_f64().expect("age");
+    assert!((12.0..15.0).contains(&age), "age {age}");
+    let oldest = body["oldest_quote_time"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    assert_eq!(oldest.map(|t| t.timestamp_millis()), Some((now - chrono::Duration::seconds(12)).timestamp_millis()));
+}
+
+#[tokio::test]
 async fn the_cache_never_goes_back_to_an_older_state() {
     let cache = StateCache::new(None);
     let now = Utc::now();
     cache.set(state_at(now, 9, 100.0));
     cache.set(state_at(now, 8, 50.0));
     assert_eq!(cache.get().expect("state").state.latest.price, 100.0);
+}
+
+#[tokio::test]
+async fn a_state_from_a_stream_created_again_replaces_one_with_a_higher_sequence() {
+    // The ticks stream was deleted and created again: its sequences start at 1 again.
+    let cache = StateCache::new(None);
+    let now = Utc::now();
+    cache.set(state_at(now, 5_000, 100.0));
+    let mut recreated = state_at(now, 3, 50.0);
+    recreated.stream_created = Some(now);
+    cache.set(recreated);
+    assert_eq!(cache.get().expect("state").state.latest.price, 50.0);
+    cache.set(state_at(now, 6_000, 100.0));
+    assert_eq!(cache.get().expect("state").state.latest.price, 50.0, "a state of the old stream came back");
 }
 
 #[tokio::test]
@@ -194,16 +231,32 @@ async fn rest_api_root_answers_ok() {
 }
 
 #[tokio::test]
-async fn liveness_is_ok_without_nats_and_readiness_is_not() {
+async fn liveness_is_ok_without_nats_and_readiness_follows_what_each_app_needs() {
     for app in [App::BitcoinApi, App::RestApi] {
         let cli = client(app, Some(state_at(Utc::now(), 1, 1.0)));
         let response = cli.get("/liveness").send().await;
         response.assert_status_is_ok();
         response.assert_text("OK").await;
-        let response = cli.get("/readiness").send().await;
+    }
+    // bitcoin-api serves the state, so it needs NATS; rest-api's `/` needs nothing but to listen.
+    let response = client(App::BitcoinApi, Some(state_at(Utc::now(), 1, 1.0))).get("/readiness").send().await;
+    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let text = response.0.into_body().into_string().await.expect("body");
+    assert!(text.contains("NATS"), "{text}");
+    let response = client(App::RestApi, None).get("/readiness").send().await;
+    response.assert_status_is_ok();
+    response.assert_text("OK").await;
+}
+
+#[tokio::test]
+async fn both_apps_fail_readiness_while_draining() {
+    for app in [App::BitcoinApi, App::RestApi] {
+        let cache = Arc::new(StateCache::new(None));
+        cache.start_draining();
+        let response = TestClient::new(endpoint(app, cache, STALE_AFTER)).get("/readiness").send().await;
         response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
         let text = response.0.into_body().into_string().await.expect("body");
-        assert!(text.contains("NATS"), "{text}");
+        assert!(text.contains("shutting down"), "{app:?}: {text}");
     }
 }
 

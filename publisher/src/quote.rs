@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 
 use crate::exchanges::Source;
 
-/// Highest price accepted from any exchange, USD. Far above any BTC price seen, far below the
-/// absurd values (1e308, mis-scaled satoshis) a broken feed can send.
-pub const MAX_PLAUSIBLE_PRICE: f64 = 10_000_000.0;
+/// Highest price accepted from any exchange, USD: the contract's bound, which readers of the
+/// ticks enforce too.
+pub const MAX_PLAUSIBLE_PRICE: f64 = btc_common::MAX_PRICE;
 
 /// A BTC price in USD: finite, positive and below [`MAX_PLAUSIBLE_PRICE`]. Parse, don't validate:
 /// an adapter can only hand the round a `Price`, so NaN, 0, negatives and absurd sizes stop here.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use btc_common::{SCHEMA_VERSION, SourceQuote, Tick, names};
+use btc_common::{QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, names};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
@@ -140,10 +140,17 @@ impl Rounds {
                 if self.last_no_tick.take().is_some() {
                     tracing::info!(used = consensus.dispersion.used, "quorum regained; publishing ticks again");
                 }
+                let oldest_quote_time = consensus
+                    .quotes
+                    .iter()
+                    .filter(|(_, status)| *status == QuoteStatus::Used)
+                    .map(|(quote, _)| quote.effective_time())
+                    .min();
                 Some(Tick {
                     schema_version: SCHEMA_VERSION,
                     pair: names::PAIR.to_string(),
                     time: slot,
+                    oldest_quote_time,
                     price: consensus.price,
                     dispersion: consensus.dispersion,
                     sources: consensus

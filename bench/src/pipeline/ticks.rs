@@ -48,6 +48,7 @@ pub fn tick_at(time_ms: i64, index: u64) -> Tick {
         schema_version: SCHEMA_VERSION,
         pair: btc_common::names::PAIR.to_string(),
         time,
+        oldest_quote_time: Some(time),
         price,
         dispersion: Dispersion { low: price - 4.8, high: price + 4.8, std_dev: 3.2, used: 7 },
         sources,

@@ -211,8 +211,15 @@ pub fn sources_with_status(body: &Value, status: &str) -> Vec<String> {
     names
 }
 
-/// Every tick in the stream, read with an ordered consumer.
-pub async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::Tick> {
+/// A message of the ticks stream as stored.
+pub struct Stored {
+    pub sequence: u64,
+    pub stored_at: chrono::DateTime<chrono::Utc>,
+    pub payload: bytes::Bytes,
+}
+
+/// Every message in the ticks stream, read with an ordered consumer.
+pub async fn read_stored(js: &async_nats::jetstream::Context) -> Vec<Stored> {
     let stream = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream");
     let total = stream.cached_info().state.messages as usize;
     if total == 0 {
@@ -223,12 +230,34 @@ pub async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::
         .await
         .expect("ordered consumer");
     let mut messages = consumer.messages().await.expect("messages").take(total);
-    let mut ticks = Vec::new();
+    let mut stored = Vec::new();
     while let Some(message) = messages.next().await {
         let message = message.expect("message");
-        ticks.push(btc_common::Tick::decode(&message.payload).expect("tick decodes"));
+        let info = message.info().expect("message info");
+        stored.push(Stored {
+            sequence: info.stream_sequence,
+            stored_at: info.published,
+            payload: message.payload.clone(),
+        });
     }
-    ticks
+    stored
+}
+
+/// Every tick in the stream.
+pub async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::Tick> {
+    read_stored(js).await.iter().map(|m| btc_common::Tick::decode(&m.payload).expect("tick decodes")).collect()
+}
+
+/// The state a new aggregator with the default settings computes from everything in the stream,
+/// in stream order: what every aggregator's state must equal.
+pub async fn recompute_state(js: &async_nats::jetstream::Context) -> btc_common::PriceState {
+    let created = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream").cached_info().created;
+    let rules = AggregatorConfig::try_parse_from(["aggregator"]).expect("default config").rules();
+    let mut recomputed = aggregator::state::Aggregate::for_stream(rules, created);
+    for message in read_stored(js).await {
+        recomputed.ingest(message.sequence, &message.payload, message.stored_at);
+    }
+    recomputed.state().expect("a state")
 }
 
 pub async fn count_ticks(js: &async_nats::jetstream::Context) -> usize {

@@ -31,13 +31,17 @@ pub struct CurrentPrice {
     pub currency: String,
     /// The consensus price: median of the exchange quotes that were used, USD.
     pub price: f64,
-    /// Time of the tick (start of the publisher's round), RFC 3339.
+    /// Time of the tick: the start of the publisher's round, RFC 3339. Ticks are ordered and
+    /// averaged by it.
     pub time: DateTime<Utc>,
+    /// Time of the oldest exchange quote used in the price: the data is this old. `age_seconds`
+    /// and staleness are judged on it.
+    pub oldest_quote_time: DateTime<Utc>,
     /// How far apart the quotes behind `price` were.
     pub dispersion: Dispersion,
     /// Every fresh exchange quote of the round and whether it was used.
     pub sources: Vec<SourceQuote>,
-    /// Seconds between `time` and this answer.
+    /// Seconds between `oldest_quote_time` and this answer.
     #[serde(skip)]
     pub age_seconds: f64,
 }
@@ -96,9 +100,13 @@ pub struct AveragePrice {
     pub from: DateTime<Utc>,
     /// End of the span: the newest tick's time.
     pub to: DateTime<Utc>,
-    /// Length of the covered span, seconds.
+    /// Time inside the window that a price covers, seconds: a price holds until the next tick,
+    /// at most `MAX_HOLD` (5 s by default).
     pub covered_seconds: f64,
-    /// `true` once the ticks cover the whole window; `false` during a cold start.
+    /// Time inside the window that no price covers, seconds (`window_seconds - covered_seconds`):
+    /// outages, and the time before the first tick during a cold start. Gaps weigh nothing.
+    pub gap_seconds: f64,
+    /// `true` when the gaps add up to at most one `MAX_HOLD`: the averages cover the window.
     pub complete: bool,
     /// Seconds between `to` and this answer.
     #[serde(skip)]
@@ -144,7 +152,7 @@ impl BitcoinApi {
                 "no price has been received yet",
             ));
         };
-        let age = age_seconds(state.state.latest.time);
+        let age = age_seconds(state.state.latest.data_time());
         if age > self.stale_after.as_secs_f64() {
             return Err(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -209,6 +217,7 @@ fn current_price(state: &PriceState) -> CurrentPrice {
         currency: "USD".to_string(),
         price: tick.price,
         time: tick.time,
+        oldest_quote_time: tick.data_time(),
         // Not encoded here: added to each answer (see `OpenObject`).
         age_seconds: 0.0,
         dispersion: Dispersion {
@@ -245,6 +254,7 @@ fn average_price(state: &PriceState) -> AveragePrice {
         from: average.from,
         to: average.to,
         covered_seconds: average.covered_seconds,
+        gap_seconds: average.gap_seconds,
         complete: average.complete,
         age_seconds: 0.0,
     }

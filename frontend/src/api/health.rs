@@ -2,13 +2,13 @@
 //!
 //! Liveness answers OK whenever the process can serve HTTP, whatever NATS and the exchanges do: a
 //! liveness probe that followed a dependency would restart healthy pods during an outage.
-//! Readiness answers OK only with a NATS connection and a fresh price, so an ingress sends no
-//! traffic to a replica that would answer 503.
+//! Readiness says whether *this pod* can serve: bitcoin-api when it is connected to NATS and
+//! watching the state, rest-api as soon as it listens; both fail while draining on shutdown. A
+//! stale price is shared by every replica, so it never fails readiness: that would empty the
+//! Service and hand clients the ingress's HTML 503 instead of the app's JSON 503.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::Utc;
 use poem_openapi::payload::PlainText;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
@@ -22,7 +22,7 @@ enum ApiTags {
 
 #[derive(ApiResponse)]
 pub enum ReadinessResponse {
-    /// Connected to NATS and the newest price is fresh: `OK`.
+    /// This pod can serve: `OK`.
     #[oai(status = 200)]
     Ready(PlainText<String>),
     /// Not ready; the text says why.
@@ -32,12 +32,13 @@ pub enum ReadinessResponse {
 
 pub struct HealthApi {
     cache: Arc<StateCache>,
-    stale_after: Duration,
+    /// True for an app that serves the state (bitcoin-api): it is ready only while watching it.
+    serves_state: bool,
 }
 
 impl HealthApi {
-    pub fn new(cache: Arc<StateCache>, stale_after: Duration) -> Self {
-        Self { cache, stale_after }
+    pub fn new(cache: Arc<StateCache>, serves_state: bool) -> Self {
+        Self { cache, serves_state }
     }
 }
 
@@ -53,24 +54,17 @@ impl HealthApi {
 
     /// Readiness probe
     ///
-    /// `OK` only when connected to NATS and the newest price is fresh.
+    /// `OK` when this pod can serve: bitcoin-api once connected to NATS and watching the price
+    /// state (a fresh price or not), rest-api once listening; neither while shutting down.
     #[oai(path = "/readiness", method = "get", operation_id = "readiness")]
     async fn readiness(&self) -> ReadinessResponse {
         if self.cache.is_draining() {
             return ReadinessResponse::NotReady(PlainText("NOT READY: shutting down".to_string()));
         }
-        if !self.cache.nats_connected() {
-            return ReadinessResponse::NotReady(PlainText("NOT READY: not connected to NATS".to_string()));
-        }
-        let Some(state) = self.cache.get() else {
-            return ReadinessResponse::NotReady(PlainText("NOT READY: no price yet".to_string()));
-        };
-        let age = (Utc::now() - state.state.latest.time).to_std().unwrap_or_default();
-        if age > self.stale_after {
-            return ReadinessResponse::NotReady(PlainText(format!(
-                "NOT READY: newest price is {} s old",
-                age.as_secs()
-            )));
+        if self.serves_state
+            && let Err(reason) = self.cache.state_readiness()
+        {
+            return ReadinessResponse::NotReady(PlainText(format!("NOT READY: {reason}")));
         }
         ReadinessResponse::Ready(PlainText("OK".to_string()))
     }

@@ -18,11 +18,7 @@ pub fn public_spec_yaml() -> String {
     let cache = std::sync::Arc::new(crate::cache::StateCache::default());
     let stale_after = std::time::Duration::from_secs(30);
     OpenApiService::new(
-        (
-            bitcoin::BitcoinApi::new(cache.clone(), stale_after),
-            rest::RestApi,
-            health::HealthApi::new(cache, stale_after),
-        ),
+        (bitcoin::BitcoinApi::new(cache.clone(), stale_after), rest::RestApi, health::HealthApi::new(cache, true)),
         TITLE,
         env!("CARGO_PKG_VERSION"),
     )

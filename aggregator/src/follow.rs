@@ -1,0 +1,257 @@
+//! Following the durable consumer: apply a batch, write the state, ack the batch.
+//!
+//! Anything that stops the pulls (NATS gone for a while, the consumer deleted or expired after
+//! `inactive_threshold`, the stream deleted, created again or purged) ends [`follow`] with
+//! [`Followed::Resync`]: the caller sets the stream up again and resumes exactly where the
+//! aggregate stands, or rebuilds it when the stream no longer holds what it was built from. A
+//! service stuck in a loop that can never succeed is what this avoids.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use btc_common::backoff::Backoff;
+use btc_common::names::{STATE_BUCKET, STATE_KEY, TICK_SUBJECT};
+use futures::{FutureExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::AggregatorConfig;
+use crate::metrics::AggregatorMetrics;
+use crate::state::{Aggregate, TickOutcome};
+use crate::writer::{StateWriter, Written};
+
+/// How often the stream's identity and first sequence are checked while following.
+const STREAM_CHECK: Duration = Duration::from_secs(2);
+
+/// How following ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    Shutdown,
+    /// The pulls stopped, or the stream changed under the aggregate: set up again.
+    Resync,
+}
+
+/// What `follow` needs besides the aggregate.
+pub struct Follower<'a> {
+    pub config: &'a AggregatorConfig,
+    pub metrics: &'a AggregatorMetrics,
+    pub shutdown: &'a CancellationToken,
+}
+
+impl Follower<'_> {
+    /// Follows the durable consumer from the aggregate's position until shutdown or a resync.
+    pub async fn follow(
+        &self,
+        stream: &stream::Stream,
+        aggregate: &mut Aggregate,
+        writer: &mut StateWriter,
+    ) -> Followed {
+        let mut messages = match self.pull(stream, aggregate.applied_sequence()).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, consumer = %self.config.consumer_name, "cannot pull from the consumer");
+                return Followed::Resync;
+            }
+        };
+        tracing::info!(consumer = %self.config.consumer_name, from_sequence = aggregate.applied_sequence() + 1, "following the ticks stream");
+        let mut check = tokio::time::interval(STREAM_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = tokio::select! {
+                _ = self.shutdown.cancelled() => return Followed::Shutdown,
+                _ = check.tick() => {
+                    if stream_changed(stream, aggregate).await {
+                        return Followed::Resync;
+                    }
+                    continue;
+                }
+                next = messages.next() => next,
+            };
+            let first = match next {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "pulling ticks failed; setting up again");
+                    return Followed::Resync;
+                }
+                None => return Followed::Resync,
+            };
+            let batch = gather(first, &mut messages, self.config.batch_size as usize);
+            if !self.apply_and_write(&batch, aggregate, writer).await {
+                // Shutdown before the write landed: leave the batch unacked, it is redelivered.
+                return Followed::Shutdown;
+            }
+            for message in &batch {
+                if let Err(error) = message.ack_with(AckKind::Ack).await {
+                    tracing::warn!(%error, "ack failed; the tick will be redelivered and skipped");
+                }
+            }
+        }
+    }
+
+    /// Opens the durable consumer, creating it to start right after `applied` if it is gone, and
+    /// starts pulling.
+    async fn pull(&self, stream: &stream::Stream, applied: u64) -> Result<consumer::pull::Stream, String> {
+        let config = consumer::pull::Config {
+            durable_name: Some(self.config.consumer_name.clone()),
+            description: Some("BTC aggregator: rolling window of ticks".to_string()),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: applied + 1 },
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            filter_subject: TICK_SUBJECT.to_string(),
+            max_ack_pending: 10_000,
+            // A replica gone for good leaves no consumer behind; one that comes back later, or
+            // finds it expired after a long partition, creates it again from where it stands.
+            inactive_threshold: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let consumer: consumer::PullConsumer =
+            stream.get_or_create_consumer(&self.config.consumer_name, config).await.map_err(|e| e.to_string())?;
+        consumer
+            .stream()
+            .max_messages_per_batch(self.config.batch_size as usize)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Applies a batch and writes the state if it changed. False if shutdown came first.
+    async fn apply_and_write(
+        &self,
+        batch: &[jetstream::Message],
+        aggregate: &mut Aggregate,
+        writer: &mut StateWriter,
+    ) -> bool {
+        let before = aggregate.applied_sequence();
+        let newest_span = apply_batch(aggregate, batch, &self.config.consumer_name, self.metrics);
+        self.metrics.observe_window(aggregate);
+        let Some(state) = aggregate.state().filter(|_| aggregate.applied_sequence() > before) else {
+            return true;
+        };
+        // The write belongs to the trace of the newest tick of the batch.
+        let write_span = tracing::info_span!(
+            parent: newest_span.as_ref().and_then(|s| s.id()),
+            "write state",
+            otel.name = %format!("put $KV.{STATE_BUCKET}.{STATE_KEY}"),
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.destination.name = %format!("$KV.{STATE_BUCKET}.{STATE_KEY}"),
+            messaging.nats.stream_sequence = state.stream_sequence,
+        );
+        write_until_done(writer, &state, self.shutdown, self.metrics).instrument(write_span).await
+    }
+}
+
+/// The first message and whatever else has already arrived, without waiting, up to one batch.
+fn gather(first: jetstream::Message, messages: &mut consumer::pull::Stream, limit: usize) -> Vec<jetstream::Message> {
+    let mut batch = vec![first];
+    while batch.len() < limit {
+        match messages.next().now_or_never() {
+            Some(Some(Ok(message))) => batch.push(message),
+            _ => break,
+        }
+    }
+    batch
+}
+
+/// Applies every message of a batch in order; returns the span of the last one.
+fn apply_batch(
+    aggregate: &mut Aggregate,
+    batch: &[jetstream::Message],
+    consumer: &str,
+    metrics: &AggregatorMetrics,
+) -> Option<tracing::Span> {
+    let mut last_span = None;
+    for message in batch {
+        let Ok(info) = message.info() else { continue };
+        metrics.lag.set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+        let span = process_span(message, info.stream_sequence, consumer);
+        let outcome: TickOutcome =
+            span.in_scope(|| aggregate.ingest(info.stream_sequence, &message.payload, info.published));
+        metrics.count_tick(outcome);
+        last_span = Some(span);
+    }
+    last_span
+}
+
+/// True if the stream was created again, or no longer holds a tick the window holds (purged):
+/// the aggregate must be rebuilt from what the stream holds now. An unreachable stream is not a
+/// change; the pulls notice it.
+async fn stream_changed(stream: &stream::Stream, aggregate: &Aggregate) -> bool {
+    let mut stream = stream.clone();
+    match stream.info().await {
+        Ok(info) => !still_matches(info, aggregate),
+        Err(_) => false,
+    }
+}
+
+/// The stream is the one the aggregate was built from and still holds every tick it holds.
+pub fn still_matches(info: &stream::Info, aggregate: &Aggregate) -> bool {
+    let same_stream = aggregate.stream_created() == Some(info.created);
+    let purged = aggregate.oldest_held_sequence().is_some_and(|oldest| info.state.first_sequence > oldest);
+    if !same_stream {
+        tracing::warn!(created = %info.created, "the ticks stream was created again; rebuilding the window from it");
+    } else if purged {
+        tracing::warn!(
+            first_sequence = info.state.first_sequence,
+            "ticks the window holds were purged from the stream; rebuilding the window"
+        );
+    }
+    same_stream && !purged
+}
+
+/// A consumer span for one tick, continuing the publisher's trace from the message headers
+/// (nothing to build when tracing is off: the span is disabled and its fields never evaluated).
+fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("process {TICK_SUBJECT}"),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.r#type = "process",
+        messaging.destination.name = TICK_SUBJECT,
+        messaging.consumer.group.name = consumer,
+        messaging.message.id =
+            message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str()).unwrap_or_default(),
+        messaging.nats.stream_sequence = sequence,
+    );
+    if !span.is_disabled() {
+        btc_common::trace_context::continue_from(&span, message.headers.as_ref());
+    }
+    span
+}
+
+/// Writes the state until it lands or shutdown is requested; after a failure the bucket is
+/// opened again (and created if it was deleted). Returns true once written.
+pub async fn write_until_done(
+    writer: &mut StateWriter,
+    state: &btc_common::PriceState,
+    shutdown: &CancellationToken,
+    metrics: &AggregatorMetrics,
+) -> bool {
+    let mut backoff = Backoff::NATS;
+    loop {
+        match writer.write(state).await {
+            Ok(written) => {
+                let result = match written {
+                    Written::Stored { .. } => "stored",
+                    Written::AlreadyNewer => "already_newer",
+                };
+                metrics.state_writes.with_label_values(&[result]).inc();
+                tracing::debug!(?written, sequence = state.stream_sequence, "state written");
+                return true;
+            }
+            Err(error) => {
+                metrics.state_writes.with_label_values(&["failed"]).inc();
+                tracing::warn!(%error, "state write failed; retrying");
+                if !backoff.wait(shutdown).await {
+                    return false;
+                }
+                if let Err(error) = writer.reopen().await {
+                    tracing::warn!(%error, "cannot open the state bucket");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Rebuilding the window from the stream on start, so that a restarted aggregator holds exactly
+//! what one that never stopped holds.
+//!
+//! A tick can change the window only if it is the carry-in (at most `max_hold` before the
+//! window's start) or inside the window, so replay must read every tick stamped after
+//! `newest - window - max_hold`. JetStream reads by storage time, and a tick is stored at most
+//! `max_clock_skew` before its own time (later ones are refused), so reading from
+//! `newest - window - max_hold - max_clock_skew` is exact. The newest tick is only known after
+//! reading; the first read starts from a guess based on the last message's storage time and is
+//! repeated from the exact start in the rare case the guess was late (a tick stored long after
+//! its time) or found no tick at all.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{consumer, stream};
+use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
+
+use crate::error::AggregatorError;
+use crate::metrics::AggregatorMetrics;
+use crate::state::{Aggregate, WindowRules};
+
+/// Where a read of the stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The first message stored at or after this time.
+    Time(DateTime<Utc>),
+    /// The stream's first message.
+    Beginning,
+}
+
+/// The first read's start, from the time the stream stored its last message: ticks are
+/// normally stored within `max_clock_skew` after their own time, so the newest tick is at most
+/// that much older than the last message.
+pub fn first_read(rules: &WindowRules, last_stored: DateTime<Utc>) -> ReadFrom {
+    ReadFrom::Time(last_stored - span(rules) - span_of(rules.max_clock_skew))
+}
+
+/// After a read from `from` into `aggregate`: `None` if it saw every tick that can change the
+/// window, else where to read again from (into a fresh aggregate).
+pub fn read_again_from(from: ReadFrom, aggregate: &Aggregate) -> Option<ReadFrom> {
+    let ReadFrom::Time(start) = from else { return None };
+    let Some(newest_ms) = aggregate.newest_time_ms() else { return Some(ReadFrom::Beginning) };
+    let newest = Utc.timestamp_millis_opt(newest_ms).single()?;
+    let exact = newest - span(&aggregate.rules());
+    (exact < start).then_some(ReadFrom::Time(exact))
+}
+
+/// `window + max_hold + max_clock_skew`: how far before the newest tick a tick that can still
+/// change the window may have been stored.
+fn span(rules: &WindowRules) -> chrono::Duration {
+    span_of(rules.window) + span_of(rules.max_hold) + span_of(rules.max_clock_skew)
+}
+
+fn span_of(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Rebuilds the window from the ticks stored on `subject`, up to the stream's last message at
+/// start, and returns it with every sequence up to that message marked as seen.
+pub async fn rebuild(
+    stream: &stream::Stream,
+    subject: &str,
+    rules: WindowRules,
+    metrics: &AggregatorMetrics,
+) -> Result<Aggregate, AggregatorError> {
+    let mut stream_handle = stream.clone();
+    let info = stream_handle.info().await.map_err(|e| AggregatorError::Stream(e.to_string()))?.clone();
+    let target = info.state.last_sequence;
+    let mut from = first_read(&rules, info.state.last_timestamp);
+    loop {
+        let mut aggregate = Aggregate::for_stream(rules, info.created);
+        if info.state.messages > 0 {
+            read(stream, subject, from, target, &mut aggregate, metrics).await?;
+        }
+        match read_again_from(from, &aggregate) {
+            Some(earlier) if info.state.messages > 0 => from = earlier,
+            _ => {
+                aggregate.skip_to(target);
+                return Ok(aggregate);
+            }
+        }
+    }
+}
+
+/// How long a replay may wait for the next message before it gives up.
+const REPLAY_STALL: Duration = Duration::from_secs(10);
+
+/// Reads the messages on `subject` from `from` up to sequence `target` into `aggregate`.
+async fn read(
+    stream: &stream::Stream,
+    subject: &str,
+    from: ReadFrom,
+    target: u64,
+    aggregate: &mut Aggregate,
+    metrics: &AggregatorMetrics,
+) -> Result<(), AggregatorError> {
+    let deliver_policy = match from {
+        ReadFrom::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
+        ReadFrom::Beginning => consumer::DeliverPolicy::All,
+    };
+    let ordered = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy,
+            filter_subject: subject.to_string(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| AggregatorError::Stream(e.to_string()))?;
+    let mut messages = ordered.messages().await.map_err(|e| AggregatorError::Stream(e.to_string()))?;
+    loop {
+        let message = match tokio::time::timeout(REPLAY_STALL, messages.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(error))) => return Err(AggregatorError::Stream(error.to_string())),
+            Ok(None) => return Ok(()),
+            Err(_) => return Err(AggregatorError::Stream(format!("replay stalled for {REPLAY_STALL:?}"))),
+        };
+        let Ok(info) = message.info() else { continue };
+        let (sequence, pending) = (info.stream_sequence, info.pending);
+        if sequence > target {
+            return Ok(());
+        }
+        metrics.count_tick(aggregate.ingest(sequence, &message.payload, info.published));
+        if sequence == target || pending == 0 {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const RULES: WindowRules = WindowRules {
+        window: Duration::from_secs(600),
+        max_hold: Duration::from_secs(5),
+        max_clock_skew: Duration::from_secs(60),
+    };
+
+    /// A message as the stream stores it.
+    #[derive(Debug, Clone)]
+    struct Stored {
+        sequence: u64,
+        stored_ms: i64,
+        payload: Vec<u8>,
+    }
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(1_800_000_000_000 + ms).single().expect("valid time")
+    }
+
+    fn tick(time_ms: i64, price: f64) -> Vec<u8> {
+        format!(
+            r#"{{"schema_version":1,"pair":"BTC-USD","time":"{}","price":{price},
+            "dispersion":{{"low":{price},"high":{price},"std_dev":0,"used":3}},"sources":[]}}"#,
+            at(time_ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+        .into_bytes()
+    }
+
+    /// The same rebuild as [`rebuild`], over an in-memory stream (JetStream's by-start-time
+    /// delivery: the first message stored at or after the time).
+    fn rebuild_from(stream: &[Stored]) -> Aggregate {
+        let target = stream.last().map_or(0, |m| m.sequence);
+        let mut from = first_read(&RULES, at(stream.last().map_or(0, |m| m.stored_ms)));
+        loop {
+            let mut aggregate = Aggregate::new(RULES);
+            for message in stream {
+                let wanted = match from {
+                    ReadFrom::Time(start) => at(message.stored_ms) >= start,
+                    ReadFrom::Beginning => true,
+                };
+                if wanted {
+                    aggregate.ingest(message.sequence, &message.payload, at(message.stored_ms));
+                }
+            }
+            match read_again_from(from, &aggregate) {
+                Some(earlier) if !stream.is_empty() => from = earlier,
+                _ => {
+                    aggregate.skip_to(target);
+                    return aggregate;
+                }
+            }
+        }
+    }
+
+    /// One published message: storage time advances (sometimes by more than the window), the
+    /// tick's own time is usually a little before it but can be far before or after (a late
+    /// publish, a skewed publisher clock, some refused as future), and now and then it repeats an
+    /// earlier tick's time or is garbage.
+    #[derive(Debug, Clone)]
+    enum Published {
+        Tick { advance_ms: i64, delay_ms: i64, price_cents: u32 },
+        RepeatTimeOf { back: usize, advance_ms: i64, price_cents: u32 },
+        Garbage { advance_ms: i64 },
+    }
+
+    fn published() -> impl Strategy<Value = Published> {
+        let advance = prop_oneof![8 => 0i64..2_000, 2 => 2_000i64..20_000, 1 => 20_000i64..1_500_000];
+        let delay = prop_oneof![8 => 0i64..3_000, 1 => -90_000i64..0, 1 => 3_000i64..200_000];
+        prop_oneof![
+            12 => (advance.clone(), delay, 5_000_000u32..6_000_000)
+                .prop_map(|(advance_ms, delay_ms, price_cents)| Published::Tick { advance_ms, delay_ms, price_cents }),
+            1 => (1usize..50, advance.clone(), 5_000_000u32..6_000_000)
+                .prop_map(|(back, advance_ms, price_cents)| Published::RepeatTimeOf { back, advance_ms, price_cents }),
+            1 => advance.prop_map(|advance_ms| Published::Garbage { advance_ms }),
+        ]
+    }
+
+    fn store(history: &[Published]) -> Vec<Stored> {
+        let (mut stored_ms, mut times, mut stream) = (0i64, Vec::new(), Vec::new());
+        for (index, message) in history.iter().enumerate() {
+            let (advance_ms, payload) = match *message {
+                Published::Tick { advance_ms, delay_ms, price_cents } => {
+                    let time = stored_ms + advance_ms - delay_ms;
+                    times.push(time);
+                    (advance_ms, tick(time, f64::from(price_cents) / 100.0))
+                }
+                Published::RepeatTimeOf { back, advance_ms, price_cents } => {
+                    let time = times.len().checked_sub(back).map_or(stored_ms, |i| times[i]);
+                    (advance_ms, tick(time, f64::from(price_cents) / 100.0))
+                }
+                Published::Garbage { advance_ms } => (advance_ms, b"{\"schema_version\":1,\"price\":".to_vec()),
+            };
+            stored_ms += advance_ms;
+            stream.push(Stored { sequence: index as u64 + 1, stored_ms, payload });
+        }
+        stream
+    }
+
+    fn state_bytes(aggregate: &Aggregate) -> Option<Vec<u8>> {
+        aggregate.state().map(|state| state.encode())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// A restart at any point, with the consumer redelivering from any earlier point,
+        /// rebuilds the state a continuous run holds, bit for bit, at every later message.
+        #[test]
+        fn a_rebuilt_window_equals_one_that_ran_throughout(
+            history in prop::collection::vec(published(), 1..400),
+            restart_at in any::<prop::sample::Index>(),
+            redelivered_from in any::<prop::sample::Index>(),
+            redeliveries in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
+        ) {
+            let stream = store(&history);
+            let restart = restart_at.index(stream.len()) + 1;
+            let mut continuous = Aggregate::new(RULES);
+            for (i, message) in stream.iter().enumerate() {
+                continuous.ingest(message.sequence, &message.payload, at(message.stored_ms));
+                // Redeliveries of earlier messages to the running aggregator change nothing.
+                if let Some(again) = redeliveries.get(i).map(|r| &stream[r.index(i + 1)]) {
+                    continuous.ingest(again.sequence, &again.payload, at(again.stored_ms));
+                }
+                if i + 1 == restart {
+                    break;
+                }
+            }
+            let mut rebuilt = rebuild_from(&stream[..restart]);
+            prop_assert_eq!(state_bytes(&rebuilt), state_bytes(&continuous));
+            // After the restart the durable consumer delivers from its ack floor, which may be
+            // anywhere before: both go on with the same messages and stay equal.
+            for message in &stream[redelivered_from.index(restart)..] {
+                rebuilt.ingest(message.sequence, &message.payload, at(message.stored_ms));
+                if message.sequence as usize > restart {
+                    continuous.ingest(message.sequence, &message.payload, at(message.stored_ms));
+                    prop_assert_eq!(state_bytes(&rebuilt), state_bytes(&continuous));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn after_an_outage_longer_than_the_window_the_carry_in_is_rebuilt() {
+        // The old replay started 60 s before `now - window`: after a gap of more than 60 s the
+        // tick that holds across the window's edge was missed.
+        let mut stream = Vec::new();
+        for (sequence, (time_ms, stored_ms)) in
+            [(0, 500), (1_000, 1_500), (599_000, 700_000), (603_000, 703_500)].into_iter().enumerate()
+        {
+            stream.push(Stored {
+                sequence: sequence as u64 + 1,
+                stored_ms,
+                payload: tick(time_ms, 100.0 + sequence as f64),
+            });
+        }
+        let mut continuous = Aggregate::new(RULES);
+        for message in &stream {
+            continuous.ingest(message.sequence, &message.payload, at(message.stored_ms));
+        }
+        assert_eq!(state_bytes(&rebuild_from(&stream)), state_bytes(&continuous));
+        let average = continuous.state().expect("state").average;
+        // Window [3 s, 603 s]: the tick at 1 s holds until 6 s (3 s inside), then 599..603 s.
+        assert_eq!((average.covered_seconds, average.gap_seconds), (7.0, 593.0));
+    }
+}

@@ -1,0 +1,93 @@
+//! Writing the state to KV: compare-and-set on the key's revision, and never a state that stands
+//! before the stored one (`PriceState::position`), so two aggregators writing at once leave one
+//! monotone state. A bucket deleted under it is created again.
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
+use async_nats::jetstream::{self};
+use btc_common::PriceState;
+use btc_common::jetstream::{StreamArgs, ensure_state_bucket};
+use btc_common::names::STATE_KEY;
+use chrono::{DateTime, Utc};
+
+use crate::error::AggregatorError;
+
+/// Whether a write changed the stored state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Stored {
+        revision: u64,
+    },
+    /// Another aggregator had already stored this position or a later one.
+    AlreadyNewer,
+}
+
+/// Writes [`PriceState`] to the state bucket with compare-and-set.
+pub struct StateWriter {
+    js: jetstream::Context,
+    args: StreamArgs,
+    kv: kv::Store,
+    revision: Option<u64>,
+}
+
+impl StateWriter {
+    pub fn new(js: jetstream::Context, args: StreamArgs, kv: kv::Store) -> Self {
+        Self { js, args, kv, revision: None }
+    }
+
+    /// Creates the bucket again if it is gone (or brings it back to this configuration) and
+    /// forgets the cached revision: the way out after a failed write.
+    pub async fn reopen(&mut self) -> Result<(), AggregatorError> {
+        self.kv = ensure_state_bucket(&self.js, &self.args).await?;
+        self.revision = None;
+        Ok(())
+    }
+
+    pub async fn write(&mut self, state: &PriceState) -> Result<Written, AggregatorError> {
+        let value: bytes::Bytes = state.encode().into();
+        loop {
+            let Some(revision) = self.revision else {
+                match self.current().await? {
+                    None => match self.kv.create(STATE_KEY, value.clone()).await {
+                        Ok(revision) => {
+                            self.revision = Some(revision);
+                            return Ok(Written::Stored { revision });
+                        }
+                        Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
+                        Err(error) => return Err(AggregatorError::State(error.to_string())),
+                    },
+                    Some((revision, stored)) => {
+                        self.revision = Some(revision);
+                        if stored >= state.position() {
+                            return Ok(Written::AlreadyNewer);
+                        }
+                        continue;
+                    }
+                }
+            };
+            match self.kv.update(STATE_KEY, value.clone(), revision).await {
+                Ok(revision) => {
+                    self.revision = Some(revision);
+                    return Ok(Written::Stored { revision });
+                }
+                // Someone else wrote since our last write: re-read and decide again.
+                Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => self.revision = None,
+                Err(error) => {
+                    self.revision = None;
+                    return Err(AggregatorError::State(error.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Revision and position of the stored state; `None` if there is none.
+    async fn current(&self) -> Result<Option<(u64, (Option<DateTime<Utc>>, u64))>, AggregatorError> {
+        let entry = self.kv.entry(STATE_KEY).await.map_err(|e| AggregatorError::State(e.to_string()))?;
+        Ok(entry.map(|entry| {
+            let position = match entry.operation {
+                Operation::Put => PriceState::decode(&entry.value).map(|s| s.position()).unwrap_or((None, 0)),
+                Operation::Delete | Operation::Purge => (None, 0),
+            };
+            (entry.revision, position)
+        }))
+    }
+}
