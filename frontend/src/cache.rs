@@ -2,13 +2,16 @@
 //! Every request is served from here: no NATS round trip per request.
 
 use arc_swap::ArcSwapOption;
+use async_nats::jetstream::{self, context::GetStreamErrorKind, kv};
 use btc_common::PriceState;
 use btc_common::backoff::Backoff;
 use btc_common::jetstream::{open_state_bucket, retry_until_ready};
-use btc_common::names::STATE_KEY;
+use btc_common::names::{STATE_BUCKET, STATE_KEY};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::bitcoin::EncodedBodies;
@@ -88,7 +91,12 @@ impl StateCache {
     }
 }
 
-/// Keeps `cache` current until shutdown: watches the state key, and re-watches after any error.
+/// How often the bucket's identity is checked while watching: a bucket deleted (and created
+/// again by the aggregator) ends a watch only after missed heartbeats otherwise.
+const BUCKET_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps `cache` current until shutdown: watches the state key, and re-watches after any error
+/// or when the bucket was deleted or created again.
 pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shutdown: CancellationToken) {
     let js = async_nats::jetstream::new(client);
     let mut backoff = Backoff::NATS;
@@ -96,34 +104,14 @@ pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shu
         let Some(kv) = retry_until_ready("state bucket", &shutdown, || open_state_bucket(&js)).await else {
             return;
         };
+        let created = kv.status().await.ok().map(|status| status.info.created);
         // With history 1, "with history" delivers the current value first, then every update.
         match kv.watch_with_history(STATE_KEY).await {
-            Ok(mut entries) => {
+            Ok(entries) => {
                 tracing::info!("watching the price state");
                 cache.set_watching(true);
                 backoff.reset();
-                loop {
-                    let entry = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        entry = entries.next() => entry,
-                    };
-                    match entry {
-                        Some(Ok(entry)) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
-                            match PriceState::decode(&entry.value) {
-                                Ok(state) => cache.set(state),
-                                Err(error) => {
-                                    tracing::warn!(%error, revision = entry.revision, "unreadable state; kept the previous one")
-                                }
-                            }
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(error)) => {
-                            tracing::warn!(%error, "state watch failed; watching again");
-                            break;
-                        }
-                        None => break,
-                    }
-                }
+                follow_entries(entries, &js, created, &cache, &shutdown).await;
                 cache.set_watching(false);
             }
             Err(error) => tracing::warn!(%error, "cannot watch the state"),
@@ -131,5 +119,54 @@ pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shu
         if !backoff.wait(&shutdown).await {
             return;
         }
+    }
+}
+
+/// Applies the watched entries to `cache` until the watch fails, the bucket is no longer the one
+/// created at `created`, or shutdown.
+async fn follow_entries(
+    mut entries: kv::Watch,
+    js: &jetstream::Context,
+    created: Option<DateTime<Utc>>,
+    cache: &StateCache,
+    shutdown: &CancellationToken,
+) {
+    let mut check = tokio::time::interval(BUCKET_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let entry = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = check.tick() => {
+                if bucket_replaced(js, created).await {
+                    tracing::warn!("the state bucket was deleted or created again; watching again");
+                    return;
+                }
+                continue;
+            }
+            entry = entries.next() => entry,
+        };
+        match entry {
+            Some(Ok(entry)) if entry.operation == kv::Operation::Put => match PriceState::decode(&entry.value) {
+                Ok(state) => cache.set(state),
+                Err(error) => {
+                    tracing::warn!(%error, revision = entry.revision, "unreadable state; kept the previous one")
+                }
+            },
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                tracing::warn!(%error, "state watch failed; watching again");
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+/// True if the server says the state bucket is gone or is not the one created at `created`;
+/// false when it cannot be asked (NATS away: the watch itself notices).
+async fn bucket_replaced(js: &jetstream::Context, created: Option<DateTime<Utc>>) -> bool {
+    match js.get_stream(format!("KV_{STATE_BUCKET}")).await {
+        Ok(stream) => Some(stream.cached_info().created) != created,
+        Err(error) => matches!(error.kind(), GetStreamErrorKind::JetStream(_)),
     }
 }

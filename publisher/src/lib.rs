@@ -59,7 +59,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
         let span = tracing::info_span!("round", slot = %slot);
         async {
             if let Some(tick) = rounds.run(slot).await {
-                publish::publish_tick(&js, &tick, config.publish_timeout, &metrics).await;
+                publish::publish_tick(&js, &config.stream, &tick, config.publish_timeout, &metrics).await;
             }
         }
         .instrument(span)

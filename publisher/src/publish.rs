@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, publish::PublishAck};
+use btc_common::jetstream::{StreamArgs, ensure_ticks_stream};
 use btc_common::{Tick, names};
 use tracing::Instrument;
 
@@ -15,6 +16,7 @@ use crate::metrics::PublisherMetrics;
 /// whose W3C context travels in the message headers to the aggregator.
 pub async fn publish_tick(
     js: &jetstream::Context,
+    stream: &StreamArgs,
     tick: &Tick,
     give_up_after: Duration,
     metrics: &PublisherMetrics,
@@ -37,7 +39,7 @@ pub async fn publish_tick(
     let mut headers = async_nats::HeaderMap::new();
     btc_common::trace_context::inject(&span, &mut headers);
     let result =
-        publish_with_retries(js, tick, &msg_id, headers, give_up_after, metrics).instrument(span.clone()).await;
+        publish_with_retries(js, stream, tick, &msg_id, headers, give_up_after, metrics).instrument(span.clone()).await;
     match &result {
         Some(ack) => {
             span.record("messaging.nats.stream_sequence", ack.sequence);
@@ -55,6 +57,7 @@ pub async fn publish_tick(
 
 async fn publish_with_retries(
     js: &jetstream::Context,
+    stream: &StreamArgs,
     tick: &Tick,
     msg_id: &str,
     headers: async_nats::HeaderMap,
@@ -71,8 +74,8 @@ async fn publish_with_retries(
         // The trace headers first: `headers()` replaces the map, `message_id` adds to it.
         let publish = PublishMessage::build().headers(headers.clone()).message_id(msg_id).payload(payload.clone());
         let result = match js.send_publish(names::TICK_SUBJECT, publish).await {
-            Ok(ack) => await_ack(ack).await,
-            Err(error) => Err(error.to_string()),
+            Ok(ack) => ack.await,
+            Err(error) => Err(error),
         };
         match result {
             Ok(ack) => {
@@ -84,6 +87,14 @@ async fn publish_with_retries(
                 return Some(ack);
             }
             Err(error) => {
+                if error.kind() == PublishErrorKind::StreamNotFound {
+                    // Deleted under us: create it again rather than fail every round until
+                    // someone does (the aggregator would too).
+                    match ensure_ticks_stream(js, stream).await {
+                        Ok(_) => tracing::warn!("the ticks stream was gone; created it again"),
+                        Err(error) => tracing::warn!(%error, "the ticks stream is gone and cannot be created"),
+                    }
+                }
                 if tokio::time::Instant::now() + delay >= deadline {
                     tracing::error!(%msg_id, attempt, %error, "tick not acknowledged; giving it up");
                     return None;
@@ -94,8 +105,4 @@ async fn publish_with_retries(
             }
         }
     }
-}
-
-async fn await_ack(ack: PublishAckFuture) -> Result<PublishAck, String> {
-    ack.await.map_err(|error| error.to_string())
 }

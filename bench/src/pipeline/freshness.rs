@@ -81,7 +81,7 @@ impl Probe<'_> {
     /// Publishes `tick`, then polls bitcoin-api as fast as it answers until it serves the tick:
     /// the time from the ack to that answer.
     async fn time_to_served(&mut self, tick: &Tick, timeout: Duration) -> anyhow::Result<Duration> {
-        publisher::publish::publish_tick(&self.nats.js, tick, GIVE_UP_AFTER, &self.metrics)
+        publisher::publish::publish_tick(&self.nats.js, &Default::default(), tick, GIVE_UP_AFTER, &self.metrics)
             .await
             .context("the publisher path gave a tick up")?;
         let acked = Instant::now();

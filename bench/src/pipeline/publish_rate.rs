@@ -40,7 +40,7 @@ pub async fn measure(count: u64) -> anyhow::Result<PublishRates> {
         bare_time += started.elapsed();
         let started = Instant::now();
         for tick in publisher_chunk {
-            let ack = publisher::publish::publish_tick(&nats.js, tick, GIVE_UP_AFTER, &metrics)
+            let ack = publisher::publish::publish_tick(&nats.js, &Default::default(), tick, GIVE_UP_AFTER, &metrics)
                 .await
                 .context("the publisher path gave a tick up")?;
             check_stored(tick, ack)?;
