@@ -60,6 +60,10 @@ pub struct PublisherConfig {
     /// How long an open breaker waits before one trial request (doubles per failed trial, max 5m).
     #[arg(long, env = "BREAKER_COOLDOWN", default_value = "10s", value_parser = parse_duration)]
     pub breaker_cooldown: Duration,
+    /// Wait after a rate-limit signal that names no wait of its own (a 429 without `Retry-After`,
+    /// Kraken's `EAPI:Rate limit exceeded`, Bitfinex's `ERR_RATE_LIMIT`).
+    #[arg(long, env = "RATE_LIMIT_BACKOFF", default_value = "30s", value_parser = parse_duration)]
+    pub rate_limit_backoff: Duration,
     /// How long a tick is retried (same Nats-Msg-Id) before it is given up.
     #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub publish_timeout: Duration,
@@ -88,6 +92,7 @@ impl PublisherConfig {
         BreakerRules {
             failures_to_open: self.breaker_failures,
             cooldown: self.breaker_cooldown,
+            rate_limit_backoff: self.rate_limit_backoff,
             ..BreakerRules::default()
         }
     }
@@ -123,6 +128,7 @@ mod tests {
         assert_eq!(config.poll_interval, Duration::from_secs(1));
         assert_eq!(config.endpoints().len(), Source::ALL.len());
         assert_eq!(config.endpoints()[1], (Source::Kraken, "https://api.kraken.com".to_string()));
+        assert_eq!(config.breaker_rules().rate_limit_backoff, Duration::from_secs(30));
     }
 
     #[test]

@@ -109,7 +109,10 @@ impl Rounds {
                 } else if let Some(Transition::Opened { cooldown }) = health.on_failure(now, &self.breaker) {
                     tracing::warn!(%source, ?cooldown, "circuit breaker opened");
                 }
-                if self.failing.insert(source, error.kind()) != Some(error.kind()) {
+                let first = self.failing.insert(source, error.kind()) != Some(error.kind());
+                if first && matches!(error, FetchError::RateLimited { .. }) {
+                    tracing::warn!(%source, %error, "source asks us to slow down; backing off (breaker untouched)");
+                } else if first {
                     tracing::warn!(%source, %error, "source failed; skipping it until it answers again");
                 } else {
                     tracing::debug!(%source, %error, "source still failing");
