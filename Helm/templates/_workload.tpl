@@ -63,12 +63,14 @@ data:
   SOURCE_URLS: {{ . | quote }}
   {{- end }}
   POLL_INTERVAL: {{ $v.pollInterval | quote }}
+  ROUND_DEADLINE_FRACTION: {{ $v.roundDeadlineFraction | toString | quote }}
   REQUEST_TIMEOUT: {{ $v.requestTimeout | quote }}
   MAX_QUOTE_AGE: {{ $v.maxQuoteAge | quote }}
   QUORUM: {{ $v.quorum | int | toString | quote }}
   OUTLIER_THRESHOLD: {{ $v.outlierThreshold | toString | quote }}
   BREAKER_FAILURES: {{ $v.breakerFailures | int | toString | quote }}
   BREAKER_COOLDOWN: {{ $v.breakerCooldown | quote }}
+  RATE_LIMIT_BACKOFF: {{ $v.rateLimitBackoff | quote }}
   PUBLISH_TIMEOUT: {{ $v.publishTimeout | quote }}
   {{- end }}
   {{- if eq .component "aggregator" }}

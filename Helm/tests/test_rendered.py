@@ -216,6 +216,8 @@ class Configuration(unittest.TestCase):
         self.assertEqual(pub["TICKS_MAX_AGE"], "24h")
         self.assertEqual(pub["TICKS_MAX_BYTES"], "1073741824")
         self.assertEqual(pub["POLL_INTERVAL"], "1s")
+        self.assertEqual(pub["ROUND_DEADLINE_FRACTION"], "0.8")
+        self.assertEqual(pub["RATE_LIMIT_BACKOFF"], "30s")
         self.assertEqual(pub["QUORUM"], "3")
         self.assertEqual(pub["OUTLIER_THRESHOLD"], "0.02")
         self.assertEqual(pub["LOG_FORMAT"], "json")

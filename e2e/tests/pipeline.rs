@@ -4,7 +4,7 @@ mod support;
 
 use exchange_standin::{Behaviour, Venue};
 use frontend::App;
-use support::{Pipeline, count_ticks, sources_with_status, tick_times};
+use support::{Pipeline, count_ticks, read_ticks, sources_with_status, tick_times};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_flows_from_the_exchanges_to_both_frontends() {
@@ -218,4 +218,59 @@ async fn two_aggregators_and_two_publishers_leave_one_state_equal_to_a_recomputa
 
     // From scratch: every stored tick, in stream order, into a fresh window.
     assert_eq!(support::recompute_state(&js).await, state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_exchange_does_not_slow_the_ticks() {
+    // Three fast stand-ins make the quorum of two; Binance.US answers every request after 1.5 s,
+    // longer than the 1 s round, well within the request timeout.
+    let pipeline = Pipeline::start(&[
+        (Venue::Coinbase, 30_000.0),
+        (Venue::Kraken, 30_010.0),
+        (Venue::Bitstamp, 29_990.0),
+        (Venue::BinanceUs, 30_005.0),
+    ])
+    .await;
+    pipeline.stand_in(Venue::BinanceUs).set_behaviour(Behaviour::Delayed { delay_ms: 1_500 });
+    let publisher = pipeline.start_publisher(&["--poll-interval", "1s", "--request-timeout", "3s"]);
+    let js = pipeline.jetstream().await;
+
+    // The window starts two slots after the first tick, past the start-up, and spans 20 slots.
+    let first = testkit::wait_for("a first tick", support::DEADLINE, || async {
+        if count_ticks(&js).await == 0 {
+            return None;
+        }
+        read_ticks(&js).await.first().map(|tick| tick.time)
+    })
+    .await;
+    let (start, end) = (first + chrono::TimeDelta::seconds(2), first + chrono::TimeDelta::seconds(22));
+    let stored = testkit::wait_for("a tick at the window's end", std::time::Duration::from_secs(60), || async {
+        let ticks = read_ticks(&js).await;
+        ticks.last().is_some_and(|tick| tick.time >= end).then_some(ticks)
+    })
+    .await;
+    let window: Vec<_> = stored.iter().filter(|tick| tick.time >= start && tick.time < end).collect();
+    let rate = window.len() as f64 / (end - start).as_seconds_f64();
+    println!("ticks stored: {} in {} s of slots = {rate:.2} per second", window.len(), (end - start).num_seconds());
+    assert!(rate >= 0.95, "{rate:.2} ticks per second with one exchange answering in 1.5 s");
+
+    // The slow exchange's quotes still count, once they arrive, in a later round.
+    let with_slow = window.iter().filter(|tick| tick.sources.iter().any(|s| s.source == "binanceus")).count();
+    assert_eq!(with_slow, window.len(), "binanceus is missing from some ticks");
+    // It was never asked again while a request was in flight, and each late answer was counted.
+    let slow = pipeline.stand_in(Venue::BinanceUs);
+    assert_eq!(slow.max_concurrent_requests(), 1, "binanceus had requests in flight at once");
+    let metrics = pipeline.get_text(&format!("{}/metrics", publisher.ops_url)).await.1;
+    let ok_fetches = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("btc_publisher_fetches_total{")
+                && line.contains(r#"source="binanceus""#)
+                && line.contains(r#"outcome="ok""#)
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(ok_fetches as u64 + 1 >= slow.requests(), "{ok_fetches} ok fetches of {} requests", slow.requests());
+    publisher.stop().await;
 }

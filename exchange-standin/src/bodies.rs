@@ -217,6 +217,17 @@ pub(crate) fn exchange_error(venue: Venue) -> (u16, String) {
     }
 }
 
+/// The status and body of the venue's rate-limit answer: inside a 200 where the venue does that
+/// (Kraken, Bitfinex; Binance.US says it in headers on a normal answer), else its 429.
+pub(crate) fn throttled(venue: Venue, price: f64, now: Duration) -> (u16, String) {
+    match venue {
+        Venue::Kraken => (200, json!({"error": ["EAPI:Rate limit exceeded"]}).to_string()),
+        Venue::Bitfinex => (200, json!({"error": "ERR_RATE_LIMIT"}).to_string()),
+        Venue::BinanceUs => (200, ticker(venue, price, Some(&price_json(venue, price)), now)),
+        _ => (429, error(venue, 429)),
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     RateLimit,

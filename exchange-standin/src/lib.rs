@@ -126,7 +126,20 @@ pub enum Behaviour {
     RawPrice(String),
     /// 200 and the headers at once, then the real body one byte per `byte_every_ms`: a slow drip.
     SlowBody { byte_every_ms: u64 },
+    /// A normal answer, sent only after `delay_ms`: an exchange that is slow but works.
+    Delayed { delay_ms: u64 },
+    /// The venue's rate-limit signal inside an HTTP 200 where it has one: Kraken
+    /// `{"error": ["EAPI:Rate limit exceeded"]}`, Bitfinex `{"error": "ERR_RATE_LIMIT"}`, Binance.US a
+    /// normal answer whose weight headers are at the 1200-a-minute limit. Other venues answer
+    /// their 429, without `Retry-After`.
+    ThrottledIn200,
+    /// Binance.US: a normal answer whose weight headers report `n` used this minute, as when
+    /// other clients behind the same IP spend the budget. Other venues: a normal answer.
+    UsedWeight(u32),
 }
+
+/// Binance.US's `REQUEST_WEIGHT` limit per IP and minute.
+pub const BINANCE_WEIGHT_LIMIT: u32 = 1200;
 
 /// State shared by the handle and the server task.
 struct Shared {
@@ -135,6 +148,11 @@ struct Shared {
     noise_bits: AtomicU64,
     rng: Mutex<XorShift>,
     requests: AtomicU64,
+    /// Requests being answered now, and the most there ever were at once.
+    active: AtomicU64,
+    max_active: AtomicU64,
+    /// Binance.US weight spent: (unix minute, requests in it); every ticker request weighs 1.
+    weight: Mutex<(u64, u32)>,
     // watch channels rather than plain fields: a hanging request must wake when they change.
     behaviour: watch::Sender<Behaviour>,
     shutdown: watch::Sender<bool>,
@@ -150,6 +168,34 @@ impl Shared {
         }
         let unit = self.rng.lock().unwrap_or_else(PoisonError::into_inner).unit();
         price * (1.0 + noise * unit)
+    }
+
+    /// Counts one request against this minute's weight and returns the weight used so far.
+    fn spend_weight(&self, now: Duration) -> u32 {
+        let minute = now.as_secs() / 60;
+        let mut weight = self.weight.lock().unwrap_or_else(PoisonError::into_inner);
+        if weight.0 != minute {
+            *weight = (minute, 0);
+        }
+        weight.1 = weight.1.saturating_add(1);
+        weight.1
+    }
+}
+
+/// Counts a request as active while it lives, so a cancelled request is counted out too.
+struct Active<'a>(&'a Shared);
+
+impl<'a> Active<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.max_active.fetch_max(now, Ordering::Relaxed);
+        Active(shared)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -178,6 +224,9 @@ impl StandIn {
             noise_bits: AtomicU64::new(0.0f64.to_bits()),
             rng: Mutex::new(XorShift::from_time()),
             requests: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            max_active: AtomicU64::new(0),
+            weight: Mutex::new((0, 0)),
             behaviour: watch::channel(Behaviour::Normal).0,
             shutdown,
         });
@@ -240,6 +289,11 @@ impl StandIn {
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
     }
+
+    /// The most requests that were ever being answered at the same time.
+    pub fn max_concurrent_requests(&self) -> u64 {
+        self.shared.max_active.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for StandIn {
@@ -280,6 +334,7 @@ impl Endpoint for VenueEndpoint {
     async fn call(&self, request: Request) -> poem::Result<Response> {
         let shared = &self.shared;
         let count = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let _active = Active::enter(shared);
         let venue = shared.venue;
         tracing::debug!(venue = venue.name(), uri = %request.uri(), count, "request");
         if request.uri().path() != venue.path() {
@@ -288,12 +343,22 @@ impl Endpoint for VenueEndpoint {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return Ok(Response::builder().status(StatusCode::METHOD_NOT_ALLOWED).body("method not allowed"));
         }
+        let weight = shared.spend_weight(since_epoch());
         let mut behaviour = shared.behaviour.subscribe();
         let mut shutdown = shared.shutdown.subscribe();
         loop {
             let current = behaviour.borrow_and_update().clone();
-            if current != Behaviour::Hang {
-                return Ok(answer(shared, &current));
+            match current {
+                Behaviour::Hang => {}
+                Behaviour::Delayed { delay_ms } => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {
+                            return Ok(with_weight(venue, weight, &current, answer(shared, &Behaviour::Normal)));
+                        }
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                    }
+                }
+                _ => return Ok(with_weight(venue, weight, &current, answer(shared, &current))),
             }
             tokio::select! {
                 changed = behaviour.changed() => if changed.is_err() { break },
@@ -304,12 +369,33 @@ impl Endpoint for VenueEndpoint {
     }
 }
 
+fn since_epoch() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Binance.US reports the weight used this minute on every answer, in the current header and in
+/// the older one without the interval.
+fn with_weight(venue: Venue, own: u32, behaviour: &Behaviour, mut response: Response) -> Response {
+    if venue != Venue::BinanceUs {
+        return response;
+    }
+    let used = match behaviour {
+        Behaviour::UsedWeight(used) => *used,
+        Behaviour::ThrottledIn200 => BINANCE_WEIGHT_LIMIT,
+        _ => own,
+    };
+    for name in ["x-mbx-used-weight-1m", "x-mbx-used-weight"] {
+        response.headers_mut().insert(name, header::HeaderValue::from(used));
+    }
+    response
+}
+
 fn answer(shared: &Shared, behaviour: &Behaviour) -> Response {
     let venue = shared.venue;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = since_epoch();
     let price = shared.price_now();
     let (status, body) = match behaviour {
-        Behaviour::Normal | Behaviour::Hang => {
+        Behaviour::Normal | Behaviour::Hang | Behaviour::Delayed { .. } | Behaviour::UsedWeight(_) => {
             (200, bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now))
         }
         Behaviour::RawPrice(raw) => (200, bodies::ticker(venue, price, Some(raw), now)),
@@ -341,6 +427,7 @@ fn answer(shared: &Shared, behaviour: &Behaviour) -> Response {
         Behaviour::Status(status) => (*status, bodies::error(venue, *status)),
         Behaviour::RateLimited { .. } => (429, bodies::error(venue, 429)),
         Behaviour::ExchangeError => bodies::exchange_error(venue),
+        Behaviour::ThrottledIn200 => bodies::throttled(venue, price, now),
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, body.into_bytes());

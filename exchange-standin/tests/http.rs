@@ -174,6 +174,65 @@ async fn rate_limited_gives_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn throttled_in_200_gives_each_venue_its_own_rate_limit_signal() {
+    let answer_of = |venue: Venue| async move {
+        let stand_in = StandIn::start(venue, 97_000.0).await.expect("starts");
+        stand_in.set_behaviour(Behaviour::ThrottledIn200);
+        get(stand_in.addr(), venue.path()).await
+    };
+    let kraken = answer_of(Venue::Kraken).await;
+    assert_eq!((kraken.status, kraken.json()), (200, serde_json::json!({"error": ["EAPI:Rate limit exceeded"]})));
+    let bitfinex = answer_of(Venue::Bitfinex).await;
+    assert_eq!((bitfinex.status, bitfinex.json()), (200, serde_json::json!({"error": "ERR_RATE_LIMIT"})));
+    // Binance.US says it in its weight headers, on an answer that still carries the price.
+    let binance = answer_of(Venue::BinanceUs).await;
+    assert_eq!(binance.status, 200);
+    assert_eq!(price_in(Venue::BinanceUs, &binance.json()), Some(97_000.0));
+    assert_eq!(binance.header("x-mbx-used-weight-1m"), Some("1200"));
+    assert_eq!(binance.header("x-mbx-used-weight"), Some("1200"));
+    // Venues without such a signal answer their 429.
+    let coinbase = answer_of(Venue::Coinbase).await;
+    assert_eq!((coinbase.status, coinbase.header("retry-after")), (429, None));
+}
+
+#[tokio::test]
+async fn binance_reports_the_weight_used_this_minute() {
+    let stand_in = StandIn::start(Venue::BinanceUs, 97_000.0).await.expect("starts");
+    let weight = |answer: &Answer| -> u32 {
+        let current = answer.header("x-mbx-used-weight-1m").and_then(|w| w.parse().ok()).expect("weight header");
+        assert_eq!(answer.header("x-mbx-used-weight"), answer.header("x-mbx-used-weight-1m"));
+        current
+    };
+    let first = weight(&get(stand_in.addr(), &publisher_path(Venue::BinanceUs)).await);
+    let second = weight(&get(stand_in.addr(), &publisher_path(Venue::BinanceUs)).await);
+    // Each request weighs 1; the count starts again when the minute rolls over.
+    assert_eq!(first, 1);
+    assert!(second == 2 || second == 1, "{second}");
+    stand_in.set_behaviour(Behaviour::UsedWeight(1_100));
+    let answer = get(stand_in.addr(), Venue::BinanceUs.path()).await;
+    assert_eq!((answer.status, weight(&answer)), (200, 1_100));
+    assert_eq!(price_in(Venue::BinanceUs, &answer.json()), Some(97_000.0));
+    // Other venues send no such header.
+    let kraken = StandIn::start(Venue::Kraken, 97_000.0).await.expect("starts");
+    assert_eq!(get(kraken.addr(), Venue::Kraken.path()).await.header("x-mbx-used-weight-1m"), None);
+}
+
+#[tokio::test]
+async fn delayed_answers_normally_after_the_delay_and_counts_concurrent_requests() {
+    let stand_in = StandIn::start(Venue::Gemini, 97_000.0).await.expect("starts");
+    stand_in.set_behaviour(Behaviour::Delayed { delay_ms: 300 });
+    let started = std::time::Instant::now();
+    let (first, second) =
+        tokio::join!(get(stand_in.addr(), Venue::Gemini.path()), get(stand_in.addr(), Venue::Gemini.path()));
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    for answer in [first, second] {
+        assert_eq!(answer.status, 200);
+        assert_eq!(price_in(Venue::Gemini, &answer.json()), Some(97_000.0));
+    }
+    assert_eq!(stand_in.max_concurrent_requests(), 2);
+}
+
+#[tokio::test]
 async fn exchange_errors_come_inside_200_only_where_the_venue_does_that() {
     for venue in Venue::ALL {
         let stand_in = StandIn::start(venue, 97_000.0).await.expect("starts");

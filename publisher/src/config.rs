@@ -42,6 +42,12 @@ pub struct PublisherConfig {
     /// Length of a round; each source is still held to its own minimum interval.
     #[arg(long, env = "POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+    /// When a round stops waiting for slow exchanges, as a fraction of POLL_INTERVAL after the
+    /// slot's start (0.8 = 800 ms of a 1 s round). Their requests go on in the background; a quote
+    /// that arrives later is used by the next round while it is fresh (MAX_QUOTE_AGE). The rest
+    /// of the interval is left for the consensus and the publish.
+    #[arg(long, env = "ROUND_DEADLINE_FRACTION", default_value_t = 0.8, value_parser = parse_deadline_fraction)]
+    pub round_deadline_fraction: f64,
     /// Timeout of one exchange request, body included.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -60,6 +66,10 @@ pub struct PublisherConfig {
     /// How long an open breaker waits before one trial request (doubles per failed trial, max 5m).
     #[arg(long, env = "BREAKER_COOLDOWN", default_value = "10s", value_parser = parse_duration)]
     pub breaker_cooldown: Duration,
+    /// Wait after a rate-limit signal that names no wait of its own (a 429 without `Retry-After`,
+    /// Kraken's `EAPI:Rate limit exceeded`, Bitfinex's `ERR_RATE_LIMIT`).
+    #[arg(long, env = "RATE_LIMIT_BACKOFF", default_value = "30s", value_parser = parse_duration)]
+    pub rate_limit_backoff: Duration,
     /// How long a tick is retried (same Nats-Msg-Id) before it is given up.
     #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub publish_timeout: Duration,
@@ -84,10 +94,16 @@ impl PublisherConfig {
         ConsensusRules { quorum: self.quorum as usize, outlier_threshold: self.outlier_threshold }
     }
 
+    /// How long after its slot's start a round waits for its requests.
+    pub fn round_deadline(&self) -> Duration {
+        self.poll_interval.mul_f64(self.round_deadline_fraction)
+    }
+
     pub fn breaker_rules(&self) -> BreakerRules {
         BreakerRules {
             failures_to_open: self.breaker_failures,
             cooldown: self.breaker_cooldown,
+            rate_limit_backoff: self.rate_limit_backoff,
             ..BreakerRules::default()
         }
     }
@@ -112,6 +128,15 @@ fn parse_threshold(text: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_deadline_fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(format!("round deadline must be a fraction of the poll interval between 0 and 1 (0.8), got {value}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +148,16 @@ mod tests {
         assert_eq!(config.poll_interval, Duration::from_secs(1));
         assert_eq!(config.endpoints().len(), Source::ALL.len());
         assert_eq!(config.endpoints()[1], (Source::Kraken, "https://api.kraken.com".to_string()));
+        assert_eq!(config.breaker_rules().rate_limit_backoff, Duration::from_secs(30));
+        assert_eq!(config.round_deadline(), Duration::from_millis(800));
+    }
+
+    #[test]
+    fn the_round_deadline_follows_the_poll_interval() {
+        let config =
+            PublisherConfig::try_parse_from(["publisher", "--poll-interval", "2s", "--round-deadline-fraction", "0.5"])
+                .expect("parses");
+        assert_eq!(config.round_deadline(), Duration::from_secs(1));
     }
 
     #[test]
@@ -153,6 +188,9 @@ mod tests {
             vec!["publisher", "--outlier-threshold", "5"],
             vec!["publisher", "--quorum", "0"],
             vec!["publisher", "--poll-interval", "soon"],
+            vec!["publisher", "--round-deadline-fraction", "0"],
+            vec!["publisher", "--round-deadline-fraction", "1"],
+            vec!["publisher", "--round-deadline-fraction", "1.5"],
         ] {
             assert!(PublisherConfig::try_parse_from(&args).is_err(), "{args:?} accepted");
         }

@@ -3,8 +3,8 @@
 //!
 //! Breaker: `failures_to_open` consecutive failures open it for a cooldown; after the cooldown one
 //! trial request is let through (half-open); success closes it, failure re-opens it with twice the
-//! cooldown (capped). A rate-limit answer is not a fault of the source, so it only delays the next
-//! request and leaves the breaker alone.
+//! cooldown (capped). A rate-limit signal (a 429, or an exchange's own inside a 200) is not a fault
+//! of the source, so it only delays the next request and leaves the breaker alone.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,8 @@ pub struct BreakerRules {
     pub failures_to_open: u32,
     pub cooldown: Duration,
     pub max_cooldown: Duration,
-    /// Wait after a 429 that carries no usable `Retry-After`.
+    /// Wait after a rate-limit signal that names no wait (`RATE_LIMIT_BACKOFF`): a 429 without a
+    /// usable `Retry-After`, or an exchange's own "too many requests" inside a 200.
     pub rate_limit_backoff: Duration,
 }
 

@@ -1,7 +1,9 @@
 //! One HTTP request to one exchange, mapped to a [`Quote`] or a [`FetchError`].
 //!
 //! The whole request, body included, runs under one timeout, so a slow-drip body cannot hold a
-//! round; bodies are capped in size, so a huge answer cannot exhaust memory.
+//! round; bodies are capped in size, so a huge answer cannot exhaust memory. Every way an exchange
+//! says "slow down" ends in [`FetchError::RateLimited`]: a 429 or 418, a weight header near its
+//! limit (Binance.US), or an error inside a 200 (Kraken, Bitfinex).
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use tracing::Instrument;
 
-use crate::exchanges::{ParseError, Source};
+use crate::exchanges::{Exchange, ParseError, Source};
 use crate::quote::Quote;
 
 /// Largest body read from an exchange; real ticker answers are well under 2 KiB.
@@ -23,14 +25,25 @@ pub enum FetchError {
     Timeout(Duration),
     #[error("request failed: {0}")]
     Transport(String),
-    #[error("rate limited (HTTP {status}), retry after {retry_after:?}")]
-    RateLimited { status: u16, retry_after: Option<Duration> },
+    /// The exchange asks us to slow down; `retry_after` is its own wait, if it named one.
+    #[error("rate limited (HTTP {status}: {signal}), retry after {retry_after:?}")]
+    RateLimited { status: u16, signal: String, retry_after: Option<Duration> },
     #[error("HTTP status {0}")]
     Status(u16),
     #[error("body larger than {MAX_BODY_BYTES} bytes")]
     BodyTooLarge,
     #[error(transparent)]
-    Parse(#[from] ParseError),
+    Parse(ParseError),
+}
+
+impl From<ParseError> for FetchError {
+    fn from(error: ParseError) -> Self {
+        match error {
+            // Said inside an HTTP 200: a rate limit like a 429, never a fault of the source.
+            ParseError::RateLimited(signal) => FetchError::RateLimited { status: 200, signal, retry_after: None },
+            other => FetchError::Parse(other),
+        }
+    }
 }
 
 impl FetchError {
@@ -39,7 +52,7 @@ impl FetchError {
         match self {
             FetchError::Timeout(_) => "timeout",
             FetchError::Transport(_) => "transport",
-            FetchError::RateLimited { .. } => "rate_limited",
+            FetchError::RateLimited { .. } | FetchError::Parse(ParseError::RateLimited(_)) => "rate_limited",
             FetchError::Status(_) => "http_status",
             FetchError::BodyTooLarge => "body_too_large",
             FetchError::Parse(ParseError::Price(_)) => "invalid_price",
@@ -90,11 +103,16 @@ impl Poller {
             price.outcome = tracing::field::Empty,
         );
         let result: Result<Quote, FetchError> = async {
-            let body = tokio::time::timeout(self.timeout, self.get(&url))
+            let answer = tokio::time::timeout(self.timeout, self.get(exchange, &url))
                 .await
                 .map_err(|_| FetchError::Timeout(self.timeout))??;
             let received_at = Utc::now();
-            let parsed = exchange.parse(&body)?;
+            let parsed = exchange.parse(&answer.body).map_err(|error| match FetchError::from(error) {
+                FetchError::RateLimited { signal, .. } => {
+                    FetchError::RateLimited { status: answer.status, signal, retry_after: answer.retry_after }
+                }
+                other => other,
+            })?;
             Ok(Quote { source, price: parsed.price, quote_time: parsed.quote_time, received_at })
         }
         .instrument(span.clone())
@@ -110,15 +128,25 @@ impl Poller {
         result
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    /// The answer's body, or the rate limit its status or headers signal.
+    async fn get(&self, exchange: &dyn Exchange, url: &str) -> Result<Answer, FetchError> {
         let mut response = self.client.get(url).send().await.map_err(|e| FetchError::Transport(describe(&e)))?;
         let status = response.status();
         tracing::Span::current().record("http.response.status_code", status.as_u16());
+        let headers = response.headers();
+        let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let throttle = exchange.throttle(headers, Utc::now());
         if status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 418 {
             // Binance.US answers 418 once it has banned an IP for ignoring 429s: same remedy, wait.
-            let retry_after =
-                response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-            return Err(FetchError::RateLimited { status: status.as_u16(), retry_after });
+            let signal = status.canonical_reason().unwrap_or("rate limited").to_string();
+            let retry_after = retry_after.or(throttle.map(|t| t.wait));
+            return Err(FetchError::RateLimited { status: status.as_u16(), signal, retry_after });
+        }
+        if let Some(throttle) = throttle {
+            // The budget is nearly spent: stop before the exchange starts refusing. The price in
+            // this answer is given up with it, as a 429 gives none.
+            let signal = throttle.reason;
+            return Err(FetchError::RateLimited { status: status.as_u16(), signal, retry_after: Some(throttle.wait) });
         }
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
@@ -133,8 +161,16 @@ impl Poller {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Answer { status: status.as_u16(), retry_after, body })
     }
+}
+
+/// A successful answer: a body to parse, and the wait its headers named, should the body say
+/// it is a rate limit.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
 }
 
 /// `Retry-After` in delta-seconds. The HTTP-date form is rare on APIs and falls back to the

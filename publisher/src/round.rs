@@ -1,14 +1,21 @@
-//! The round: poll the due sources concurrently, keep each source's latest quote, and turn the
-//! fresh ones into at most one tick. Logs once per change of state, never once per round, so an
-//! outage of one exchange is one warning, not a flood.
+//! The round: start the due sources' requests concurrently, wait for them until the round's
+//! deadline, keep each source's latest quote, and turn the fresh ones into at most one tick.
+//!
+//! A request still running at the deadline goes on in the background, and its quote is used by a
+//! later round while it is fresh, so one slow exchange does not hold every round back. A source
+//! with a request in flight is not asked again until it ends (its rate limit counts requests,
+//! not rounds). Logs once per change of state, never once per round, so an outage of one exchange
+//! is one warning, not a flood.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use btc_common::{QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, names};
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
+use tokio::task::{Id, JoinSet};
+use tracing::Instrument;
 
 use crate::config::PublisherConfig;
 use crate::consensus::{ConsensusRules, NoTick, OutlierFilter};
@@ -25,7 +32,10 @@ pub struct Rounds {
     consensus: ConsensusRules,
     breaker: BreakerRules,
     max_quote_age: Duration,
+    /// How long after its slot's start a round waits for its requests.
+    round_deadline: Duration,
     health: HashMap<Source, SourceHealth>,
+    in_flight: InFlight<Result<Quote, FetchError>>,
     latest: HashMap<Source, Quote>,
     /// Last failure kind per source, to log a failure once and its recovery once.
     failing: HashMap<Source, &'static str>,
@@ -45,7 +55,9 @@ impl Rounds {
             consensus: config.consensus_rules(),
             breaker: config.breaker_rules(),
             max_quote_age: config.max_quote_age,
+            round_deadline: config.round_deadline(),
             health,
+            in_flight: InFlight::default(),
             latest: HashMap::new(),
             failing: HashMap::new(),
             filter: OutlierFilter::default(),
@@ -55,37 +67,52 @@ impl Rounds {
     }
 
     /// Runs the round of the slot starting at `slot` and returns its tick, if there is a quorum.
+    /// Returns once every request in flight has ended, or at the round's deadline.
     pub async fn run(&mut self, slot: DateTime<Utc>) -> Option<Tick> {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        for (source, url) in &self.endpoints {
-            if let Some(health) = self.health.get_mut(source)
-                && health.is_due(now)
-            {
-                health.record_request(now);
-                due.push((*source, url.as_str()));
-            }
-        }
-        let poller = &self.poller;
-        let results = join_all(due.iter().map(|(source, url)| async move {
-            let started = Instant::now();
-            let result = poller.fetch(*source, url).await;
-            (*source, result, started.elapsed())
-        }))
-        .await;
-        for (source, result, elapsed) in results {
-            let name = source.name();
-            let outcome = result.as_ref().err().map_or("ok", FetchError::kind);
-            self.metrics.fetches.with_label_values(&[name, outcome]).inc();
-            self.metrics.fetch_duration.with_label_values(&[name]).observe(elapsed.as_secs_f64());
-            self.metrics.source_up.with_label_values(&[name]).set(i64::from(result.is_ok()));
+        let left = (slot + self.round_deadline - Utc::now()).to_std().unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + left;
+        self.start_due_requests();
+        for (source, result) in self.in_flight.until(deadline).await {
             self.record(source, result);
             if let Some(health) = self.health.get(&source) {
                 let open = matches!(health.state(), BreakerState::Open { .. });
-                self.metrics.circuit_open.with_label_values(&[name]).set(i64::from(open));
+                self.metrics.circuit_open.with_label_values(&[source.name()]).set(i64::from(open));
             }
         }
         self.consensus_tick(slot)
+    }
+
+    /// Starts a request to every source that is due and has none in flight. Each request counts
+    /// its own outcome in the metrics when it ends, in whichever round that is; its span is a
+    /// child of the round that started it.
+    fn start_due_requests(&mut self) {
+        let now = Instant::now();
+        for (source, url) in &self.endpoints {
+            // Checked first: `is_due` moves an expired breaker to half-open, which is the trial
+            // request's to do.
+            if self.in_flight.contains(*source) {
+                continue;
+            }
+            let Some(health) = self.health.get_mut(source) else {
+                continue;
+            };
+            if !health.is_due(now) {
+                continue;
+            }
+            health.record_request(now);
+            let (source, url, poller, metrics) = (*source, url.clone(), self.poller.clone(), self.metrics.clone());
+            let request = async move {
+                let started = Instant::now();
+                let result = poller.fetch(source, &url).await;
+                let name = source.name();
+                let outcome = result.as_ref().err().map_or("ok", FetchError::kind);
+                metrics.fetches.with_label_values(&[name, outcome]).inc();
+                metrics.fetch_duration.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+                metrics.source_up.with_label_values(&[name]).set(i64::from(result.is_ok()));
+                result
+            };
+            self.in_flight.start(source, request.in_current_span());
+        }
     }
 
     fn record(&mut self, source: Source, result: Result<Quote, FetchError>) {
@@ -109,7 +136,10 @@ impl Rounds {
                 } else if let Some(Transition::Opened { cooldown }) = health.on_failure(now, &self.breaker) {
                     tracing::warn!(%source, ?cooldown, "circuit breaker opened");
                 }
-                if self.failing.insert(source, error.kind()) != Some(error.kind()) {
+                let first = self.failing.insert(source, error.kind()) != Some(error.kind());
+                if first && matches!(error, FetchError::RateLimited { .. }) {
+                    tracing::warn!(%source, %error, "source asks us to slow down; backing off (breaker untouched)");
+                } else if first {
                     tracing::warn!(%source, %error, "source failed; skipping it until it answers again");
                 } else {
                     tracing::debug!(%source, %error, "source still failing");
@@ -178,5 +208,114 @@ impl Rounds {
                 None
             }
         }
+    }
+}
+
+/// Requests that outlive the round that started them, at most one per source.
+pub struct InFlight<T> {
+    tasks: JoinSet<T>,
+    sources: HashMap<Id, Source>,
+}
+
+impl<T> Default for InFlight<T> {
+    fn default() -> Self {
+        Self { tasks: JoinSet::new(), sources: HashMap::new() }
+    }
+}
+
+impl<T: Send + 'static> InFlight<T> {
+    pub fn contains(&self, source: Source) -> bool {
+        self.sources.values().any(|s| *s == source)
+    }
+
+    /// Starts `request` for `source` in the background; false, and nothing started, if one is
+    /// already in flight for it.
+    pub fn start(&mut self, source: Source, request: impl Future<Output = T> + Send + 'static) -> bool {
+        if self.contains(source) {
+            return false;
+        }
+        let id = self.tasks.spawn(request).id();
+        self.sources.insert(id, source);
+        true
+    }
+
+    /// The requests that end by `deadline`, and those already ended: waits until none is left in
+    /// flight or the deadline passes, whichever comes first. The others keep running.
+    pub async fn until(&mut self, deadline: tokio::time::Instant) -> Vec<(Source, T)> {
+        let mut ended = Vec::new();
+        // A request that has already ended is taken even past the deadline: `timeout_at` polls
+        // the future before the timer.
+        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, self.tasks.join_next_with_id()).await {
+            match joined {
+                Ok((id, value)) => ended.extend(self.sources.remove(&id).map(|source| (source, value))),
+                Err(error) => {
+                    let source = self.sources.remove(&error.id());
+                    tracing::error!(?source, %error, "request task failed");
+                }
+            }
+        }
+        ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::{Instant, sleep, sleep_until};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    async fn answer_after(delay: Duration, value: &'static str) -> &'static str {
+        sleep(delay).await;
+        value
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_waits_for_its_requests_until_the_deadline_and_no_longer() {
+        let start = Instant::now();
+        let mut in_flight = InFlight::default();
+        assert!(in_flight.start(Source::Kraken, answer_after(100 * MS, "kraken")));
+        assert!(in_flight.start(Source::Gemini, answer_after(1_500 * MS, "gemini")));
+
+        // Round 1 (deadline 800 ms): Kraken's answer, then the wait ends at the deadline.
+        assert_eq!(in_flight.until(start + 800 * MS).await, [(Source::Kraken, "kraken")]);
+        assert_eq!(start.elapsed(), 800 * MS);
+        assert!(in_flight.contains(Source::Gemini));
+        assert!(!in_flight.start(Source::Gemini, answer_after(MS, "asked twice")), "asked while in flight");
+
+        // Round 2 (from 1000 ms, deadline 1800 ms): Gemini's late answer comes at 1500 ms, and
+        // with nothing else in flight the round stops waiting then.
+        sleep_until(start + 1_000 * MS).await;
+        assert!(in_flight.start(Source::Kraken, answer_after(100 * MS, "kraken again")));
+        let ended = in_flight.until(start + 1_800 * MS).await;
+        assert_eq!(ended, [(Source::Kraken, "kraken again"), (Source::Gemini, "gemini")]);
+        assert_eq!(start.elapsed(), 1_500 * MS);
+        assert!(!in_flight.contains(Source::Gemini));
+
+        // Nothing in flight: no wait at all.
+        assert_eq!(in_flight.until(start + 10_000 * MS).await, []);
+        assert_eq!(start.elapsed(), 1_500 * MS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_came_after_the_deadline_is_taken_by_the_next_round() {
+        let start = Instant::now();
+        let mut in_flight = InFlight::default();
+        in_flight.start(Source::Bitfinex, answer_after(900 * MS, "bitfinex"));
+        assert_eq!(in_flight.until(start + 800 * MS).await, []);
+        // It ends at 900 ms, between the rounds; the next round finds it even with its own
+        // deadline already past.
+        sleep_until(start + 1_000 * MS).await;
+        assert_eq!(in_flight.until(start + 800 * MS).await, [(Source::Bitfinex, "bitfinex")]);
+        assert_eq!(start.elapsed(), 1_000 * MS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_panics_frees_its_source() {
+        let mut in_flight: InFlight<&'static str> = InFlight::default();
+        in_flight.start(Source::Coinbase, async { panic!("adapter bug") });
+        assert_eq!(in_flight.until(Instant::now() + 100 * MS).await, []);
+        assert!(!in_flight.contains(Source::Coinbase));
+        assert!(in_flight.start(Source::Coinbase, answer_after(MS, "coinbase")));
     }
 }

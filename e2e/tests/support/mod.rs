@@ -86,6 +86,7 @@ impl Pipeline {
         self.stand_ins.iter().map(|s| s.venue().name()).collect::<Vec<_>>().join(",")
     }
 
+    /// The publisher's test settings; a flag in `extra` replaces the test's default for it.
     pub fn publisher_config(&self, ops_addr: &str, extra: &[&str]) -> PublisherConfig {
         let mut args = vec![
             "publisher".to_string(),
@@ -95,15 +96,14 @@ impl Pipeline {
             self.sources(),
             "--source-urls".into(),
             source_urls(&self.stand_ins),
-            "--poll-interval".into(),
-            POLL_INTERVAL.into(),
-            "--request-timeout".into(),
-            "500ms".into(),
-            "--quorum".into(),
-            "2".into(),
             "--ops-addr".into(),
             ops_addr.into(),
         ];
+        for (flag, value) in [("--poll-interval", POLL_INTERVAL), ("--request-timeout", "500ms"), ("--quorum", "2")] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         PublisherConfig::try_parse_from(args).expect("publisher config")
     }

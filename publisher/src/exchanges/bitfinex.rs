@@ -4,7 +4,9 @@
 //! DAILY_CHANGE, DAILY_CHANGE_RELATIVE, LAST_PRICE, VOLUME, HIGH, LOW]`, so index 6 is the price.
 //! Since nothing names the fields, the first seven must all be numbers before index 6 is trusted.
 //! Errors are arrays too, `["error", code, "message"]`, and a rate-limited IP gets
-//! `{"error": "ERR_RATE_LIMIT"}`; both are checked first.
+//! `{"error": "ERR_RATE_LIMIT"}` (documented), `["error", 11010, "ratelimit: error"]` or
+//! `["error", null, "ERR_RATE_LIMIT"]` (seen): all are checked first, and the rate limits are told
+//! apart from other errors, since the IP is blocked for 10-60 s and asking again does not help.
 
 use std::time::Duration;
 
@@ -16,6 +18,9 @@ pub struct Bitfinex;
 
 /// Position of LAST_PRICE in the ticker array.
 const LAST_PRICE: usize = 6;
+/// The text and the code of Bitfinex's rate-limit errors.
+const RATE_LIMIT_TEXT: &str = "ERR_RATE_LIMIT";
+const RATE_LIMIT_CODE: i64 = 11010;
 
 impl Exchange for Bitfinex {
     fn default_base_url(&self) -> &'static str {
@@ -34,18 +39,30 @@ impl Exchange for Bitfinex {
 
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
+        if body.get("error").and_then(Value::as_str) == Some(RATE_LIMIT_TEXT) {
+            return Err(ParseError::RateLimited(RATE_LIMIT_TEXT.to_string()));
+        }
         reported_error(&body, "error")?;
         let fields = body.as_array().ok_or(ParseError::MissingField("ticker array"))?;
         if fields.first().and_then(Value::as_str) == Some("error") {
-            let code = fields.get(1).map_or_else(String::new, Value::to_string);
-            let message = fields.get(2).and_then(Value::as_str).unwrap_or("");
-            return Err(ParseError::Exchange(format!("{code}: {message}")));
+            return Err(array_error(fields));
         }
         if !fields.get(..=LAST_PRICE).is_some_and(|head| head.iter().all(Value::is_number)) {
             return Err(ParseError::MissingField("[6] LAST_PRICE (array of at least 7 numbers)"));
         }
         Ok(Parsed { price: price_field(fields.get(LAST_PRICE), "[6] LAST_PRICE")?, quote_time: None })
     }
+}
+
+/// `["error", code, "message"]`: a rate limit by its code or text, else the exchange's error.
+fn array_error(fields: &[Value]) -> ParseError {
+    let code = fields.get(1).unwrap_or(&Value::Null);
+    let message = fields.get(2).and_then(Value::as_str).unwrap_or("");
+    let text = format!("{code}: {message}");
+    let rate_limited = code.as_i64() == Some(RATE_LIMIT_CODE)
+        || message.contains(RATE_LIMIT_TEXT)
+        || message.to_ascii_lowercase().starts_with("ratelimit");
+    if rate_limited { ParseError::RateLimited(text) } else { ParseError::Exchange(text) }
 }
 
 #[cfg(test)]
@@ -72,11 +89,25 @@ mod tests {
         assert!(matches!(Bitfinex.parse(br#"["error", 10020, "limit: invalid"]"#), Err(ParseError::Exchange(_))));
         assert_eq!(
             Bitfinex.parse(br#"{"error": "ERR_RATE_LIMIT"}"#),
-            Err(ParseError::Exchange("ERR_RATE_LIMIT".into()))
+            Err(ParseError::RateLimited("ERR_RATE_LIMIT".into()))
         );
         // An error-shaped array padded out to ticker length is still an error.
         let padded = br#"["error", 10000, "unknown", 1, 2, 3, 97012.0, 4, 5, 6]"#;
         assert!(matches!(Bitfinex.parse(padded), Err(ParseError::Exchange(_))));
+    }
+
+    #[test]
+    fn a_rate_limit_inside_a_200_is_a_rate_limit_not_a_failure() {
+        // The documented answer to a rate-limited IP, and the array forms seen from the v2 API
+        // (code 11010; ERR_RATE_LIMIT with a null code).
+        for body in [
+            r#"{"error": "ERR_RATE_LIMIT"}"#,
+            r#"["error", 11010, "ratelimit: error"]"#,
+            r#"["error", null, "ERR_RATE_LIMIT"]"#,
+        ] {
+            assert_eq!(super::super::outcome(&Bitfinex.parse(body.as_bytes())), "rate_limited", "{body}");
+        }
+        assert_eq!(super::super::outcome(&Bitfinex.parse(br#"["error", 20060, "maintenance"]"#)), "exchange_error");
     }
 
     #[test]

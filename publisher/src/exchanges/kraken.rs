@@ -1,14 +1,20 @@
 //! Kraken `GET /0/public/Ticker?pair=XBTUSD`.
 //!
-//! Errors arrive inside HTTP 200 as a non-empty `error` array, so it is checked before `result`.
+//! Errors arrive inside HTTP 200 as a non-empty `error` array, so it is checked before `result`;
+//! `EAPI:Rate limit exceeded` and `EGeneral:Too many requests` there are rate limits, not faults.
 //! The answer is keyed `XXBTZUSD`, not the requested `XBTUSD`: the single value of `result` is
 //! read instead of a hard-coded key. `c[0]` is the last trade price; there is no quote time.
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::{Exchange, ParseError, Parsed, json, price_field, reported_error};
 
 pub struct Kraken;
+
+/// What Kraken answers, with HTTP 200, to a caller that polls too fast.
+const RATE_LIMITED: [&str; 2] = ["EAPI:Rate limit exceeded", "EGeneral:Too many requests"];
 
 impl Exchange for Kraken {
     fn default_base_url(&self) -> &'static str {
@@ -27,6 +33,10 @@ impl Exchange for Kraken {
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         // Kraken reports failures inside HTTP 200, so the error list is checked before the result.
+        let mut errors = body.get("error").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+        if let Some(signal) = errors.find(|e| RATE_LIMITED.iter().any(|limit| e.starts_with(limit))) {
+            return Err(ParseError::RateLimited(signal.to_string()));
+        }
         reported_error(&body, "error")?;
         let pairs = body.get("result").and_then(|r| r.as_object()).ok_or(ParseError::MissingField("result"))?;
         let (key, ticker) = match pairs.len() {
@@ -65,7 +75,22 @@ mod tests {
         let body = br#"{"error": ["EQuery:Unknown asset pair"]}"#;
         assert_eq!(Kraken.parse(body), Err(ParseError::Exchange("EQuery:Unknown asset pair".into())));
         let throttled = br#"{"error": ["EGeneral:Too many requests"], "result": {}}"#;
-        assert!(matches!(Kraken.parse(throttled), Err(ParseError::Exchange(_))));
+        assert_eq!(Kraken.parse(throttled), Err(ParseError::RateLimited("EGeneral:Too many requests".into())));
+    }
+
+    #[test]
+    fn a_rate_limit_inside_a_200_is_a_rate_limit_not_a_failure() {
+        // Both strings Kraken sends with HTTP 200 when a caller polls too fast.
+        for body in
+            [r#"{"error": ["EAPI:Rate limit exceeded"]}"#, r#"{"error": ["EGeneral:Too many requests"], "result": {}}"#]
+        {
+            assert_eq!(super::super::outcome(&Kraken.parse(body.as_bytes())), "rate_limited", "{body}");
+        }
+        // Any other error is still the exchange's error.
+        assert_eq!(
+            super::super::outcome(&Kraken.parse(br#"{"error": ["EQuery:Unknown asset pair"]}"#)),
+            "exchange_error"
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Exchange adapters: one file per exchange, each implementing [`Exchange`].
 //!
 //! An adapter knows its exchange's URL, its rate limit and its response format, nothing else: it
-//! turns the body of one HTTP 200 answer into a [`Parsed`] price or a [`ParseError`]. HTTP status
-//! codes, timeouts, backoff and the circuit breaker are handled once, in `poller` and `health`.
+//! turns the body of one HTTP 200 answer into a [`Parsed`] price or a [`ParseError`], and reads
+//! the rate-limit signals the exchange sends without a 429: in the body
+//! ([`ParseError::RateLimited`]) or in headers ([`Exchange::throttle`]). HTTP status codes,
+//! timeouts, backoff and the circuit breaker are handled once, in `poller` and `health`.
 //! Adding an exchange means one new file here and one line in [`Source`].
 
 use std::fmt;
@@ -10,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::quote::Price;
@@ -40,10 +43,22 @@ pub enum ParseError {
     MissingField(&'static str),
     #[error("exchange reported an error: {0}")]
     Exchange(String),
+    /// The exchange says, inside an HTTP 200, that the caller polls too fast: a rate limit like a
+    /// 429, not a fault of the source.
+    #[error("exchange reported a rate limit: {0}")]
+    RateLimited(String),
     #[error("invalid price: {0}")]
     Price(String),
     #[error("invalid quote time: {0}")]
     Time(String),
+}
+
+/// A wait the headers of an answer ask for, although its status is not 429.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttle {
+    /// What the exchange said, for logs.
+    pub reason: String,
+    pub wait: Duration,
 }
 
 /// One exchange's public BTC/USD ticker.
@@ -60,6 +75,11 @@ pub trait Exchange: Send + Sync {
     }
     /// Reads the price out of an HTTP 200 body.
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError>;
+    /// A wait the answer's headers ask for: an exchange that reports how much of its per-IP budget
+    /// is spent (Binance.US) is left alone before the budget runs out. `now` is the wall clock.
+    fn throttle(&self, _headers: &HeaderMap, _now: DateTime<Utc>) -> Option<Throttle> {
+        None
+    }
 }
 
 /// The exchanges the publisher can poll, by their `SOURCES` names.
@@ -188,6 +208,12 @@ pub(crate) fn unix_millis_field(value: Option<&Value>, field: &'static str) -> R
     Utc.timestamp_millis_opt(millis).single().ok_or_else(|| ParseError::Time(format!("{field}: {millis}")))
 }
 
+/// The `btc_publisher_fetches_total` outcome an adapter's reading of a 200 ends in.
+#[cfg(test)]
+pub(crate) fn outcome(result: &Result<Parsed, ParseError>) -> &'static str {
+    result.as_ref().map_or_else(|error| crate::poller::FetchError::from(error.clone()).kind(), |_| "ok")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +238,17 @@ mod tests {
         }
         assert!(Source::Coingecko.exchange().min_interval() >= Duration::from_secs(60));
         assert!(Source::Coingecko.exchange().is_reference());
+    }
+
+    #[test]
+    fn only_binance_us_reads_a_budget_from_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-mbx-used-weight-1m", "1199".parse().expect("header value"));
+        headers.insert("x-mbx-used-weight", "1199".parse().expect("header value"));
+        for source in Source::ALL {
+            let throttle = source.exchange().throttle(&headers, Utc::now());
+            assert_eq!(throttle.is_some(), source == Source::BinanceUs, "{source}: {throttle:?}");
+        }
     }
 
     #[test]
