@@ -7,6 +7,7 @@ them with the context that "btc-price.context" describes (as JSON) plus root and
   port       the HTTP port: the ops port (publisher, aggregator) or the API port (frontends)
   role       the NATS user it connects as: publisher | aggregator | frontend
   frontend   true for bitcoin-api and rest-api
+  nats       true for the components that use NATS (all but rest-api, whose `/` needs nothing)
 */}}
 
 {{- define "btc-price.context" -}}
@@ -15,7 +16,8 @@ them with the context that "btc-price.context" describes (as JSON) plus root and
 {{- $frontend := hasKey $v "port" -}}
 {{- $port := ternary $v.port $v.opsPort $frontend | int -}}
 {{- $role := ternary "frontend" .component $frontend -}}
-{{- toJson (dict "component" .component "key" $key "port" $port "role" $role "frontend" $frontend) -}}
+{{- $nats := ne .component "rest-api" -}}
+{{- toJson (dict "component" .component "key" $key "port" $port "role" $role "frontend" $frontend "nats" $nats) -}}
 {{- end }}
 
 {{/* ConfigMap: every non-secret setting of a component, as environment variables. */}}
@@ -30,14 +32,16 @@ metadata:
   labels:
     {{- include "btc-price.labels" . | nindent 4 }}
 data:
+  {{- if .nats }}
   NATS_URL: {{ $root.Values.nats.url | quote }}
+  {{- end }}
   LOG_FORMAT: {{ $root.Values.logging.format | quote }}
   RUST_LOG: {{ $root.Values.logging.level | quote }}
   OTEL_SERVICE_NAME: {{ .component | quote }}
   {{- with $root.Values.tracing.otlpEndpoint }}
   OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
   {{- end }}
-  {{- if $root.Values.nats.tls.enabled }}
+  {{- if and .nats $root.Values.nats.tls.enabled }}
   NATS_TLS_CA: /etc/nats-tls/ca.crt
   {{- if $root.Values.nats.tls.clientCert }}
   NATS_TLS_CERT: /etc/nats-tls/tls.crt
@@ -46,7 +50,9 @@ data:
   {{- end }}
   {{- if .frontend }}
   LISTEN_ADDR: {{ printf "0.0.0.0:%d" (int .port) | quote }}
+  {{- if eq .component "bitcoin-api" }}
   STALE_AFTER: {{ $v.staleAfter | quote }}
+  {{- end }}
   SHUTDOWN_DELAY: {{ $v.shutdownDelay | quote }}
   {{- with $v.workerThreads }}
   WORKER_THREADS: {{ . | int | toString | quote }}
@@ -75,6 +81,7 @@ data:
   {{- end }}
   {{- if eq .component "aggregator" }}
   AVERAGE_WINDOW: {{ $v.averageWindow | quote }}
+  MAX_HOLD: {{ $v.maxHold | quote }}
   {{- end }}
 {{- end }}
 
@@ -173,7 +180,7 @@ spec:
             - name: OTEL_RESOURCE_ATTRIBUTES
               value: {{ printf "service.version=%s,k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(POD_NAME),k8s.deployment.name=%s" $root.Chart.AppVersion (include "btc-price.componentName" .) | quote }}
             {{- end }}
-            {{- if $root.Values.nats.auth.enabled }}
+            {{- if and .nats $root.Values.nats.auth.enabled }}
             - name: NATS_USER
               valueFrom:
                 secretKeyRef:
@@ -189,7 +196,9 @@ spec:
             {{- toYaml . | nindent 12 }}
             {{- end }}
           # startup: the process answers at all; liveness: it still answers (no NATS, no exchanges,
-          # so a NATS outage never restarts pods); readiness: NATS connected and a fresh price.
+          # so a NATS outage never restarts pods); readiness: this pod can serve (bitcoin-api: NATS
+          # connected and the state watched; rest-api: listening; workers: set up), never the
+          # price's freshness, which every replica shares.
           startupProbe:
             httpGet:
               path: /liveness
@@ -212,7 +221,7 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if $root.Values.nats.tls.enabled }}
+            {{- if and .nats $root.Values.nats.tls.enabled }}
             - name: nats-tls
               mountPath: /etc/nats-tls
               readOnly: true
@@ -222,7 +231,7 @@ spec:
           emptyDir:
             medium: Memory
             sizeLimit: {{ $root.Values.tmpSizeLimit }}
-        {{- if $root.Values.nats.tls.enabled }}
+        {{- if and .nats $root.Values.nats.tls.enabled }}
         - name: nats-tls
           secret:
             secretName: {{ required "nats.tls.secretName is required when nats.tls.enabled" $root.Values.nats.tls.secretName }}

@@ -224,11 +224,13 @@ class Configuration(unittest.TestCase):
         agg, _ = self.env(docs, "aggregator")
         self.assertEqual(agg["OPS_ADDR"], "0.0.0.0:9091")
         self.assertEqual(agg["AVERAGE_WINDOW"], "10m")
+        self.assertEqual(agg["MAX_HOLD"], "5s")
         self.assertEqual(agg["NATS_REPLICAS"], "3")
         for comp, port in (("bitcoin-api", 8080), ("rest-api", 8081)):
             cm, _ = self.env(docs, comp)
             self.assertEqual(cm["LISTEN_ADDR"], f"0.0.0.0:{port}")
-            self.assertEqual(cm["STALE_AFTER"], "30s")
+            # Only bitcoin-api serves a price that can turn stale.
+            self.assertEqual(cm.get("STALE_AFTER"), "30s" if comp == "bitcoin-api" else None)
             self.assertEqual(cm["SHUTDOWN_DELAY"], "5s")
             self.assertNotIn("NATS_REPLICAS", cm)
             # 0: the binary's own default, one worker per CPU it may use.
@@ -237,11 +239,24 @@ class Configuration(unittest.TestCase):
         prod_pub, _ = self.env(render(*PROD), "publisher")
         self.assertTrue(prod_pub["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http"))
 
+    def test_rest_api_needs_no_nats(self):
+        # Its `/` answers from nothing: no NATS URL, credentials, TLS files or egress to NATS.
+        for label, docs in renders().items():
+            with self.subTest(render=label):
+                cm, env = self.env(docs, "rest-api")
+                self.assertFalse([k for k in list(cm) + list(env) if k.startswith("NATS_")], (cm, env))
+                spec = next(d for d in of_kind(docs, "Deployment") if component(d) == "rest-api")["spec"]["template"]["spec"]
+                self.assertNotIn("nats-tls", [v["name"] for v in spec.get("volumes", [])])
+                for policy in of_kind(docs, "NetworkPolicy"):
+                    if policy["metadata"]["name"].endswith("-nats"):
+                        selector = policy["spec"]["podSelector"]["matchExpressions"][0]["values"]
+                        self.assertNotIn("rest-api", selector)
+
     def test_each_role_reads_its_own_credentials_from_a_secret(self):
         docs = render()
         secret = of_kind(docs, "Secret")[0]
         for comp, role in (("publisher", "publisher"), ("aggregator", "aggregator"),
-                           ("bitcoin-api", "frontend"), ("rest-api", "frontend")):
+                           ("bitcoin-api", "frontend")):
             cm, env = self.env(docs, comp)
             self.assertNotIn("NATS_PASSWORD", cm)
             ref = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
@@ -300,6 +315,8 @@ class AlternativeSettings(unittest.TestCase):
             c = spec["containers"][0]
             self.assertNotIn("NATS_PASSWORD", env_of(c))
             self.assertNotIn("checksum/secret", d["spec"]["template"]["metadata"]["annotations"])
+            if component(d) == "rest-api":
+                continue  # no NATS at all
             self.assertIn({"name": "nats-tls", "mountPath": "/etc/nats-tls", "readOnly": True}, c["volumeMounts"])
             self.assertEqual([v["secret"]["secretName"] for v in spec["volumes"] if v["name"] == "nats-tls"],
                              ["nats-client-tls"])
@@ -428,7 +445,7 @@ class NetworkPolicies(unittest.TestCase):
                 for name, labels in self.pod_labels(docs).items():
                     self.assertTrue(self.selects(dns, labels), name)
 
-    def test_nats_egress_on_4222_for_the_four_services(self):
+    def test_nats_egress_on_4222_for_the_services_that_use_nats(self):
         for label, docs in renders(alternatives=False).items():
             nats = by_name(docs, "NetworkPolicy", "-nats")
             rule = nats["spec"]["egress"][0]
@@ -436,7 +453,8 @@ class NetworkPolicies(unittest.TestCase):
             self.assertEqual(rule["to"][0]["namespaceSelector"]["matchLabels"], {"kubernetes.io/metadata.name": "nats"})
             labels = self.pod_labels(docs)
             for name, pl in labels.items():
-                self.assertEqual(self.selects(nats, pl), pl["app.kubernetes.io/component"] in APP_COMPONENTS, name)
+                uses_nats = pl["app.kubernetes.io/component"] in set(APP_COMPONENTS) - {"rest-api"}
+                self.assertEqual(self.selects(nats, pl), uses_nats, name)
 
     def test_only_the_publisher_leaves_the_cluster_and_only_on_443(self):
         for label, docs in renders(alternatives=False).items():
