@@ -1,6 +1,6 @@
-//! Errors of the shared NATS plumbing.
+//! Errors of the shared plumbing: NATS, JetStream, telemetry.
 
-/// What went wrong while connecting to NATS or setting up JetStream.
+/// What went wrong while connecting to NATS, setting up JetStream or the trace exporter.
 #[derive(Debug, thiserror::Error)]
 pub enum CommonError {
     #[error("cannot read NATS credentials file {path}: {source}")]
@@ -11,4 +11,8 @@ pub enum CommonError {
     Stream { stream: String, reason: String },
     #[error("cannot open, create or update KV bucket {bucket}: {reason}")]
     Bucket { bucket: String, reason: String },
+    #[error("{variable}={value:?} is not a supported OTLP protocol; accepted values: {accepted}")]
+    OtlpProtocol { variable: &'static str, value: String, accepted: &'static str },
+    #[error("cannot build the OTLP trace exporter ({}): {source}", protocol.as_str())]
+    OtlpExporter { protocol: crate::telemetry::OtlpProtocol, source: opentelemetry_otlp::ExporterBuildError },
 }
