@@ -1,5 +1,5 @@
 //! The frontends' metrics: RED per route (recorded by [`crate::frontline`]), price and freshness
-//! gauges.
+//! gauges, build info.
 
 use std::time::Duration;
 
@@ -28,9 +28,11 @@ pub struct FrontendMetrics {
 pub struct RouteLabel(usize);
 
 impl FrontendMetrics {
-    pub fn new(app_routes: &'static [&'static str]) -> Self {
+    /// The metrics of the app named `app` (`btc_build_info`'s component) serving `app_routes`.
+    pub fn new(app: &'static str, app_routes: &'static [&'static str]) -> Self {
         let registry = Registry::new();
         let r = &registry;
+        metrics::build_info(r, app);
         let routes: Vec<&'static str> = app_routes.iter().copied().chain([DOCS, UNMATCHED]).collect();
         let mut metrics = Self {
             requests: metrics::counter_vec(
