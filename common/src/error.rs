@@ -13,6 +13,11 @@ pub enum CommonError {
     Bucket { bucket: String, reason: String },
     #[error("{variable}={value:?} is not a supported OTLP protocol; accepted values: {accepted}")]
     OtlpProtocol { variable: &'static str, value: String, accepted: &'static str },
+    #[error(
+        "{variable}={value:?}: OTLP over grpc is built without TLS; use an http:// endpoint, or \
+         OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for an https:// one"
+    )]
+    OtlpGrpcTls { variable: &'static str, value: String },
     #[error("cannot build the OTLP trace exporter ({}): {source}", protocol.as_str())]
     OtlpExporter { protocol: crate::telemetry::OtlpProtocol, source: opentelemetry_otlp::ExporterBuildError },
 }

@@ -99,6 +99,8 @@ pub enum OtlpProtocol {
 
 /// The variables that choose the protocol of traces, the more specific first.
 const PROTOCOL_VARIABLES: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"];
+/// The variables that give the endpoint of traces, in the exporter's order.
+const ENDPOINT_VARIABLES: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
 
 impl OtlpProtocol {
     /// The accepted values, as an error message names them.
@@ -126,6 +128,23 @@ impl OtlpProtocol {
             "grpc" => Ok(Self::Grpc),
             "http/protobuf" => Ok(Self::HttpProtobuf),
             _ => Err(CommonError::OtlpProtocol { variable, value, accepted: Self::ACCEPTED }),
+        }
+    }
+
+    /// Refuses an endpoint this protocol cannot reach: the gRPC exporter is built without TLS
+    /// (no `tls` feature of tonic), and would fail every export of an `https://` endpoint, with
+    /// no log line (the SDK's internal logs are not built in either).
+    pub fn check_endpoint(self, var: impl Fn(&str) -> Option<String>) -> Result<(), CommonError> {
+        if self != Self::Grpc {
+            return Ok(());
+        }
+        let endpoint =
+            ENDPOINT_VARIABLES.iter().find_map(|&name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)));
+        match endpoint {
+            Some((variable, value)) if value.trim().to_ascii_lowercase().starts_with("https://") => {
+                Err(CommonError::OtlpGrpcTls { variable, value })
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -160,7 +179,9 @@ pub fn init(service: &'static str, args: &LogArgs) -> Result<Telemetry, CommonEr
 
 fn tracer_provider(service: &'static str) -> Result<(SdkTracerProvider, OtlpProtocol), CommonError> {
     use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
-    let protocol = OtlpProtocol::from_env(|name| std::env::var(name).ok())?;
+    let var = |name: &str| std::env::var(name).ok();
+    let protocol = OtlpProtocol::from_env(var)?;
+    protocol.check_endpoint(var)?;
     let exporter = match protocol {
         OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build(),
         OtlpProtocol::HttpProtobuf => SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build(),
@@ -279,5 +300,24 @@ mod tests {
                 assert!(error.contains(expected), "{error:?} does not name {expected:?}");
             }
         }
+    }
+
+    #[test]
+    fn grpc_refuses_an_https_endpoint_it_could_not_reach_and_http_protobuf_takes_it() {
+        let https = [("OTEL_EXPORTER_OTLP_ENDPOINT", "HTTPS://collector:4317")];
+        let error = OtlpProtocol::Grpc.check_endpoint(env(&https)).expect_err("https over grpc").to_string();
+        for expected in ["OTEL_EXPORTER_OTLP_ENDPOINT", "HTTPS://collector:4317", "http/protobuf"] {
+            assert!(error.contains(expected), "{error:?} does not name {expected:?}");
+        }
+        assert!(OtlpProtocol::HttpProtobuf.check_endpoint(env(&https)).is_ok());
+        let plain = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")];
+        assert!(OtlpProtocol::Grpc.check_endpoint(env(&plain)).is_ok());
+        // The traces endpoint is the one used, so the one judged.
+        let both = [
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+        ];
+        let error = OtlpProtocol::Grpc.check_endpoint(env(&both)).expect_err("https traces endpoint").to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{error}");
     }
 }
