@@ -14,6 +14,10 @@ pub enum CommonError {
     #[error("{variable}={value:?} is not a supported OTLP protocol; accepted values: {accepted}")]
     OtlpProtocol { variable: &'static str, value: String, accepted: &'static str },
     #[error(
+        "{variable}={value:?} is not an OTLP endpoint: give an http:// or https:// URL, e.g. http://otel-collector:4318"
+    )]
+    OtlpEndpoint { variable: &'static str, value: String },
+    #[error(
         "{variable}={value:?}: OTLP over grpc is built without TLS; use an http:// endpoint, or \
          OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for an https:// one"
     )]

@@ -5,9 +5,9 @@
 //! Traces follow the standard `OTEL_*` variables: they are on when `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and then `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`,
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and
-//! `OTEL_EXPORTER_OTLP_HEADERS` apply. An exporter that cannot be built (a protocol other than
-//! `grpc` and `http/protobuf`, an endpoint that is no URL) stops the service at start: traces that
-//! were asked for never go missing quietly. With no endpoint (or `OTEL_SDK_DISABLED=true`) no
+//! `OTEL_EXPORTER_OTLP_HEADERS` apply. An exporter that could not deliver (a protocol other than
+//! `grpc` and `http/protobuf`, an endpoint that is no http(s) URL, `https://` over gRPC) stops the
+//! service at start: traces that were asked for never go missing quietly. With no endpoint (or `OTEL_SDK_DISABLED=true`) no
 //! tracer is installed at all: no exporter, no connection attempts, no cost per span.
 
 use std::fmt;
@@ -131,21 +131,28 @@ impl OtlpProtocol {
         }
     }
 
-    /// Refuses an endpoint this protocol cannot reach: the gRPC exporter is built without TLS
-    /// (no `tls` feature of tonic), and would fail every export of an `https://` endpoint, with
-    /// no log line (the SDK's internal logs are not built in either).
+    /// Refuses an endpoint traces could not reach, which would fail with no log line (the SDK's
+    /// internal logs are not built in): one that is no `http://` or `https://` URL with a host
+    /// (the HTTP exporter would silently send to `localhost:4318` instead), and an `https://` one
+    /// over gRPC (built without TLS: no `tls` feature of tonic). Judges the variable the exporter
+    /// reads: the traces one, else the general one.
     pub fn check_endpoint(self, var: impl Fn(&str) -> Option<String>) -> Result<(), CommonError> {
-        if self != Self::Grpc {
-            return Ok(());
-        }
         let endpoint =
             ENDPOINT_VARIABLES.iter().find_map(|&name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)));
-        match endpoint {
-            Some((variable, value)) if value.trim().to_ascii_lowercase().starts_with("https://") => {
-                Err(CommonError::OtlpGrpcTls { variable, value })
-            }
-            _ => Ok(()),
+        let Some((variable, value)) = endpoint else {
+            return Ok(());
+        };
+        let uri = value.trim().parse::<poem::http::Uri>().ok();
+        let scheme = uri.as_ref().and_then(|u| u.scheme_str()).map(str::to_ascii_lowercase);
+        let has_host = uri.as_ref().and_then(|u| u.host()).is_some_and(|h| !h.is_empty());
+        match scheme.as_deref() {
+            Some("http" | "https") if has_host => {}
+            _ => return Err(CommonError::OtlpEndpoint { variable, value }),
         }
+        if self == Self::Grpc && scheme.as_deref() == Some("https") {
+            return Err(CommonError::OtlpGrpcTls { variable, value });
+        }
+        Ok(())
     }
 }
 
@@ -299,6 +306,27 @@ mod tests {
             for expected in [variable, value, "grpc", "http/protobuf"] {
                 assert!(error.contains(expected), "{error:?} does not name {expected:?}");
             }
+        }
+    }
+
+    #[test]
+    fn an_endpoint_that_is_no_http_url_is_refused_by_either_protocol() {
+        // The HTTP exporter would silently send to localhost:4318 instead.
+        for value in ["not a url", "otel-collector:4318", "ftp://collector:4318", "http://", "collector"] {
+            for protocol in [OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc] {
+                let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", value)];
+                let error = protocol.check_endpoint(env(&vars)).expect_err(value).to_string();
+                for expected in ["OTEL_EXPORTER_OTLP_ENDPOINT", value, "http://"] {
+                    assert!(error.contains(expected), "{error:?} does not name {expected:?}");
+                }
+            }
+        }
+        let vars = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector/v1/traces")];
+        let error = OtlpProtocol::HttpProtobuf.check_endpoint(env(&vars)).expect_err("no scheme").to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{error}");
+        for value in ["http://collector:4318", "https://collector.example.com", "http://127.0.0.1:4318/"] {
+            let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", value)];
+            assert!(OtlpProtocol::HttpProtobuf.check_endpoint(env(&vars)).is_ok(), "{value}");
         }
     }
 
