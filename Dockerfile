@@ -40,6 +40,11 @@ RUN for crate in common publisher aggregator frontend exchange-standin testkit e
  && for bin in ceiling poem_floor pipeline; do echo "fn main() {}" > "bench/src/$bin.rs"; done \
  && cargo build --release --locked --target "$TARGET" -p publisher -p aggregator -p frontend
 # ---- builder: the project itself ----
+# The commit built, for the `revision` label of btc_build_info: the context has no .git, so pass it
+# (`--build-arg BTC_GIT_COMMIT=$(git rev-parse HEAD)`; CI does). Unset: "unknown". Declared here, after
+# the dependency layer, so a new commit does not rebuild the dependencies. (`make image` builds on the
+# host, from the checkout, and needs none of this.)
+ARG BTC_GIT_COMMIT=""
 COPY common common
 COPY publisher publisher
 COPY aggregator aggregator

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Checks the dashboard and the alert rules against the code: valid JSON/YAML shapes, and every
 metric they query is one the services really export (so a renamed metric cannot leave a silent
-panel or an alert that never fires). promtool checks and unit-tests the rules themselves."""
+panel or an alert that never fires); and every alert against its runbook: a `runbook_url` of
+`<the chart's default runbookBaseUrl>#<alert in lower case>` and that section in the README's
+"Runbooks" (and no section for an alert that is gone). promtool checks and unit-tests the rules
+themselves."""
 import json
 import pathlib
 import re
@@ -32,7 +35,31 @@ for name in sorted(used - series):
 for name in sorted(n for n in exported if n not in {u.removesuffix("_bucket") for u in used} and n not in used):
     print(f"note: exported but not on the dashboard or in a rule: {name}")
 
+# Runbooks. (Plain text parsing, like the rest: no YAML library needed.)
+base = re.search(r"^    runbookBaseUrl: (\S+)$", (root / "Helm/values.yaml").read_text(), re.M)
+if not base:
+    failures.append("Helm/values.yaml: metrics.prometheusRule.runbookBaseUrl not found")
+readme = (root / "README.md").read_text()
+runbooks = readme.split("\n## Runbooks\n", 1)
+if len(runbooks) != 2:
+    failures.append('README.md has no "## Runbooks" section')
+sections = set(re.findall(r"^### (\S+)$", runbooks[-1].split("\n## ", 1)[0], re.M)) if len(runbooks) == 2 else set()
+alerts = {}
+for block in re.split(r"^ *- alert: ", rules, flags=re.M)[1:]:
+    name = block.split(None, 1)[0]
+    url = re.search(r'^ +runbook_url: "?([^"\n]+)"?$', block, re.M)
+    alerts[name] = url.group(1) if url else None
+for name, url in sorted(alerts.items()):
+    want = f"{base.group(1) if base else '<base>'}#{name.lower()}"
+    if url != want:
+        failures.append(f"alert {name}: runbook_url is {url!r}, want {want!r}")
+    if name not in sections:
+        failures.append(f"alert {name}: no '### {name}' section under README.md's '## Runbooks'")
+for name in sorted(sections - set(alerts)):
+    failures.append(f"README.md runbook '### {name}' names no alert of the rules")
+
 if failures:
     print("\n".join(failures), file=sys.stderr)
     sys.exit(1)
-print(f"observability: {len(exprs)} queries use {len(used)} metrics, all exported by the services")
+print(f"observability: {len(exprs)} queries use {len(used)} metrics, all exported by the services; "
+      f"{len(alerts)} alerts, each with its runbook")

@@ -40,6 +40,7 @@ data:
   OTEL_SERVICE_NAME: {{ .component | quote }}
   {{- with $root.Values.tracing.otlpEndpoint }}
   OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+  OTEL_EXPORTER_OTLP_PROTOCOL: {{ $root.Values.tracing.otlpProtocol | quote }}
   {{- end }}
   {{- if and .nats $root.Values.nats.tls.enabled }}
   NATS_TLS_CA: /etc/nats-tls/ca.crt

@@ -236,6 +236,7 @@ class Configuration(unittest.TestCase):
             # 0: the binary's own default, one worker per CPU it may use.
             self.assertNotIn("WORKER_THREADS", cm)
         self.assertNotIn("OTEL_EXPORTER_OTLP_ENDPOINT", pub)
+        self.assertNotIn("OTEL_EXPORTER_OTLP_PROTOCOL", pub)
         prod_pub, _ = self.env(render(*PROD), "publisher")
         self.assertTrue(prod_pub["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http"))
 
@@ -251,6 +252,17 @@ class Configuration(unittest.TestCase):
                     if policy["metadata"]["name"].endswith("-nats"):
                         selector = policy["spec"]["podSelector"]["matchExpressions"][0]["values"]
                         self.assertNotIn("rest-api", selector)
+
+    def test_the_otlp_protocol_is_http_protobuf_or_grpc_and_nothing_else(self):
+        for comp in APP_COMPONENTS:
+            cm, _ = self.env(render(*PROD), comp)
+            self.assertEqual(cm["OTEL_EXPORTER_OTLP_PROTOCOL"], "http/protobuf", comp)
+            cm, _ = self.env(render(*PROD, "--set", "tracing.otlpProtocol=grpc"), comp)
+            self.assertEqual(cm["OTEL_EXPORTER_OTLP_PROTOCOL"], "grpc", comp)
+        # The services would refuse to start with any other value; the schema refuses it first.
+        with self.assertRaises(subprocess.CalledProcessError) as refused:
+            chart_checks.render(*PROD, "--set", "tracing.otlpProtocol=http/json")
+        self.assertIn("otlpProtocol", refused.exception.stderr)
 
     def test_each_role_reads_its_own_credentials_from_a_secret(self):
         docs = render()
@@ -544,6 +556,23 @@ class Exposure(unittest.TestCase):
                          (CHART / "files" / "grafana-dashboard.json").read_text(encoding="utf-8").strip())
         sm = of_kind(prod, "ServiceMonitor")[0]
         self.assertEqual(sm["spec"]["endpoints"][0]["port"], "http")
+
+    def test_every_alert_links_its_runbook_under_the_base_the_values_set(self):
+        base = "https://wiki.example.com/btc-price/runbooks"
+        source = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text(encoding="utf-8"))
+        rule = of_kind(render(*PROD, "--set", f"metrics.prometheusRule.runbookBaseUrl={base}"), "PrometheusRule")[0]
+        alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+        self.assertEqual(len(alerts), sum(1 for g in source["groups"] for r in g["rules"] if "alert" in r))
+        for alert in alerts:
+            self.assertEqual(alert["annotations"]["runbook_url"], f"{base}#{alert['alert'].lower()}")
+        # Only the link changed: the rules otherwise are the file's.
+        for group in rule["spec"]["groups"]:
+            for r in group["rules"]:
+                r.get("annotations", {}).pop("runbook_url", None)
+        for group in source["groups"]:
+            for r in group["rules"]:
+                r.get("annotations", {}).pop("runbook_url", None)
+        self.assertEqual(rule["spec"]["groups"], source["groups"])
 
     def test_helm_test_pod_checks_both_frontends(self):
         pod = by_name(render(), "Pod", "-test")

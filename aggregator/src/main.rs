@@ -4,7 +4,13 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = AggregatorConfig::parse();
-    let _telemetry = btc_common::telemetry::init("aggregator", &config.log);
+    let _telemetry = match btc_common::telemetry::init("aggregator", &config.log) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("aggregator: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     match aggregator::run(config, btc_common::shutdown::on_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -25,6 +25,7 @@ impl Default for AggregatorMetrics {
     fn default() -> Self {
         let registry = Registry::new();
         let r = &registry;
+        metrics::build_info(r, "aggregator");
         Self {
             ticks: TickOutcomes::new(&metrics::counter_vec(
                 r,

@@ -1,6 +1,6 @@
-//! Errors of the shared NATS plumbing.
+//! Errors of the shared plumbing: NATS, JetStream, telemetry.
 
-/// What went wrong while connecting to NATS or setting up JetStream.
+/// What went wrong while connecting to NATS, setting up JetStream or the trace exporter.
 #[derive(Debug, thiserror::Error)]
 pub enum CommonError {
     #[error("cannot read NATS credentials file {path}: {source}")]
@@ -11,4 +11,17 @@ pub enum CommonError {
     Stream { stream: String, reason: String },
     #[error("cannot open, create or update KV bucket {bucket}: {reason}")]
     Bucket { bucket: String, reason: String },
+    #[error("{variable}={value:?} is not a supported OTLP protocol; accepted values: {accepted}")]
+    OtlpProtocol { variable: &'static str, value: String, accepted: &'static str },
+    #[error(
+        "{variable}={value:?} is not an OTLP endpoint: give an http:// or https:// URL, e.g. http://otel-collector:4318"
+    )]
+    OtlpEndpoint { variable: &'static str, value: String },
+    #[error(
+        "{variable}={value:?}: OTLP over grpc is built without TLS; use an http:// endpoint, or \
+         OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for an https:// one"
+    )]
+    OtlpGrpcTls { variable: &'static str, value: String },
+    #[error("cannot build the OTLP trace exporter ({}): {source}", protocol.as_str())]
+    OtlpExporter { protocol: crate::telemetry::OtlpProtocol, source: opentelemetry_otlp::ExporterBuildError },
 }

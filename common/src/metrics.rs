@@ -42,6 +42,24 @@ pub fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str
     metric
 }
 
+/// The version the services were built as (the workspace's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit they were built from, or `unknown` (see `build.rs`).
+pub const REVISION: &str = env!("BTC_GIT_COMMIT");
+
+/// Registers `btc_build_info{component, version, revision} 1`. Every replica of every service
+/// exports it, so its absence means that no replica of `component` runs (the `Btc*Down` alerts),
+/// and `count by (version, revision)` shows what runs where during a rollout.
+pub fn build_info(registry: &Registry, component: &'static str) {
+    let info = int_gauge_vec(
+        registry,
+        "btc_build_info",
+        "Always 1; the labels say which service this is and the version and git commit it was built from.",
+        &["component", "version", "revision"],
+    );
+    info.with_label_values(&[component, VERSION, REVISION]).set(1);
+}
+
 /// Latency buckets for HTTP requests served from memory, seconds.
 pub const SERVER_LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];

@@ -1,11 +1,14 @@
 //! Telemetry, set up once per process: logs (human-readable, or one JSON object per line with
-//! trace ids), `RUST_LOG` filtering, and OpenTelemetry traces exported by OTLP/HTTP.
+//! trace ids), `RUST_LOG` filtering, and OpenTelemetry traces exported by OTLP, over gRPC or
+//! HTTP (protobuf).
 //!
 //! Traces follow the standard `OTEL_*` variables: they are on when `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and then `OTEL_SERVICE_NAME`,
-//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and `OTEL_EXPORTER_OTLP_HEADERS` apply.
-//! With no endpoint (or `OTEL_SDK_DISABLED=true`) no tracer is installed at all: no exporter, no
-//! connection attempts, no cost per span.
+//! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and then `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL`,
+//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and
+//! `OTEL_EXPORTER_OTLP_HEADERS` apply. An exporter that could not deliver (a protocol other than
+//! `grpc` and `http/protobuf`, an endpoint that is no http(s) URL, `https://` over gRPC) stops the
+//! service at start: traces that were asked for never go missing quietly. With no endpoint (or `OTEL_SDK_DISABLED=true`) no
+//! tracer is installed at all: no exporter, no connection attempts, no cost per span.
 
 use std::fmt;
 
@@ -13,6 +16,8 @@ use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Map, Value};
+
+use crate::CommonError;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OtelData;
@@ -82,13 +87,86 @@ pub fn tracing_requested() -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
+/// The OTLP transports the exporter speaks (`OTEL_EXPORTER_OTLP_PROTOCOL` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `grpc`: a collector's port 4317; the endpoint is used as it is.
+    Grpc,
+    /// `http/protobuf`, the default: port 4318; `/v1/traces` is appended to
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (not to `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    HttpProtobuf,
+}
+
+/// The variables that choose the protocol of traces, the more specific first.
+const PROTOCOL_VARIABLES: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"];
+/// The variables that give the endpoint of traces, in the exporter's order.
+const ENDPOINT_VARIABLES: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
+
+impl OtlpProtocol {
+    /// The accepted values, as an error message names them.
+    pub const ACCEPTED: &'static str = "grpc, http/protobuf";
+
+    /// The value of `OTEL_EXPORTER_OTLP_PROTOCOL` that selects it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+
+    /// The protocol of traces from the environment as `var` reads it: the first of
+    /// [`PROTOCOL_VARIABLES`] set to a non-empty value (the OpenTelemetry specification counts an
+    /// empty value as unset), else `http/protobuf`. Any other value is refused, `http/json`
+    /// included (its exporter feature is not built in).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, CommonError> {
+        let Some((variable, value)) =
+            PROTOCOL_VARIABLES.iter().find_map(|&name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)))
+        else {
+            return Ok(Self::HttpProtobuf);
+        };
+        match value.trim() {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            _ => Err(CommonError::OtlpProtocol { variable, value, accepted: Self::ACCEPTED }),
+        }
+    }
+
+    /// Refuses an endpoint traces could not reach, which would fail with no log line (the SDK's
+    /// internal logs are not built in): one that is no `http://` or `https://` URL with a host
+    /// (the HTTP exporter would silently send to `localhost:4318` instead), and an `https://` one
+    /// over gRPC (built without TLS: no `tls` feature of tonic). Judges the variable the exporter
+    /// reads: the traces one, else the general one.
+    pub fn check_endpoint(self, var: impl Fn(&str) -> Option<String>) -> Result<(), CommonError> {
+        let endpoint =
+            ENDPOINT_VARIABLES.iter().find_map(|&name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)));
+        let Some((variable, value)) = endpoint else {
+            return Ok(());
+        };
+        let uri = value.trim().parse::<poem::http::Uri>().ok();
+        let scheme = uri.as_ref().and_then(|u| u.scheme_str()).map(str::to_ascii_lowercase);
+        let has_host = uri.as_ref().and_then(|u| u.host()).is_some_and(|h| !h.is_empty());
+        match scheme.as_deref() {
+            Some("http" | "https") if has_host => {}
+            _ => return Err(CommonError::OtlpEndpoint { variable, value }),
+        }
+        if self == Self::Grpc && scheme.as_deref() == Some("https") {
+            return Err(CommonError::OtlpGrpcTls { variable, value });
+        }
+        Ok(())
+    }
+}
+
 /// Installs the global subscriber (and, when requested, the OTLP trace pipeline) for `service`.
-/// Call once, first thing in `main`; keep the guard until the process ends.
-pub fn init(service: &'static str, args: &LogArgs) -> Telemetry {
-    let (provider, exporter_error) = match tracing_requested().then(|| tracer_provider(service)) {
-        Some(Ok(provider)) => (Some(provider), None),
-        Some(Err(error)) => (None, Some(error)),
-        None => (None, None),
+/// Call once, first thing in `main`, inside the tokio runtime (the gRPC exporter's connection
+/// runs on it); keep the guard until the process ends. An error (an unsupported protocol, an
+/// exporter that cannot be built) means the service must not start: traces were asked for and
+/// would go nowhere.
+pub fn init(service: &'static str, args: &LogArgs) -> Result<Telemetry, CommonError> {
+    let (provider, protocol) = if tracing_requested() {
+        let (provider, protocol) = tracer_provider(service)?;
+        (Some(provider), Some(protocol))
+    } else {
+        (None, None)
     };
     let otel_layer = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -100,16 +178,22 @@ pub fn init(service: &'static str, args: &LogArgs) -> Telemetry {
     };
     // A second init (tests start several services in one process) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(filter).with(otel_layer).with(fmt_layer).try_init();
-    if let Some(error) = exporter_error {
-        tracing::error!(%error, "tracing disabled: cannot build the OTLP exporter");
+    if let Some(protocol) = protocol {
+        tracing::info!(protocol = protocol.as_str(), "traces exported by OTLP");
     }
-    Telemetry { provider }
+    Ok(Telemetry { provider })
 }
 
-fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    use opentelemetry_otlp::{Protocol, WithExportConfig};
-    let exporter =
-        opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()?;
+fn tracer_provider(service: &'static str) -> Result<(SdkTracerProvider, OtlpProtocol), CommonError> {
+    use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+    let var = |name: &str| std::env::var(name).ok();
+    let protocol = OtlpProtocol::from_env(var)?;
+    protocol.check_endpoint(var)?;
+    let exporter = match protocol {
+        OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build(),
+        OtlpProtocol::HttpProtobuf => SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build(),
+    }
+    .map_err(|source| CommonError::OtlpExporter { protocol, source })?;
     let service_named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
     let mut resource = opentelemetry_sdk::Resource::builder();
@@ -119,7 +203,7 @@ fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, opentelem
     let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    Ok(provider)
+    Ok((provider, protocol))
 }
 
 /// One JSON object per line: `timestamp`, `level`, `target`, `message`, `fields`, and when inside a
@@ -180,5 +264,88 @@ impl Visit for JsonFields<'_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.0.insert(field.name().into(), Value::String(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn the_protocol_is_http_protobuf_unless_a_variable_says_otherwise() {
+        assert_eq!(OtlpProtocol::from_env(env(&[])).ok(), Some(OtlpProtocol::HttpProtobuf));
+        let empty = [("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", " "), ("OTEL_EXPORTER_OTLP_PROTOCOL", "")];
+        assert_eq!(OtlpProtocol::from_env(env(&empty)).ok(), Some(OtlpProtocol::HttpProtobuf));
+        let grpc = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
+        assert_eq!(OtlpProtocol::from_env(env(&grpc)).ok(), Some(OtlpProtocol::Grpc));
+        let http = [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+        assert_eq!(OtlpProtocol::from_env(env(&http)).ok(), Some(OtlpProtocol::HttpProtobuf));
+    }
+
+    #[test]
+    fn the_traces_variable_wins_over_the_general_one_and_only_the_one_used_is_judged() {
+        let vars = [("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+        assert_eq!(OtlpProtocol::from_env(env(&vars)).ok(), Some(OtlpProtocol::Grpc));
+        // The general variable may name a protocol for other signals this service does not send.
+        let vars = [("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "x")];
+        assert_eq!(OtlpProtocol::from_env(env(&vars)).ok(), Some(OtlpProtocol::HttpProtobuf));
+    }
+
+    #[test]
+    fn another_protocol_is_refused_naming_the_variable_the_value_and_the_accepted_values() {
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http"),
+        ] {
+            let error = OtlpProtocol::from_env(env(&[(variable, value)])).expect_err(value).to_string();
+            for expected in [variable, value, "grpc", "http/protobuf"] {
+                assert!(error.contains(expected), "{error:?} does not name {expected:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_endpoint_that_is_no_http_url_is_refused_by_either_protocol() {
+        // The HTTP exporter would silently send to localhost:4318 instead.
+        for value in ["not a url", "otel-collector:4318", "ftp://collector:4318", "http://", "collector"] {
+            for protocol in [OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc] {
+                let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", value)];
+                let error = protocol.check_endpoint(env(&vars)).expect_err(value).to_string();
+                for expected in ["OTEL_EXPORTER_OTLP_ENDPOINT", value, "http://"] {
+                    assert!(error.contains(expected), "{error:?} does not name {expected:?}");
+                }
+            }
+        }
+        let vars = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector/v1/traces")];
+        let error = OtlpProtocol::HttpProtobuf.check_endpoint(env(&vars)).expect_err("no scheme").to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{error}");
+        for value in ["http://collector:4318", "https://collector.example.com", "http://127.0.0.1:4318/"] {
+            let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", value)];
+            assert!(OtlpProtocol::HttpProtobuf.check_endpoint(env(&vars)).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn grpc_refuses_an_https_endpoint_it_could_not_reach_and_http_protobuf_takes_it() {
+        let https = [("OTEL_EXPORTER_OTLP_ENDPOINT", "HTTPS://collector:4317")];
+        let error = OtlpProtocol::Grpc.check_endpoint(env(&https)).expect_err("https over grpc").to_string();
+        for expected in ["OTEL_EXPORTER_OTLP_ENDPOINT", "HTTPS://collector:4317", "http/protobuf"] {
+            assert!(error.contains(expected), "{error:?} does not name {expected:?}");
+        }
+        assert!(OtlpProtocol::HttpProtobuf.check_endpoint(env(&https)).is_ok());
+        let plain = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")];
+        assert!(OtlpProtocol::Grpc.check_endpoint(env(&plain)).is_ok());
+        // The traces endpoint is the one used, so the one judged.
+        let both = [
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+        ];
+        let error = OtlpProtocol::Grpc.check_endpoint(env(&both)).expect_err("https traces endpoint").to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{error}");
     }
 }

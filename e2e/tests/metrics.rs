@@ -41,8 +41,23 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// The commit the services were built from: `BTC_GIT_COMMIT` when the build was given one, else
+/// the checkout's HEAD (cargo rebuilds when it moves), else `unknown` (a tree without `.git`).
+fn built_revision() -> String {
+    if let Some(commit) = option_env!("BTC_GIT_COMMIT").filter(|c| !c.is_empty()) {
+        return commit.to_string();
+    }
+    Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_service_serves_lint_clean_metrics_whose_counters_move() {
+async fn every_service_serves_lint_clean_metrics_with_its_build_info_and_counters_that_move() {
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 30_000.0), (Venue::Kraken, 30_010.0), (Venue::Bitstamp, 29_990.0)]).await;
     let (api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
@@ -52,12 +67,13 @@ async fn every_service_serves_lint_clean_metrics_whose_counters_move() {
     pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 30_000.0).await;
 
     let endpoints = [
-        format!("{api}/metrics"),
-        format!("{rest}/metrics"),
-        format!("{}/metrics", publisher.ops_url),
-        format!("{}/metrics", aggregator.ops_url),
+        ("bitcoin-api", format!("{api}/metrics")),
+        ("rest-api", format!("{rest}/metrics")),
+        ("publisher", format!("{}/metrics", publisher.ops_url)),
+        ("aggregator", format!("{}/metrics", aggregator.ops_url)),
     ];
-    for url in &endpoints {
+    let revision = built_revision();
+    for (component, url) in &endpoints {
         let response = pipeline.http.get(url).send().await.expect("metrics answer");
         assert_eq!(response.status(), 200, "{url}");
         let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -66,6 +82,10 @@ async fn every_service_serves_lint_clean_metrics_whose_counters_move() {
         // rest-api needs no NATS (its `/` answers from nothing), so it reports no connection.
         let nats = if url.starts_with(&rest) { None } else { Some(1.0) };
         assert_eq!(sample(&text, "btc_nats_connected", &[]), nats, "{url}");
+        // Build info: one series, value 1, naming the service, its version and the commit built.
+        let build = [("component", *component), ("version", env!("CARGO_PKG_VERSION")), ("revision", &revision)];
+        assert_eq!(sample(&text, "btc_build_info", &build), Some(1.0), "{url}:\n{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("btc_build_info{")).count(), 1, "{url}");
         let (code, said) = promtool_check(&text);
         assert_eq!(code, 0, "promtool check metrics on {url}:\n{said}\n{text}");
     }

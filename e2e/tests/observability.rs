@@ -1,5 +1,5 @@
 //! Traces and logs of the real binaries, each in its own process with its own OTLP pipeline,
-//! received by a real OTLP/HTTP receiver (`testkit::otlp`).
+//! received by real OTLP receivers (`testkit::otlp`, OTLP/HTTP and OTLP/gRPC).
 
 mod support;
 
@@ -174,4 +174,122 @@ async fn one_trace_runs_from_exchange_fetch_through_publish_to_aggregation_and_h
         receiver.spans().iter().any(|s| s.trace_id == trace_id && s.name == "round").then_some(())
     })
     .await;
+}
+
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` picks the transport (gRPC, the collector's port 4317, or
+/// http/protobuf), and `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` overrides it for traces. Each service
+/// here exports by a different combination, and one trace still runs across both receivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_leave_by_grpc_or_http_protobuf_as_the_otlp_protocol_variables_say() {
+    let grpc = OtlpReceiver::start_grpc().await;
+    let http = OtlpReceiver::start().await;
+    let nats = NatsServer::start();
+    let stand_in = StandIn::start(Venue::Coinbase, 40_000.0).await.expect("stand-in");
+    let (grpc_endpoint, http_endpoint) = (grpc.endpoint(), http.endpoint());
+    const BATCH_DELAY: (&str, &str) = ("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let publisher_env =
+        [("OTEL_EXPORTER_OTLP_ENDPOINT", grpc_endpoint.as_str()), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), BATCH_DELAY];
+    let aggregator_env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", http_endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+        BATCH_DELAY,
+    ];
+    let api_env = [
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", grpc_endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        BATCH_DELAY,
+    ];
+    let nats_url = nats.url();
+    let urls = source_urls(std::slice::from_ref(&stand_in));
+    let api_addr = format!("127.0.0.1:{}", free_port());
+    let _publisher = ServiceProcess::spawn(
+        "publisher",
+        &[
+            "--nats-url",
+            &nats_url,
+            "--sources",
+            "coinbase",
+            "--source-urls",
+            &urls,
+            "--poll-interval",
+            "500ms",
+            "--quorum",
+            "1",
+            "--ops-addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ],
+        &publisher_env,
+    );
+    let _aggregator = ServiceProcess::spawn(
+        "aggregator",
+        &["--nats-url", &nats_url, "--ops-addr", &format!("127.0.0.1:{}", free_port())],
+        &aggregator_env,
+    );
+    let _api = ServiceProcess::spawn("bitcoin-api", &["--nats-url", &nats_url, "--listen-addr", &api_addr], &api_env);
+
+    // The publisher's round and publish spans come by gRPC, the aggregator's process span by
+    // http/protobuf, child of a publish span: one trace across both transports.
+    let (publish, process) = wait_for("a publish by gRPC and its processing by HTTP", support::DEADLINE, || async {
+        let (by_grpc, by_http) = (grpc.spans(), http.spans());
+        by_http.iter().filter(|s| s.service == "aggregator" && s.kind == CONSUMER).find_map(|process| {
+            let publish = by_grpc.iter().find(|s| s.span_id == process.parent_span_id && s.kind == PRODUCER)?;
+            Some((publish.clone(), process.clone()))
+        })
+    })
+    .await;
+    assert_eq!((publish.service.as_str(), process.trace_id.as_str()), ("publisher", publish.trace_id.as_str()));
+    assert!(grpc.spans().iter().all(|s| s.service != "aggregator"), "the aggregator exported by gRPC too");
+    assert!(http.spans().iter().all(|s| s.service == "aggregator"), "another service exported by HTTP");
+
+    // bitcoin-api: the traces variable (grpc) wins over the general one (http/protobuf).
+    let http_client = reqwest::Client::new();
+    let price_url = format!("http://{api_addr}/btc/USD");
+    wait_for("a price from bitcoin-api", support::DEADLINE, || async {
+        let response = http_client.get(&price_url).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    wait_for("bitcoin-api's server span by gRPC", support::DEADLINE, || async {
+        grpc.spans().into_iter().find(|s| s.service == "bitcoin-api" && s.kind == SERVER)
+    })
+    .await;
+}
+
+/// A protocol the services cannot speak is refused at start, by each of the four binaries: the
+/// process exits non-zero at once, naming the variable, its value and the accepted values, instead
+/// of running with traces silently going nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_otlp_protocol_stops_every_service_at_start_with_an_error_naming_the_variable() {
+    let cases = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", None),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "thrift", Some(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"))),
+    ];
+    for binary in ["publisher", "aggregator", "bitcoin-api", "rest-api"] {
+        for (variable, value, other) in cases {
+            // Nothing listens on the NATS port: a service that does not refuse would keep waiting.
+            let mut command = tokio::process::Command::new(testkit::process::binary(binary));
+            command
+                .args(["--nats-url", &format!("nats://127.0.0.1:{}", free_port())])
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+                .env(variable, value)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            if let Some((k, v)) = other {
+                command.env(k, v);
+            }
+            let child = command.spawn().expect("spawn");
+            let output = tokio::time::timeout(support::DEADLINE, child.wait_with_output())
+                .await
+                .unwrap_or_else(|_| panic!("{binary} with {variable}={value} did not stop"))
+                .expect("exit status");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{binary} with {variable}={value} exited 0: {stderr}");
+            for expected in [variable, value, "grpc", "http/protobuf"] {
+                assert!(stderr.contains(expected), "{binary}: the error does not name {expected:?}: {stderr}");
+            }
+        }
+    }
 }

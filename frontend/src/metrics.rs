@@ -1,5 +1,5 @@
 //! The frontends' metrics: RED per route (recorded by [`crate::frontline`]), price and freshness
-//! gauges.
+//! gauges, build info.
 
 use std::time::Duration;
 
@@ -26,10 +26,12 @@ pub struct FrontendMetrics {
 pub struct RouteLabel(usize);
 
 impl FrontendMetrics {
-    /// Metrics of an app serving `app_routes`; `serves_state` adds the price and NATS gauges.
-    pub fn new(app_routes: &'static [&'static str], serves_state: bool) -> Self {
+    /// The metrics of the app named `app` (`btc_build_info`'s component) serving `app_routes`;
+    /// `serves_state` adds the price and NATS gauges.
+    pub fn new(app: &'static str, app_routes: &'static [&'static str], serves_state: bool) -> Self {
         let registry = Registry::new();
         let r = &registry;
+        metrics::build_info(r, app);
         let routes: Vec<&'static str> = app_routes.iter().copied().chain([DOCS, UNMATCHED]).collect();
         let mut metrics = Self {
             requests: metrics::counter_vec(

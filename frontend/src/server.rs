@@ -70,7 +70,7 @@ pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxE
 /// [`endpoint`] with explicit HTTP limits.
 pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
     let health = HealthApi::new(cache.clone(), app.serves_state());
-    let metrics = Arc::new(FrontendMetrics::new(app.routes(), app.serves_state()));
+    let metrics = Arc::new(FrontendMetrics::new(app.name(), app.routes(), app.serves_state()));
     let (api, docs) = match app {
         App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache.clone(), stale_after), health)),
         App::RestApi => api_and_docs(app, (RestApi, health)),

@@ -23,6 +23,7 @@ impl Default for PublisherMetrics {
     fn default() -> Self {
         let registry = Registry::new();
         let r = &registry;
+        metrics::build_info(r, "publisher");
         Self {
             fetches: metrics::counter_vec(
                 r,

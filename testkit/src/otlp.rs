@@ -1,10 +1,12 @@
-//! A real OTLP/HTTP trace receiver for tests: it decodes the protobuf `ExportTraceServiceRequest`
-//! that the services' exporters send and keeps the spans for assertions.
+//! Real OTLP trace receivers for tests, one per transport the services' exporters speak: OTLP/HTTP
+//! (a protobuf body posted to `/v1/traces`) and OTLP/gRPC (`TraceService/Export`, what a collector
+//! serves on port 4317). Both decode the `ExportTraceServiceRequest` and keep the spans for assertions.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -40,11 +42,14 @@ pub struct OtlpReceiver {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+type SpanStore = Arc<Mutex<Vec<ReceivedSpan>>>;
+
 impl OtlpReceiver {
+    /// An OTLP/HTTP receiver (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, the default).
     pub async fn start() -> Self {
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind OTLP receiver");
         let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).expect("address");
-        let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
+        let spans: SpanStore = Arc::default();
         let store = spans.clone();
         let traces = make(move |request: Request| {
             let store = store.clone();
@@ -73,7 +78,27 @@ impl OtlpReceiver {
         Self { addr, spans, stop: Some(stop) }
     }
 
-    /// The value for `OTEL_EXPORTER_OTLP_ENDPOINT` (the exporter appends `/v1/traces`).
+    /// An OTLP/gRPC receiver (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`): HTTP/2 only, as a collector's
+    /// port 4317, so an exporter that speaks OTLP/HTTP to it delivers nothing.
+    pub async fn start_grpc() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind OTLP/gRPC receiver");
+        let addr = listener.local_addr().expect("address");
+        let spans: SpanStore = Arc::default();
+        let service = TraceServiceServer::new(GrpcTraces(spans.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let _ = tonic::transport::Server::builder()
+                .serve_with_incoming_shutdown(service, incoming, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { addr, spans, stop: Some(stop) }
+    }
+
+    /// The value for `OTEL_EXPORTER_OTLP_ENDPOINT` (over HTTP the exporter appends `/v1/traces`;
+    /// over gRPC it is the server's address).
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -91,6 +116,19 @@ impl Drop for OtlpReceiver {
     }
 }
 
+struct GrpcTraces(SpanStore);
+
+#[tonic::async_trait]
+impl TraceService for GrpcTraces {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        record(request.into_inner(), &self.0);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
 async fn receive(request: Request, store: &Mutex<Vec<ReceivedSpan>>) -> Response {
     let Ok(body) = request.into_body().into_bytes().await else {
         return Response::builder().status(StatusCode::BAD_REQUEST).finish();
@@ -98,6 +136,13 @@ async fn receive(request: Request, store: &Mutex<Vec<ReceivedSpan>>) -> Response
     let Ok(export) = ExportTraceServiceRequest::decode(body) else {
         return Response::builder().status(StatusCode::BAD_REQUEST).body("not an ExportTraceServiceRequest");
     };
+    record(export, store);
+    Response::builder()
+        .content_type("application/x-protobuf")
+        .body(ExportTraceServiceResponse::default().encode_to_vec())
+}
+
+fn record(export: ExportTraceServiceRequest, store: &Mutex<Vec<ReceivedSpan>>) {
     let mut received = Vec::new();
     for resource_spans in export.resource_spans {
         let service = resource_spans
@@ -124,9 +169,6 @@ async fn receive(request: Request, store: &Mutex<Vec<ReceivedSpan>>) -> Response
     if let Ok(mut spans) = store.lock() {
         spans.extend(received);
     }
-    Response::builder()
-        .content_type("application/x-protobuf")
-        .body(ExportTraceServiceResponse::default().encode_to_vec())
 }
 
 fn value_text(attribute: &KeyValue) -> String {
