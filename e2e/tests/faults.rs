@@ -259,3 +259,36 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     // Other clients are served meanwhile and after.
     assert_eq!(pipeline.get_text(&format!("{api}/liveness")).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_price_is_a_json_503_while_every_pod_stays_ready() {
+    // Every replica shares the stale price: failing readiness would empty the Service and hand
+    // clients the ingress's HTML 503. Readiness says whether this pod can serve.
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_000.0), (Venue::Bitstamp, 50_000.0)]).await;
+    let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--stale-after", "2s"]).await;
+    // rest-api needs no NATS at all: it is ready even with no server at its NATS URL.
+    let (rest, _rest) = pipeline.start_frontend_with(App::RestApi, &["--nats-url", "nats://127.0.0.1:1"]).await;
+    assert_eq!(pipeline.get_text(&format!("{rest}/readiness")).await, (200, "OK".to_string()));
+    assert_eq!(pipeline.get(&format!("{rest}/")).await.1["result"], "OK");
+    // bitcoin-api is ready once it watches the state, before any price exists.
+    let _aggregator = pipeline.start_aggregator("aggregator");
+    wait_for("bitcoin-api ready without a price", DEADLINE, || async {
+        (pipeline.get_text(&format!("{api}/readiness")).await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.1["error"], "no_price_yet");
+
+    let publisher = pipeline.start_publisher(&[]);
+    pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 50_000.0).await;
+    publisher.stop().await; // no more ticks: an outage of every exchange looks the same from here
+    let response = wait_for("the price to turn stale", DEADLINE, || async {
+        let response = pipeline.http.get(format!("{api}/btc/USD")).send().await.ok()?;
+        (response.status() == 503).then_some(response)
+    })
+    .await;
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    assert_eq!(response.json::<serde_json::Value>().await.ok().map(|b| b["error"].clone()), Some("stale_price".into()));
+    assert_eq!(pipeline.get_text(&format!("{api}/readiness")).await, (200, "OK".to_string()));
+    assert_eq!(pipeline.get_text(&format!("{rest}/readiness")).await, (200, "OK".to_string()));
+}

@@ -147,7 +147,10 @@ impl Pipeline {
 
     pub async fn start_frontend_with(&self, app: App, extra: &[&str]) -> (String, Service) {
         let url = self.nats.url();
-        let mut args = vec![app.name(), "--nats-url", &url, "--listen-addr", "127.0.0.1:0"];
+        let mut args = vec![app.name(), "--listen-addr", "127.0.0.1:0"];
+        if !extra.contains(&"--nats-url") {
+            args.extend(["--nats-url", &url]);
+        }
         args.extend_from_slice(extra);
         let config = FrontendConfig::try_parse_from(args).expect("frontend config");
         let shutdown = CancellationToken::new();
