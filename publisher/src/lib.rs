@@ -1,11 +1,13 @@
 //! The publisher: polls several exchanges for BTC/USD, builds one consensus tick per round and
-//! publishes it to JetStream with a de-duplicating message id.
+//! publishes it to JetStream with a de-duplicating message id. Of several replicas, only the one
+//! holding the lease ([`lease`]) polls; the others stand by.
 
 pub mod config;
 pub mod consensus;
 pub mod error;
 pub mod exchanges;
 pub mod health;
+pub mod lease;
 pub mod metrics;
 pub mod poller;
 pub mod publish;
@@ -26,15 +28,18 @@ pub use config::PublisherConfig;
 pub use error::PublisherError;
 
 /// Runs the publisher until `shutdown` is cancelled. The tick in flight is finished (acked or
-/// given up) before it returns.
+/// given up) and the lease released before it returns.
 pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result<(), PublisherError> {
     if config.sources.is_empty() {
         return Err(PublisherError::NoSources);
     }
+    if config.lease_ttl < 2 * config.poll_interval {
+        return Err(PublisherError::LeaseTtl { ttl: config.lease_ttl, poll_interval: config.poll_interval });
+    }
     let poller = poller::Poller::new(config.request_timeout)?;
     let client = config.nats.connect("publisher").await?;
     let metrics = Arc::new(metrics::PublisherMetrics::default());
-    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "ticks stream not set up yet"));
+    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "ticks stream or lease bucket not set up yet"));
     let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| PublisherError::Bind { addr: config.ops_addr, source })?;
@@ -42,9 +47,22 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     if retry_until_ready("ticks stream", &shutdown, || ensure_ticks_stream(&js, &config.stream)).await.is_none() {
         return Ok(());
     }
+    let settings = lease::LeaseSettings {
+        holder: lease::LeaseSettings::holder_name(config.replica_name.as_deref()),
+        ttl: config.lease_ttl,
+        replicas: config.stream.replicas,
+    };
+    let open_lease = || lease::Lease::open(&client, settings.clone(), metrics.clone());
+    let Some(mut lease) = retry_until_ready("lease bucket", &shutdown, open_lease).await else {
+        return Ok(());
+    };
+    // A standby is ready too: it is a hot spare, connected and set up.
     ops.mark_started();
     let sources: Vec<&str> = config.sources.iter().map(|s| s.name()).collect();
-    tracing::info!(?sources, poll_interval = ?config.poll_interval, quorum = config.quorum, "publisher started");
+    tracing::info!(
+        ?sources, poll_interval = ?config.poll_interval, quorum = config.quorum,
+        replica = %settings.holder, instance = lease.instance(), lease_ttl = ?lease.ttl(), "publisher started"
+    );
 
     let mut rounds = round::Rounds::new(&config, poller, metrics.clone());
     loop {
@@ -54,17 +72,35 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
+        // A standby looks a quarter round late: the holder renews at the start of the round, so the
+        // standby sees this round's renewal, and a silent holder is noticed a round sooner.
+        if !lease.is_valid() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(config.poll_interval / 4) => {}
+            }
+        }
+        // Before any exchange request: renew the lease, or take it, or stand by this round.
+        if !lease.refresh().await {
+            continue;
+        }
         // One trace per round: the fetches, the consensus and the publish are its children, and the
         // aggregator continues it from the message headers.
         let span = tracing::info_span!("round", slot = %slot);
         async {
-            if let Some(tick) = rounds.run(slot).await {
+            let Some(tick) = rounds.run(slot).await else { return };
+            // A round that outlived the lease (the process was paused mid-round) is not published:
+            // another replica may already be storing later rounds.
+            if lease.is_valid() {
                 publish::publish_tick(&js, &tick, config.publish_timeout, &metrics).await;
+            } else {
+                tracing::warn!("the lease lapsed during the round; its tick is not published");
             }
         }
         .instrument(span)
         .await;
     }
+    lease.release().await;
     if let Err(error) = client.flush().await {
         tracing::warn!(%error, "could not flush NATS on shutdown");
     }
