@@ -35,6 +35,16 @@ struct Replica {
 
 impl Replica {
     async fn start(pipeline: &Pipeline, name: &'static str, price: f64, lease_ttl: Duration) -> Self {
+        Self::start_with(pipeline, name, price, lease_ttl, &[]).await
+    }
+
+    async fn start_with(
+        pipeline: &Pipeline,
+        name: &'static str,
+        price: f64,
+        lease_ttl: Duration,
+        extra: &[&str],
+    ) -> Self {
         let mut stand_ins = Vec::new();
         for venue in VENUES {
             stand_ins.push(StandIn::start(venue, price).await.expect("stand-in starts"));
@@ -45,7 +55,7 @@ impl Replica {
         let urls = exchange_standin::source_urls(&stand_ins);
         let poll = format!("{}ms", POLL_INTERVAL.as_millis());
         let ttl = format!("{}ms", lease_ttl.as_millis());
-        let args = [
+        let mut args = vec![
             "--nats-url",
             &url,
             "--sources",
@@ -54,14 +64,14 @@ impl Replica {
             &urls,
             "--poll-interval",
             &poll,
-            "--request-timeout",
-            "500ms",
             "--quorum",
             "2",
             "--ops-addr",
             &ops,
         ];
-        let env = [("LEASE_TTL", ttl.as_str()), ("POD_NAME", name), ("RUST_LOG", "info")];
+        // Flags in `extra` override these.
+        args.extend_from_slice(extra);
+        let env = [("LEASE_TTL", ttl.as_str()), ("POD_NAME", name), ("REQUEST_TIMEOUT", "500ms"), ("RUST_LOG", "info")];
         let process = ServiceProcess::spawn("publisher", &args, &env);
         Self { name, price, stand_ins, process, ops_url: format!("http://{ops}") }
     }
@@ -107,10 +117,11 @@ async fn newest_tick(js: &async_nats::jetstream::Context) -> Option<Tick> {
 
 /// Waits for the first tick in the stream made from `replica`'s stand-ins.
 async fn first_tick_of(js: &async_nats::jetstream::Context, replica: &Replica) -> Tick {
-    wait_for(&format!("a tick from {}", replica.name), DEADLINE, || async {
+    let tick = testkit::poll_every(Duration::from_millis(25), DEADLINE, || async {
         newest_tick(js).await.filter(|tick| tick.price == replica.price)
     })
-    .await
+    .await;
+    tick.unwrap_or_else(|| panic!("no tick from {} within {DEADLINE:?}:\n{}", replica.name, replica.process.log()))
 }
 
 /// Waits until `rounds` more ticks are stored than now.
@@ -150,8 +161,12 @@ fn assert_each_round_stored_once(stored: &[(String, i64, f64)]) {
 /// Replica `a` active, then replica `b` started and seen standing by: ready, and not one request
 /// to its exchanges during a whole polling cycle of `a` after it was ready.
 async fn active_and_standby(pipeline: &Pipeline, lease_ttl: Duration) -> (Replica, Replica) {
+    active_and_standby_with(pipeline, lease_ttl, &[]).await
+}
+
+async fn active_and_standby_with(pipeline: &Pipeline, lease_ttl: Duration, a_extra: &[&str]) -> (Replica, Replica) {
     let js = pipeline.jetstream().await;
-    let a = Replica::start(pipeline, "publisher-a", 50_000.0, lease_ttl).await;
+    let a = Replica::start_with(pipeline, "publisher-a", 50_000.0, lease_ttl, a_extra).await;
     first_tick_of(&js, &a).await;
     let b = Replica::start(pipeline, "publisher-b", 51_000.0, lease_ttl).await;
     b.wait_until_ready(pipeline).await;
@@ -277,5 +292,26 @@ async fn sigterm_hands_the_lease_over_at_once() {
     assert!(takeover <= bound, "takeover took {takeover:?}:\n{}\n{}", a.process.log(), b.process.log());
     assert!(a.process.log().contains("lease released"), "{}", a.process.log());
     wait_for_rounds(&js, 2).await;
+    assert_each_round_stored_once(&stored_ticks(&js).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_longer_than_the_lease_ttl_do_not_move_the_lease() {
+    use exchange_standin::Behaviour;
+    let pipeline = Pipeline::start(&[]).await;
+    let js = pipeline.jetstream().await;
+    // Each request to a hanging exchange holds the round for 1.5 s, longer than the 1 s TTL; the
+    // breaker stays closed so that every round waits for it.
+    let extra = ["--request-timeout", "1500ms", "--breaker-failures", "1000"];
+    let (a, b) = active_and_standby_with(&pipeline, LEASE_TTL, &extra).await;
+    a.stand_ins[0].set_behaviour(Behaviour::Hang);
+    let hung_before = a.requests()[0];
+    wait_for("five rounds held by the hanging exchange, or the standby polling", DEADLINE, || async {
+        (a.requests()[0] >= hung_before + 5 || b.total_requests() > 0).then_some(())
+    })
+    .await;
+    assert_eq!(b.total_requests(), 0, "the standby polled:\n{}", b.process.log());
+    assert_eq!(a.metric(&pipeline, "btc_publisher_lease_transitions_total{transition=\"lost\"}").await, Some(0.0));
+    assert_eq!(a.metric(&pipeline, "btc_publisher_lease_active").await, Some(1.0));
     assert_each_round_stored_once(&stored_ticks(&js).await);
 }

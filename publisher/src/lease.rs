@@ -90,7 +90,12 @@ pub fn operation_timeout(ttl: Duration) -> Duration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Standby,
-    Active { revision: u64, valid_until: Instant },
+    /// `valid_until`: the deadline; `renew_at`: half-way, when a long round renews it.
+    Active {
+        revision: u64,
+        valid_until: Instant,
+        renew_at: Instant,
+    },
 }
 
 /// A holder's revision, as a standby first saw it.
@@ -165,6 +170,16 @@ impl Lease {
         matches!(self.role, Role::Active { valid_until, .. } if Instant::now() < valid_until)
     }
 
+    /// When a holder busy with a long round (an exchange hanging until its timeout, a slow
+    /// publish) should renew rather than wait for the next round: half its TTL after the last
+    /// renewal. None on a standby.
+    pub fn renew_at(&self) -> Option<Instant> {
+        match self.role {
+            Role::Active { renew_at, .. } => Some(renew_at),
+            Role::Standby => None,
+        }
+    }
+
     /// Renews the lease if this replica holds it, else tries to take it. Returns [`Self::is_valid`].
     pub async fn refresh(&mut self) -> bool {
         if let Role::Active { valid_until, .. } = self.role
@@ -201,7 +216,7 @@ impl Lease {
         let sent = Instant::now();
         match self.bucket.store.update(names::LEASE_KEY, self.value.clone(), revision).await {
             Ok(revision) => {
-                self.role = Role::Active { revision, valid_until: self.deadline(sent) };
+                self.role = self.active(revision, sent);
                 Ok(())
             }
             // Another replica wrote the key, the server removed it, or our last write was stored
@@ -275,7 +290,7 @@ impl Lease {
         match self.bucket.store.update(names::LEASE_KEY, self.value.clone(), expected).await {
             Ok(revision) => {
                 let was_standby = self.role == Role::Standby;
-                self.role = Role::Active { revision, valid_until: self.deadline(sent) };
+                self.role = self.active(revision, sent);
                 if was_standby {
                     self.seen = None;
                     self.holder_logged = None;
@@ -294,8 +309,8 @@ impl Lease {
         }
     }
 
-    fn deadline(&self, sent: Instant) -> Instant {
-        sent + self.ttl - safety_margin(self.ttl)
+    fn active(&self, revision: u64, sent: Instant) -> Role {
+        Role::Active { revision, valid_until: sent + self.ttl - safety_margin(self.ttl), renew_at: sent + self.ttl / 2 }
     }
 
     /// Another replica holds the lease.

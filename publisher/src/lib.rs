@@ -87,18 +87,17 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
         // One trace per round: the fetches, the consensus and the publish are its children, and the
         // aggregator continues it from the message headers.
         let span = tracing::info_span!("round", slot = %slot);
-        async {
-            let Some(tick) = rounds.run(slot).await else { return };
-            // A round that outlived the lease (the process was paused mid-round) is not published:
-            // another replica may already be storing later rounds.
-            if lease.is_valid() {
-                publish::publish_tick(&js, &tick, config.publish_timeout, &metrics).await;
-            } else {
-                tracing::warn!("the lease lapsed during the round; its tick is not published");
-            }
+        let Some(tick) = keeping_lease(&mut lease, rounds.run(slot).instrument(span.clone())).await else {
+            continue;
+        };
+        // A round that outlived the lease (the process was paused mid-round, the lease was taken
+        // over) is not published: another replica may already be storing later rounds.
+        if !lease.is_valid() {
+            tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
+            continue;
         }
-        .instrument(span)
-        .await;
+        let publish = publish::publish_tick(&js, &tick, config.publish_timeout, &metrics).instrument(span);
+        keeping_lease(&mut lease, publish).await;
     }
     lease.release().await;
     if let Err(error) = client.flush().await {
@@ -107,6 +106,32 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     let _ = ops_server.await;
     tracing::info!("publisher stopped");
     Ok(())
+}
+
+/// Runs `work` (a round, a publish) and renews the lease meanwhile whenever it is due, so a round
+/// longer than the lease's renewal interval does not let it lapse.
+async fn keeping_lease<T>(lease: &mut lease::Lease, work: impl Future<Output = T>) -> T {
+    let mut work = std::pin::pin!(work);
+    // Not more often than this after a failed renewal, whose due time stays in the past.
+    let pause = lease.ttl() / 10;
+    let mut next_try = None::<tokio::time::Instant>;
+    loop {
+        let due = lease.renew_at().map(|at| next_try.map_or(at.into(), |next| next.max(at.into())));
+        tokio::select! {
+            output = &mut work => return output,
+            _ = sleep_until_some(due) => {
+                lease.refresh().await;
+                next_try = Some(tokio::time::Instant::now() + pause);
+            }
+        }
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Start of the first slot after `now`. Slots are aligned to the unix epoch, so every publisher
@@ -120,6 +145,17 @@ pub fn next_slot(now: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lease_ttl_below_two_rounds_is_refused_before_anything_starts() {
+        use clap::Parser;
+        let config = PublisherConfig::try_parse_from(["publisher", "--poll-interval", "1s", "--lease-ttl", "1500ms"])
+            .expect("parses");
+        let error = run(config, CancellationToken::new()).await.expect_err("refused");
+        assert!(matches!(error, PublisherError::LeaseTtl { .. }), "{error}");
+        let defaults = PublisherConfig::try_parse_from(["publisher"]).expect("defaults parse");
+        assert_eq!(defaults.lease_ttl, Duration::from_secs(3));
+    }
 
     #[test]
     fn slots_are_aligned_to_the_epoch() {
