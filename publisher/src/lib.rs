@@ -64,22 +64,28 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
         replica = %settings.holder, instance = lease.instance(), lease_ttl = ?lease.ttl(), "publisher started"
     );
 
-    let mut rounds = round::Rounds::new(&config, poller, metrics.clone());
-    loop {
-        let slot = next_slot(Utc::now(), config.poll_interval);
-        let wait = (slot - Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        // A standby looks a quarter round late: the holder renews at the start of the round, so the
-        // standby sees this round's renewal, and a silent holder is noticed a round sooner.
-        if !lease.is_valid() {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(config.poll_interval / 4) => {}
-            }
-        }
+    let rounds = round::Rounds::new(&config, poller, metrics.clone());
+    run_rounds(&config, &js, &metrics, &mut lease, rounds, &shutdown).await;
+    lease.release().await;
+    if let Err(error) = client.flush().await {
+        tracing::warn!(%error, "could not flush NATS on shutdown");
+    }
+    let _ = ops_server.await;
+    tracing::info!("publisher stopped");
+    Ok(())
+}
+
+/// One round per slot while this replica holds the lease, until `shutdown`; a standby only checks
+/// the lease each round.
+async fn run_rounds(
+    config: &PublisherConfig,
+    js: &jetstream::Context,
+    metrics: &metrics::PublisherMetrics,
+    lease: &mut lease::Lease,
+    mut rounds: round::Rounds,
+    shutdown: &CancellationToken,
+) {
+    while let Some(slot) = wait_for_slot(config.poll_interval, lease.is_valid(), shutdown).await {
         // Before any exchange request: renew the lease, or take it, or stand by this round.
         if !lease.refresh().await {
             continue;
@@ -87,7 +93,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
         // One trace per round: the fetches, the consensus and the publish are its children, and the
         // aggregator continues it from the message headers.
         let span = tracing::info_span!("round", slot = %slot);
-        let Some(tick) = keeping_lease(&mut lease, rounds.run(slot).instrument(span.clone())).await else {
+        let Some(tick) = keeping_lease(lease, rounds.run(slot).instrument(span.clone())).await else {
             continue;
         };
         // A round that outlived the lease (the process was paused mid-round, the lease was taken
@@ -96,16 +102,24 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
             tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
             continue;
         }
-        let publish = publish::publish_tick(&js, &tick, config.publish_timeout, &metrics).instrument(span);
-        keeping_lease(&mut lease, publish).await;
+        let publish = publish::publish_tick(js, &tick, config.publish_timeout, metrics).instrument(span);
+        keeping_lease(lease, publish).await;
     }
-    lease.release().await;
-    if let Err(error) = client.flush().await {
-        tracing::warn!(%error, "could not flush NATS on shutdown");
+}
+
+/// Sleeps until the next slot and returns it; None on shutdown. A standby wakes a quarter round
+/// late: the holder renews at the start of the round, so the standby sees this round's renewal and
+/// notices a silent holder a round sooner.
+async fn wait_for_slot(interval: Duration, holding: bool, shutdown: &CancellationToken) -> Option<DateTime<Utc>> {
+    let slot = next_slot(Utc::now(), interval);
+    let mut wait = (slot - Utc::now()).to_std().unwrap_or_default();
+    if !holding {
+        wait += interval / 4;
     }
-    let _ = ops_server.await;
-    tracing::info!("publisher stopped");
-    Ok(())
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        _ = tokio::time::sleep(wait) => Some(slot),
+    }
 }
 
 /// Runs `work` (a round, a publish) and renews the lease meanwhile whenever it is due, so a round
