@@ -71,6 +71,7 @@ data:
   {{- end }}
   POLL_INTERVAL: {{ $v.pollInterval | quote }}
   ROUND_DEADLINE_FRACTION: {{ $v.roundDeadlineFraction | toString | quote }}
+  LEASE_TTL: {{ $v.leaseTtl | quote }}
   REQUEST_TIMEOUT: {{ $v.requestTimeout | quote }}
   MAX_QUOTE_AGE: {{ $v.maxQuoteAge | quote }}
   QUORUM: {{ $v.quorum | int | toString | quote }}
@@ -162,19 +163,23 @@ spec:
             - configMapRef:
                 name: {{ include "btc-price.componentName" . }}
           env:
+            # The publisher names itself in its lease with it.
             - name: POD_NAME
               valueFrom:
                 fieldRef:
+                  apiVersion: v1
                   fieldPath: metadata.name
             - name: POD_NAMESPACE
               valueFrom:
                 fieldRef:
+                  apiVersion: v1
                   fieldPath: metadata.namespace
             {{- if eq .component "aggregator" }}
             # Each replica needs its own durable consumer: name it after the pod.
             - name: CONSUMER_NAME
               valueFrom:
                 fieldRef:
+                  apiVersion: v1
                   fieldPath: metadata.name
             {{- end }}
             {{- if $root.Values.tracing.otlpEndpoint }}

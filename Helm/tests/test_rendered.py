@@ -208,6 +208,18 @@ class Configuration(unittest.TestCase):
             with self.subTest(render=label):
                 self.assertEqual(env["CONSUMER_NAME"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
 
+    def test_pods_know_their_name_from_the_downward_api(self):
+        for label, docs in renders().items():
+            for comp in ("publisher", "aggregator", "bitcoin-api", "rest-api"):
+                _, env = self.env(docs, comp)
+                with self.subTest(render=label, component=comp):
+                    # apiVersion explicit: the API server adds it, and a GitOps diff would flap without it.
+                    self.assertEqual(env["POD_NAME"]["valueFrom"]["fieldRef"],
+                                     {"apiVersion": "v1", "fieldPath": "metadata.name"})
+                    for var in env.values():
+                        if "fieldRef" in var.get("valueFrom", {}):
+                            self.assertEqual(var["valueFrom"]["fieldRef"]["apiVersion"], "v1")
+
     def test_service_settings(self):
         docs = render()
         pub, _ = self.env(docs, "publisher")
@@ -218,6 +230,7 @@ class Configuration(unittest.TestCase):
         self.assertEqual(pub["POLL_INTERVAL"], "1s")
         self.assertEqual(pub["ROUND_DEADLINE_FRACTION"], "0.8")
         self.assertEqual(pub["RATE_LIMIT_BACKOFF"], "30s")
+        self.assertEqual(pub["LEASE_TTL"], "3s")
         self.assertEqual(pub["QUORUM"], "3")
         self.assertEqual(pub["OUTLIER_THRESHOLD"], "0.02")
         self.assertEqual(pub["LOG_FORMAT"], "json")
@@ -625,15 +638,21 @@ class NatsValues(unittest.TestCase):
         users = self.users()
         allow = {n: set(u["permissions"]["publish"]["allow"]) for n, u in users.items() if "permissions" in u}
         self.assertIn("prices.ticks.>", allow["publisher"])
-        self.assertFalse({s for s in allow["publisher"] if "KV" in s or "CONSUMER" in s})
+        # The publisher's only KV subjects are its lease's (set up, read, write); it never consumes.
+        lease = {"$JS.API.STREAM.CREATE.KV_publisher_lease", "$JS.API.STREAM.UPDATE.KV_publisher_lease",
+                 "$JS.API.STREAM.INFO.KV_publisher_lease", "$JS.API.DIRECT.GET.KV_publisher_lease.>",
+                 "$KV.publisher_lease.>"}
+        self.assertEqual({s for s in allow["publisher"] if "KV" in s or "CONSUMER" in s}, lease)
+        self.assertFalse({s for s in allow["aggregator"] | allow["frontend"] if "publisher_lease" in s})
         self.assertIn("$KV.price_state.>", allow["aggregator"])
         self.assertNotIn("prices.ticks.>", allow["aggregator"])
         self.assertFalse({s for s in allow["frontend"] if s.startswith(("prices.", "$KV."))})
         self.assertEqual(set(users["frontend"]["permissions"]["publish"]["deny"]),
-                         {"prices.ticks.>", "$KV.price_state.>"})
+                         {"prices.ticks.>", "$KV.price_state.>", "$KV.publisher_lease.>"})
         for name, subjects in allow.items():
             for s in subjects:
-                self.assertNotRegex(s, r"\.(DELETE|PURGE)\.(PRICES|KV_price_state)$|STREAM\.(DELETE|PURGE)", name)
+                self.assertNotRegex(
+                    s, r"\.(DELETE|PURGE)\.(PRICES|KV_price_state|KV_publisher_lease)$|STREAM\.(DELETE|PURGE)", name)
                 self.assertNotIn(s, (">", "$JS.API.>", "$JS.>"), name)
             self.assertEqual(users[name]["permissions"]["subscribe"]["allow"], ["_INBOX.>"])
 

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{self, ErrorCode, kv, stream};
 
 use crate::backoff::Backoff;
 use crate::duration::parse_duration;
 use crate::error::CommonError;
-use crate::names::{STATE_BUCKET, TICKS_STREAM, TICKS_SUBJECTS};
+use crate::names::{LEASE_BUCKET, STATE_BUCKET, TICKS_STREAM, TICKS_SUBJECTS};
 
 /// Retention and replication of the ticks stream and the state bucket.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,6 +90,72 @@ pub async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, Com
     js.get_key_value(STATE_BUCKET)
         .await
         .map_err(|e| CommonError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
+}
+
+/// The publishers' lease bucket, as [`ensure_lease_bucket`] found or made it.
+#[derive(Debug, Clone)]
+pub struct LeaseBucket {
+    pub store: kv::Store,
+    /// The bucket's `max_age`: the server removes a lease this long after its last write.
+    pub max_age: Duration,
+    /// When the bucket was created (unix ns): a new value means it was deleted and made again.
+    pub created_ns: i64,
+}
+
+impl LeaseBucket {
+    fn new(store: kv::Store, max_age: Duration) -> Self {
+        let created_ns = store.stream.cached_info().created.timestamp_nanos_opt().unwrap_or_default();
+        Self { store, max_age, created_ns }
+    }
+}
+
+fn lease_bucket_config(ttl: Duration, replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: LEASE_BUCKET.to_string(),
+        description: "The publisher replica that polls the exchanges; expires after the lease TTL".to_string(),
+        history: 1,
+        max_age: ttl,
+        // Not memory: a lease lost in a NATS restart would let a standby take it while its holder
+        // still trusts it.
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
+/// Creates the lease bucket with `max_age = ttl`, or opens it, raising a shorter `max_age` to `ttl`.
+///
+/// It never lowers `max_age`: a holder trusts its lease for the `max_age` it saw, so shortening it
+/// under a running holder would let the server drop a lease its holder still polls under.
+pub async fn ensure_lease_bucket(
+    js: &jetstream::Context,
+    ttl: Duration,
+    replicas: usize,
+) -> Result<LeaseBucket, CommonError> {
+    let failed = |reason: String| CommonError::Bucket { bucket: LEASE_BUCKET.to_string(), reason };
+    let config = lease_bucket_config(ttl, replicas);
+    let existing = match js.get_stream(format!("KV_{LEASE_BUCKET}")).await {
+        Ok(stream) => Some(stream.cached_info().config.max_age),
+        Err(error) => match error.kind() {
+            GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND => None,
+            _ => return Err(failed(error.to_string())),
+        },
+    };
+    match existing {
+        None => {
+            let store = js.create_key_value(config).await.map_err(|e| failed(e.to_string()))?;
+            Ok(LeaseBucket::new(store, ttl))
+        }
+        // Zero is "never expires": a dead holder would keep the lease for ever.
+        Some(max_age) if max_age.is_zero() || max_age < ttl => {
+            let store = js.update_key_value(config).await.map_err(|e| failed(e.to_string()))?;
+            Ok(LeaseBucket::new(store, ttl))
+        }
+        Some(max_age) => {
+            let store = js.get_key_value(LEASE_BUCKET).await.map_err(|e| failed(e.to_string()))?;
+            Ok(LeaseBucket::new(store, max_age))
+        }
+    }
 }
 
 /// Runs a setup step until it succeeds or shutdown is requested, so a service started before NATS

@@ -16,6 +16,12 @@ pub const AGGREGATOR_CONSUMER: &str = "aggregator";
 pub const STATE_BUCKET: &str = "price_state";
 /// Key of the BTC/USD state inside [`STATE_BUCKET`] (KV subject `$KV.price_state.BTC-USD`).
 pub const STATE_KEY: &str = "BTC-USD";
+/// KV bucket holding the publishers' lease: the replica named in it is the one that polls the
+/// exchanges. Written only by publishers, compare-and-set; its entries expire after the lease TTL.
+pub const LEASE_BUCKET: &str = "publisher_lease";
+/// Key of the BTC/USD publishers' lease inside [`LEASE_BUCKET`] (KV subject
+/// `$KV.publisher_lease.BTC-USD`).
+pub const LEASE_KEY: &str = "BTC-USD";
 
 /// The `Nats-Msg-Id` of the tick for the round that starts at `slot_start_ms` (unix milliseconds).
 ///

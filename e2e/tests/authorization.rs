@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use btc_common::names;
 use exchange_standin::Venue;
 use frontend::App;
 use support::Pipeline;
@@ -76,6 +77,26 @@ fn password_of(user: &str) -> &'static str {
     PASSWORDS.iter().find(|(v, _)| *v == variable).map(|(_, p)| *p).expect("known user")
 }
 
+/// The subject of the publishers' lease key.
+const LEASE_SUBJECT: &str = "$KV.publisher_lease.BTC-USD";
+
+/// True if JetStream stored the publish.
+async fn acked(
+    publish: Result<async_nats::jetstream::context::PublishAckFuture, async_nats::jetstream::context::PublishError>,
+) -> bool {
+    match publish {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The lease entry by a direct get (the request a KV read sends), or None if no answer came.
+async fn direct_get_lease(client: &async_nats::Client) -> Option<async_nats::Message> {
+    let subject = format!("$JS.API.DIRECT.GET.KV_{}.{LEASE_SUBJECT}", names::LEASE_BUCKET);
+    let answer = tokio::time::timeout(Duration::from_secs(2), client.request(subject, "".into())).await;
+    answer.ok()?.ok().filter(|message| !message.payload.is_empty())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_service_runs_with_its_own_user_and_no_more() {
     let nats = NatsServer::start_with_config(Some(&chart_authorization()));
@@ -103,27 +124,40 @@ async fn each_service_runs_with_its_own_user_and_no_more() {
     let frontend = connect_as(nats, "frontend", password_of("frontend")).await.expect("frontend connects");
     let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(frontend.clone());
     let forged = js.publish(btc_common::names::TICK_SUBJECT, "{\"forged\":true}".into()).await;
-    let forged_acked = match forged {
-        Ok(ack) => ack.await.is_ok(),
-        Err(_) => false,
-    };
-    assert!(!forged_acked, "a frontend published a tick");
-    let state_write = js.publish("$KV.price_state.BTC-USD", "{}".into()).await;
-    let state_acked = match state_write {
-        Ok(ack) => ack.await.is_ok(),
-        Err(_) => false,
-    };
-    assert!(!state_acked, "a frontend wrote the state");
+    assert!(!acked(forged).await, "a frontend published a tick");
+    assert!(!acked(js.publish("$KV.price_state.BTC-USD", "{}".into()).await).await, "a frontend wrote the state");
     assert!(js.delete_stream(btc_common::names::TICKS_STREAM).await.is_err(), "a frontend deleted the stream");
     // ... but it can read the state, which is all it needs.
     let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("frontend opens the bucket");
     assert!(kv.get(btc_common::names::STATE_KEY).await.expect("frontend reads").is_some());
 
+    // A frontend can neither write nor read the publishers' lease, nor delete its bucket.
+    assert!(!acked(js.publish(LEASE_SUBJECT, "{}".into()).await).await, "a frontend wrote the lease");
+    assert!(js.get_key_value(names::LEASE_BUCKET).await.is_err(), "a frontend opened the lease bucket");
+    assert!(direct_get_lease(&frontend).await.is_none(), "a frontend read the lease");
+    assert!(js.delete_key_value(names::LEASE_BUCKET).await.is_err(), "a frontend deleted the lease bucket");
+
     // The publisher cannot read or write the state.
     let publisher = connect_as(nats, "publisher", password_of("publisher")).await.expect("publisher connects");
-    let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(publisher);
+    let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(publisher.clone());
     assert!(js.get_key_value(btc_common::names::STATE_BUCKET).await.is_err(), "the publisher opened the state");
     assert!(js.delete_stream(btc_common::names::TICKS_STREAM).await.is_err(), "the publisher deleted the stream");
+    // It does everything its lease needs: read it (the running publisher holds it), and create,
+    // update and delete a key with an expected revision; but it may not delete the bucket.
+    assert!(direct_get_lease(&publisher).await.is_some(), "the publisher cannot read its lease");
+    let lease = js.get_key_value(names::LEASE_BUCKET).await.expect("the publisher opens the lease bucket");
+    let holder = lease.entry(names::LEASE_KEY).await.expect("the publisher reads the lease").expect("a holder");
+    assert_eq!(holder.operation, async_nats::jetstream::kv::Operation::Put);
+    let revision = lease.create("probe", "a".into()).await.expect("create");
+    let revision = lease.update("probe", "b".into(), revision).await.expect("update with the revision");
+    assert!(lease.update("probe", "c".into(), revision - 1).await.is_err(), "an update with a stale revision");
+    lease.delete_expect_revision("probe", Some(revision)).await.expect("delete with the revision");
+    assert!(js.delete_key_value(names::LEASE_BUCKET).await.is_err(), "the publisher deleted its lease bucket");
+
+    // The aggregator cannot write the lease either.
+    let aggregator = connect_as(nats, "aggregator", password_of("aggregator")).await.expect("aggregator connects");
+    let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(aggregator);
+    assert!(!acked(js.publish(LEASE_SUBJECT, "{}".into()).await).await, "the aggregator wrote the lease");
 
     // Nothing forged reached the stream: every stored message is a real tick.
     let admin = connect_as(nats, "admin", password_of("admin")).await.expect("admin connects");

@@ -126,9 +126,10 @@ async fn two_publishers_store_each_tick_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(times.len(), unique.len(), "a slot was stored twice: {times:?}");
-    // Both publishers were polling: each stand-in was asked by both (about once a second each).
+    // The ticks came from polling: each stand-in was asked about once a second, by whichever
+    // publisher held the lease (e2e/tests/lease.rs shows only one polls).
     for stand_in in &pipeline.stand_ins {
-        assert!(stand_in.requests() >= 4, "{} was polled {} times", stand_in.venue(), stand_in.requests());
+        assert!(stand_in.requests() >= 3, "{} was polled {} times", stand_in.venue(), stand_in.requests());
     }
 }
 

@@ -73,6 +73,13 @@ pub struct PublisherConfig {
     /// How long a tick is retried (same Nats-Msg-Id) before it is given up.
     #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub publish_timeout: Duration,
+    /// How long the lease to poll lasts without a renewal (renewed every round); a standby replica
+    /// takes over within it plus two rounds. At least twice the poll interval.
+    #[arg(long, env = "LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+    /// This replica's name in the lease (the chart passes the pod name); default: the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub replica_name: Option<String>,
 }
 
 impl PublisherConfig {

@@ -1,11 +1,13 @@
 //! The publisher: polls several exchanges for BTC/USD, builds one consensus tick per round and
-//! publishes it to JetStream with a de-duplicating message id.
+//! publishes it to JetStream with a de-duplicating message id. Of several replicas, only the one
+//! holding the lease ([`lease`]) polls; the others stand by.
 
 pub mod config;
 pub mod consensus;
 pub mod error;
 pub mod exchanges;
 pub mod health;
+pub mod lease;
 pub mod metrics;
 pub mod poller;
 pub mod publish;
@@ -26,15 +28,18 @@ pub use config::PublisherConfig;
 pub use error::PublisherError;
 
 /// Runs the publisher until `shutdown` is cancelled. The tick in flight is finished (acked or
-/// given up) before it returns.
+/// given up) and the lease released before it returns.
 pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result<(), PublisherError> {
     if config.sources.is_empty() {
         return Err(PublisherError::NoSources);
     }
+    if config.lease_ttl < 2 * config.poll_interval {
+        return Err(PublisherError::LeaseTtl { ttl: config.lease_ttl, poll_interval: config.poll_interval });
+    }
     let poller = poller::Poller::new(config.request_timeout)?;
     let client = config.nats.connect("publisher").await?;
     let metrics = Arc::new(metrics::PublisherMetrics::default());
-    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "ticks stream not set up yet"));
+    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "ticks stream or lease bucket not set up yet"));
     let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| PublisherError::Bind { addr: config.ops_addr, source })?;
@@ -42,35 +47,105 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     if retry_until_ready("ticks stream", &shutdown, || ensure_ticks_stream(&js, &config.stream)).await.is_none() {
         return Ok(());
     }
+    let settings = lease::LeaseSettings {
+        holder: lease::LeaseSettings::holder_name(config.replica_name.as_deref()),
+        ttl: config.lease_ttl,
+        replicas: config.stream.replicas,
+    };
+    let open_lease = || lease::Lease::open(&client, settings.clone(), metrics.clone());
+    let Some(mut lease) = retry_until_ready("lease bucket", &shutdown, open_lease).await else {
+        return Ok(());
+    };
+    // A standby is ready too: it is a hot spare, connected and set up.
     ops.mark_started();
     let sources: Vec<&str> = config.sources.iter().map(|s| s.name()).collect();
-    tracing::info!(?sources, poll_interval = ?config.poll_interval, quorum = config.quorum, "publisher started");
+    tracing::info!(
+        ?sources, poll_interval = ?config.poll_interval, quorum = config.quorum,
+        replica = %settings.holder, instance = lease.instance(), lease_ttl = ?lease.ttl(), "publisher started"
+    );
 
-    let mut rounds = round::Rounds::new(&config, poller, metrics.clone());
-    loop {
-        let slot = next_slot(Utc::now(), config.poll_interval);
-        let wait = (slot - Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        // One trace per round: the fetches, the consensus and the publish are its children, and the
-        // aggregator continues it from the message headers.
-        let span = tracing::info_span!("round", slot = %slot);
-        async {
-            if let Some(tick) = rounds.run(slot).await {
-                publish::publish_tick(&js, &config.stream, &tick, config.publish_timeout, &metrics).await;
-            }
-        }
-        .instrument(span)
-        .await;
-    }
+    let rounds = round::Rounds::new(&config, poller, metrics.clone());
+    run_rounds(&config, &js, &metrics, &mut lease, rounds, &shutdown).await;
+    lease.release().await;
     if let Err(error) = client.flush().await {
         tracing::warn!(%error, "could not flush NATS on shutdown");
     }
     let _ = ops_server.await;
     tracing::info!("publisher stopped");
     Ok(())
+}
+
+/// One round per slot while this replica holds the lease, until `shutdown`; a standby only checks
+/// the lease each round.
+async fn run_rounds(
+    config: &PublisherConfig,
+    js: &jetstream::Context,
+    metrics: &metrics::PublisherMetrics,
+    lease: &mut lease::Lease,
+    mut rounds: round::Rounds,
+    shutdown: &CancellationToken,
+) {
+    while let Some(slot) = wait_for_slot(config.poll_interval, lease.is_valid(), shutdown).await {
+        // Before any exchange request: renew the lease, or take it, or stand by this round.
+        if !lease.refresh().await {
+            continue;
+        }
+        // One trace per round: the fetches, the consensus and the publish are its children, and the
+        // aggregator continues it from the message headers.
+        let span = tracing::info_span!("round", slot = %slot);
+        let Some(tick) = keeping_lease(lease, rounds.run(slot).instrument(span.clone())).await else {
+            continue;
+        };
+        // A round that outlived the lease (the process was paused mid-round, the lease was taken
+        // over) is not published: another replica may already be storing later rounds.
+        if !lease.is_valid() {
+            tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
+            continue;
+        }
+        let publish = publish::publish_tick(js, &config.stream, &tick, config.publish_timeout, metrics).instrument(span);
+        keeping_lease(lease, publish).await;
+    }
+}
+
+/// Sleeps until the next slot and returns it; None on shutdown. A standby wakes a quarter round
+/// late: the holder renews at the start of the round, so the standby sees this round's renewal and
+/// notices a silent holder a round sooner.
+async fn wait_for_slot(interval: Duration, holding: bool, shutdown: &CancellationToken) -> Option<DateTime<Utc>> {
+    let slot = next_slot(Utc::now(), interval);
+    let mut wait = (slot - Utc::now()).to_std().unwrap_or_default();
+    if !holding {
+        wait += interval / 4;
+    }
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        _ = tokio::time::sleep(wait) => Some(slot),
+    }
+}
+
+/// Runs `work` (a round, a publish) and renews the lease meanwhile whenever it is due, so a round
+/// longer than the lease's renewal interval does not let it lapse.
+async fn keeping_lease<T>(lease: &mut lease::Lease, work: impl Future<Output = T>) -> T {
+    let mut work = std::pin::pin!(work);
+    // Not more often than this after a failed renewal, whose due time stays in the past.
+    let pause = lease.ttl() / 10;
+    let mut next_try = None::<tokio::time::Instant>;
+    loop {
+        let due = lease.renew_at().map(|at| next_try.map_or(at.into(), |next| next.max(at.into())));
+        tokio::select! {
+            output = &mut work => return output,
+            _ = sleep_until_some(due) => {
+                lease.refresh().await;
+                next_try = Some(tokio::time::Instant::now() + pause);
+            }
+        }
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Start of the first slot after `now`. Slots are aligned to the unix epoch, so every publisher
@@ -84,6 +159,17 @@ pub fn next_slot(now: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lease_ttl_below_two_rounds_is_refused_before_anything_starts() {
+        use clap::Parser;
+        let config = PublisherConfig::try_parse_from(["publisher", "--poll-interval", "1s", "--lease-ttl", "1500ms"])
+            .expect("parses");
+        let error = run(config, CancellationToken::new()).await.expect_err("refused");
+        assert!(matches!(error, PublisherError::LeaseTtl { .. }), "{error}");
+        let defaults = PublisherConfig::try_parse_from(["publisher"]).expect("defaults parse");
+        assert_eq!(defaults.lease_ttl, Duration::from_secs(3));
+    }
 
     #[test]
     fn slots_are_aligned_to_the_epoch() {

@@ -1,7 +1,9 @@
 //! The publisher's metrics, served at `/metrics` on its ops port.
 
 use btc_common::metrics::seconds_since;
-use btc_common::metrics::{self, Gauge, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, NatsGauge, Registry};
+use btc_common::metrics::{
+    self, Gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, NatsGauge, Registry,
+};
 use btc_common::ops::ServiceMetrics;
 
 pub struct PublisherMetrics {
@@ -16,8 +18,13 @@ pub struct PublisherMetrics {
     pub circuit_open: IntGaugeVec,
     pub last_tick_timestamp: Gauge,
     last_tick_age: Gauge,
+    pub lease_active: IntGauge,
+    pub lease_transitions: IntCounterVec,
     nats: NatsGauge,
 }
+
+/// Values of the `transition` label of `btc_publisher_lease_transitions_total`.
+pub const LEASE_TRANSITIONS: [&str; 3] = ["acquired", "lost", "released"];
 
 impl Default for PublisherMetrics {
     fn default() -> Self {
@@ -83,10 +90,30 @@ impl Default for PublisherMetrics {
                 "btc_publisher_last_tick_age_seconds",
                 "Seconds since the newest acknowledged tick's time (at scrape); +Inf before the first.",
             ),
+            lease_active: metrics::int_gauge(
+                r,
+                "btc_publisher_lease_active",
+                "1 while this replica holds the lease and polls the exchanges, 0 while it stands by.",
+            ),
+            lease_transitions: lease_transitions(r),
             nats: NatsGauge::new(r),
             registry,
         }
     }
+}
+
+fn lease_transitions(registry: &Registry) -> IntCounterVec {
+    let counter = metrics::counter_vec(
+        registry,
+        "btc_publisher_lease_transitions_total",
+        "Changes of this replica's lease: acquired (it starts polling), lost (expired or taken over), released (on shutdown).",
+        &["transition"],
+    );
+    // Every series from the start, so that increase() sees the first transition.
+    for transition in LEASE_TRANSITIONS {
+        counter.with_label_values(&[transition]);
+    }
+    counter
 }
 
 impl ServiceMetrics for PublisherMetrics {
