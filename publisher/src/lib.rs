@@ -102,7 +102,8 @@ async fn run_rounds(
             tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
             continue;
         }
-        let publish = publish::publish_tick(js, &config.stream, &tick, config.publish_timeout, metrics).instrument(span);
+        let publish =
+            publish::publish_tick(js, &config.stream, &tick, config.publish_timeout, metrics).instrument(span);
         keeping_lease(lease, publish).await;
     }
 }
