@@ -228,6 +228,38 @@ pub(crate) fn throttled(venue: Venue, price: f64, now: Duration) -> (u16, String
     }
 }
 
+/// Hostile text for [`huge_error`]: what an attacker in the path (or a broken exchange) would put
+/// in an error message to forge log lines, recolour a terminal or hide text.
+pub const HOSTILE_TEXT: &str =
+    "EGeneral:Internal error\u{1b}[2J\u{1b}[31m\r\nERROR forged log line source=kraken\u{0}\u{7}\u{202e}txet nedih\t ";
+
+/// The venue's error shape with [`HOSTILE_TEXT`] repeated until the body is about `body_bytes`
+/// long (never more), for a body as large as the publisher accepts.
+pub(crate) fn huge_error(venue: Venue, body_bytes: usize) -> String {
+    let empty = error_with(venue, "", "").len();
+    let unit = serde_json::to_string(HOSTILE_TEXT).map_or(HOSTILE_TEXT.len(), |quoted| quoted.len() - 2);
+    // Gemini's two texts share the room.
+    let fields = if venue == Venue::Gemini { 2 } else { 1 };
+    let repeats = body_bytes.saturating_sub(empty) / unit / fields;
+    let text = HOSTILE_TEXT.repeat(repeats.max(1));
+    error_with(venue, &text, &text)
+}
+
+/// The venue's error body with `text` as its message (`reason` too where it has two).
+fn error_with(venue: Venue, text: &str, reason: &str) -> String {
+    let body = match venue {
+        Venue::Coinbase => json!({"errors": [{"id": "internal_server_error", "message": text}]}),
+        Venue::Kraken => json!({"error": [text]}),
+        Venue::Bitstamp => json!({"status": "error", "reason": text, "response_code": "500.000"}),
+        Venue::Gemini => json!({"result": "error", "reason": reason, "message": text}),
+        Venue::Bitfinex => json!(["error", 10000, text]),
+        Venue::BinanceUs => json!({"code": -1000, "msg": text}),
+        Venue::Cexio => json!({"error": text}),
+        Venue::Coingecko => json!({"status": {"error_code": 500, "error_message": text}}),
+    };
+    body.to_string()
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     RateLimit,
@@ -304,6 +336,16 @@ mod tests {
             serde_json::from_str::<Value>(&ticker(Venue::Bitfinex, 1.0, None, NOW)).map(|v| v[6].clone()).ok(),
             Some(Value::Null)
         );
+    }
+
+    #[test]
+    fn huge_errors_fill_the_body_without_passing_it() {
+        for venue in Venue::ALL {
+            let body = huge_error(venue, 64 * 1024);
+            assert!(body.len() <= 64 * 1024 && body.len() > 60 * 1024, "{venue}: {} bytes", body.len());
+            let value: Value = serde_json::from_str(&body).expect("JSON");
+            assert!(value.to_string().contains("\\u001b[31m"), "{venue}");
+        }
     }
 
     #[test]

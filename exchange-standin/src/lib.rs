@@ -22,6 +22,7 @@ use tokio::sync::watch;
 mod bodies;
 mod demo;
 
+pub use bodies::HOSTILE_TEXT;
 use demo::XorShift;
 pub use demo::{DemoConfig, run, shutdown_signal};
 
@@ -136,6 +137,13 @@ pub enum Behaviour {
     /// Binance.US: a normal answer whose weight headers report `n` used this minute, as when
     /// other clients behind the same IP spend the budget. Other venues: a normal answer.
     UsedWeight(u32),
+    /// A redirect with this status (301, 302, 303, 307, 308) to `location`, as a moved API, a
+    /// captive portal or a hijacked DNS name answers.
+    Redirect { status: u16, location: String },
+    /// HTTP 200 with the venue's error shape (Kraken's `error` list, Bitfinex's `["error", code,
+    /// text]`, Gemini's `reason`/`message`...) whose text fills the body to about `body_bytes`:
+    /// terminal escapes, CR/LF that would forge log lines, NUL, bidi overrides, and plain text.
+    HugeError { body_bytes: usize },
 }
 
 /// Binance.US's `REQUEST_WEIGHT` limit per IP and minute.
@@ -428,6 +436,15 @@ fn answer(shared: &Shared, behaviour: &Behaviour) -> Response {
         Behaviour::RateLimited { .. } => (429, bodies::error(venue, 429)),
         Behaviour::ExchangeError => bodies::exchange_error(venue),
         Behaviour::ThrottledIn200 => bodies::throttled(venue, price, now),
+        Behaviour::HugeError { body_bytes } => (200, bodies::huge_error(venue, *body_bytes)),
+        Behaviour::Redirect { status, location } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND);
+            let mut response = Response::builder().status(status).body(format!("moved to {location}"));
+            if let Ok(value) = header::HeaderValue::from_str(location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            return response;
+        }
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, body.into_bytes());

@@ -11,6 +11,7 @@ use btc_common::telemetry::LogArgs;
 use crate::consensus::ConsensusRules;
 use crate::exchanges::Source;
 use crate::health::BreakerRules;
+use crate::poller::Plaintext;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -36,7 +37,10 @@ pub struct PublisherConfig {
         default_value = "coinbase,kraken,bitstamp,gemini,bitfinex,binanceus,cexio,coingecko"
     )]
     pub sources: Vec<Source>,
-    /// Base URL overrides, `name=url` comma-separated (mirrors, local stand-ins).
+    /// Base URL overrides, `name=url` comma-separated (mirrors, local stand-ins). An https override
+    /// is held to what the exchanges' own URLs are: verified TLS, no redirect followed. Plain
+    /// `http://` is for local stand-ins: with one such URL the client may speak http, and the
+    /// publisher says so in a warning at start.
     #[arg(long, env = "SOURCE_URLS", value_delimiter = ',', value_parser = parse_source_url)]
     pub source_urls: Vec<(Source, String)>,
     /// Length of a round; each source is still held to its own minimum interval.
@@ -95,6 +99,13 @@ impl PublisherConfig {
             }
         }
         seen
+    }
+
+    /// Plain http only when an operator's `SOURCE_URLS` asks for it; the exchanges' own URLs are
+    /// all https.
+    pub fn plaintext(&self) -> Plaintext {
+        let http = self.endpoints().iter().any(|(_, url)| url.starts_with("http://"));
+        if http { Plaintext::Allowed } else { Plaintext::Refused }
     }
 
     pub fn consensus_rules(&self) -> ConsensusRules {
@@ -183,6 +194,19 @@ mod tests {
                 (Source::Kraken, "http://127.0.0.1:9001".to_string()),
                 (Source::Coinbase, "http://127.0.0.1:9002".to_string())
             ]
+        );
+    }
+
+    #[test]
+    fn plain_http_only_when_an_override_asks_for_it() {
+        let parse = |args: &[&str]| PublisherConfig::try_parse_from(args).expect("parses").plaintext();
+        assert_eq!(parse(&["publisher"]), Plaintext::Refused);
+        assert_eq!(parse(&["publisher", "--source-urls", "kraken=https://mirror.example/kraken"]), Plaintext::Refused);
+        assert_eq!(parse(&["publisher", "--source-urls", "kraken=http://127.0.0.1:9001"]), Plaintext::Allowed);
+        // An override of a source that is not polled changes nothing.
+        assert_eq!(
+            parse(&["publisher", "--sources", "coinbase", "--source-urls", "kraken=http://127.0.0.1:9001"]),
+            Plaintext::Refused
         );
     }
 

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod consensus;
 pub mod error;
+pub mod excerpt;
 pub mod exchanges;
 pub mod health;
 pub mod lease;
@@ -36,7 +37,16 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     if config.lease_ttl < 2 * config.poll_interval {
         return Err(PublisherError::LeaseTtl { ttl: config.lease_ttl, poll_interval: config.poll_interval });
     }
-    let poller = poller::Poller::new(config.request_timeout)?;
+    let plaintext = config.plaintext();
+    if plaintext == poller::Plaintext::Allowed {
+        let http: Vec<&str> =
+            config.endpoints().iter().filter(|(_, url)| url.starts_with("http://")).map(|(s, _)| s.name()).collect();
+        tracing::warn!(
+            ?http,
+            "SOURCE_URLS has plain http URLs (for local stand-ins); these sources are not authenticated"
+        );
+    }
+    let poller = poller::Poller::new(config.request_timeout, plaintext)?;
     let client = config.nats.connect("publisher").await?;
     let metrics = Arc::new(metrics::PublisherMetrics::default());
     let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "ticks stream or lease bucket not set up yet"));

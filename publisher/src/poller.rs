@@ -4,14 +4,23 @@
 //! round; bodies are capped in size, so a huge answer cannot exhaust memory. Every way an exchange
 //! says "slow down" ends in [`FetchError::RateLimited`]: a 429 or 418, a weight header near its
 //! limit (Binance.US), or an error inside a 200 (Kraken, Bitfinex).
+//!
+//! The answer is trusted no further than needed to read a price. A redirect is refused, never
+//! followed: the tickers answer at their own URL, so a redirect means a moved API, a captive
+//! portal or a hijacked name, and following it could lead anywhere (another host, plain http, an
+//! address inside the cluster) and cost a second request against the rate limit. Plain http is
+//! refused by the client unless the operator configured an `http://` URL (the local stand-ins);
+//! the exchanges' own URLs are all https. Text from the answer reaches errors, and so the logs,
+//! only as an [`Excerpt`].
 
 use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
+use reqwest::header::{LOCATION, RETRY_AFTER};
 use tracing::Instrument;
 
+use crate::excerpt::Excerpt;
 use crate::exchanges::{Exchange, ParseError, Source};
 use crate::quote::Quote;
 
@@ -24,16 +33,31 @@ pub enum FetchError {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("request failed: {0}")]
-    Transport(String),
+    Transport(Excerpt),
     /// The exchange asks us to slow down; `retry_after` is its own wait, if it named one.
     #[error("rate limited (HTTP {status}: {signal}), retry after {retry_after:?}")]
-    RateLimited { status: u16, signal: String, retry_after: Option<Duration> },
+    RateLimited { status: u16, signal: Excerpt, retry_after: Option<Duration> },
     #[error("HTTP status {0}")]
     Status(u16),
+    /// A 3xx: refused, not followed.
+    #[error("redirect refused (HTTP {status} to {location})")]
+    Redirect { status: u16, location: Excerpt },
+    /// An `http://` URL while the client speaks https only.
+    #[error("plain http refused: the exchanges are polled over https")]
+    InsecureUrl,
     #[error("body larger than {MAX_BODY_BYTES} bytes")]
     BodyTooLarge,
     #[error(transparent)]
     Parse(ParseError),
+}
+
+/// Whether the client may send requests over plain http.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plaintext {
+    /// https only: the exchanges' own URLs, and operators' https overrides.
+    Refused,
+    /// Also http, for `SOURCE_URLS` overrides that point at local stand-ins.
+    Allowed,
 }
 
 impl From<ParseError> for FetchError {
@@ -54,6 +78,8 @@ impl FetchError {
             FetchError::Transport(_) => "transport",
             FetchError::RateLimited { .. } | FetchError::Parse(ParseError::RateLimited(_)) => "rate_limited",
             FetchError::Status(_) => "http_status",
+            FetchError::Redirect { .. } => "redirect",
+            FetchError::InsecureUrl => "insecure_url",
             FetchError::BodyTooLarge => "body_too_large",
             FetchError::Parse(ParseError::Price(_)) => "invalid_price",
             FetchError::Parse(ParseError::Exchange(_)) => "exchange_error",
@@ -67,16 +93,19 @@ impl FetchError {
 pub struct Poller {
     client: reqwest::Client,
     timeout: Duration,
+    plaintext: Plaintext,
 }
 
 impl Poller {
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(timeout: Duration, plaintext: Plaintext) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("btc-price-publisher/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(plaintext == Plaintext::Refused)
             .build()?;
-        Ok(Self { client, timeout })
+        Ok(Self { client, timeout, plaintext })
     }
 
     /// Fetches and parses one quote from `base_url` (the exchange's API root or a stand-in), in an
@@ -103,6 +132,9 @@ impl Poller {
             price.outcome = tracing::field::Empty,
         );
         let result: Result<Quote, FetchError> = async {
+            if self.plaintext == Plaintext::Refused && !url.starts_with("https://") {
+                return Err(FetchError::InsecureUrl);
+            }
             let answer = tokio::time::timeout(self.timeout, self.get(exchange, &url))
                 .await
                 .map_err(|_| FetchError::Timeout(self.timeout))??;
@@ -134,18 +166,23 @@ impl Poller {
         let status = response.status();
         tracing::Span::current().record("http.response.status_code", status.as_u16());
         let headers = response.headers();
+        if status.is_redirection() {
+            let location = headers.get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let location = Excerpt::new(location.as_deref().unwrap_or("nowhere"));
+            return Err(FetchError::Redirect { status: status.as_u16(), location });
+        }
         let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let throttle = exchange.throttle(headers, Utc::now());
         if status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 418 {
             // Binance.US answers 418 once it has banned an IP for ignoring 429s: same remedy, wait.
-            let signal = status.canonical_reason().unwrap_or("rate limited").to_string();
+            let signal = status.canonical_reason().unwrap_or("rate limited").into();
             let retry_after = retry_after.or(throttle.map(|t| t.wait));
             return Err(FetchError::RateLimited { status: status.as_u16(), signal, retry_after });
         }
         if let Some(throttle) = throttle {
             // The budget is nearly spent: stop before the exchange starts refusing. The price in
             // this answer is given up with it, as a 429 gives none.
-            let signal = throttle.reason;
+            let signal = throttle.reason.into();
             return Err(FetchError::RateLimited { status: status.as_u16(), signal, retry_after: Some(throttle.wait) });
         }
         if !status.is_success() {
@@ -180,7 +217,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// reqwest's Display hides the cause ("error sending request"); the chain says what happened.
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &reqwest::Error) -> Excerpt {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -188,7 +225,7 @@ fn describe(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    text.into()
 }
 
 #[cfg(test)]

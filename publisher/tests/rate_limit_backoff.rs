@@ -9,13 +9,22 @@ use clap::Parser;
 use exchange_standin::{Behaviour, StandIn, Venue, source_urls};
 use publisher::PublisherConfig;
 use publisher::metrics::PublisherMetrics;
-use publisher::poller::Poller;
+use publisher::poller::{Plaintext, Poller};
 use publisher::round::Rounds;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Every outcome but `rate_limited`: any of them would count towards the breaker.
-const FAILURES: [&str; 7] =
-    ["timeout", "transport", "http_status", "invalid_body", "invalid_price", "exchange_error", "body_too_large"];
+const FAILURES: [&str; 9] = [
+    "timeout",
+    "transport",
+    "http_status",
+    "redirect",
+    "insecure_url",
+    "invalid_body",
+    "invalid_price",
+    "exchange_error",
+    "body_too_large",
+];
 
 /// The start and the end of the round that sent a request, by the monotonic and the wall clock.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +65,7 @@ impl Harness {
         args.extend(extra.iter().map(|arg| arg.to_string()));
         let config = PublisherConfig::try_parse_from(args).expect("publisher config");
         let metrics = Arc::new(PublisherMetrics::default());
-        let poller = Poller::new(config.request_timeout).expect("HTTP client");
+        let poller = Poller::new(config.request_timeout, Plaintext::Allowed).expect("HTTP client");
         let rounds = Rounds::new(&config, poller, metrics.clone());
         let asked = vec![Vec::new(); stand_ins.len()];
         Self { stand_ins, rounds, metrics, asked }

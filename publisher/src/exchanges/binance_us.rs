@@ -46,12 +46,12 @@ impl Exchange for BinanceUs {
         let body = json(body)?;
         if let Some(code) = body.get("code").filter(|c| !c.is_null()) {
             let message = body.get("msg").and_then(Value::as_str).unwrap_or("");
-            return Err(ParseError::Exchange(format!("{code}: {message}")));
+            return Err(ParseError::Exchange(format!("{code}: {message}").into()));
         }
         if let Some(symbol) = body.get("symbol").filter(|s| !s.is_null())
             && symbol.as_str() != Some("BTCUSD")
         {
-            return Err(ParseError::Exchange(format!("answer is for symbol {symbol}, not BTCUSD")));
+            return Err(ParseError::Exchange(format!("answer is for symbol {symbol}, not BTCUSD").into()));
         }
         Ok(Parsed { price: price_field(body.get("price"), "price")?, quote_time: None })
     }

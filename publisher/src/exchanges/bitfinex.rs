@@ -40,7 +40,7 @@ impl Exchange for Bitfinex {
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if body.get("error").and_then(Value::as_str) == Some(RATE_LIMIT_TEXT) {
-            return Err(ParseError::RateLimited(RATE_LIMIT_TEXT.to_string()));
+            return Err(ParseError::RateLimited(RATE_LIMIT_TEXT.into()));
         }
         reported_error(&body, "error")?;
         let fields = body.as_array().ok_or(ParseError::MissingField("ticker array"))?;
@@ -62,7 +62,7 @@ fn array_error(fields: &[Value]) -> ParseError {
     let rate_limited = code.as_i64() == Some(RATE_LIMIT_CODE)
         || message.contains(RATE_LIMIT_TEXT)
         || message.to_ascii_lowercase().starts_with("ratelimit");
-    if rate_limited { ParseError::RateLimited(text) } else { ParseError::Exchange(text) }
+    if rate_limited { ParseError::RateLimited(text.into()) } else { ParseError::Exchange(text.into()) }
 }
 
 #[cfg(test)]

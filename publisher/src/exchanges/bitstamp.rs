@@ -31,7 +31,7 @@ impl Exchange for Bitstamp {
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if let Some(error) = error_text(&body) {
-            return Err(ParseError::Exchange(error));
+            return Err(ParseError::Exchange(error.into()));
         }
         let price = price_field(body.get("last"), "last")?;
         let quote_time = match body.get("timestamp") {

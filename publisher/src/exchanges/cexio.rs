@@ -31,7 +31,7 @@ impl Exchange for Cexio {
             if let Some(got) = body.get(field).filter(|v| !v.is_null())
                 && got.as_str() != Some(wanted)
             {
-                return Err(ParseError::Exchange(format!("answer has {field} {got}, not {wanted}")));
+                return Err(ParseError::Exchange(format!("answer has {field} {got}, not {wanted}").into()));
             }
         }
         Ok(Parsed { price: price_field(body.get("lprice"), "lprice")?, quote_time: None })

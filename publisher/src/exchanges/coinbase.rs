@@ -31,7 +31,7 @@ impl Exchange for Coinbase {
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if let Some(errors) = body.get("errors").filter(|e| !e.is_null()) {
-            return Err(ParseError::Exchange(describe_errors(errors)));
+            return Err(ParseError::Exchange(describe_errors(errors).into()));
         }
         let data = body.get("data").ok_or(ParseError::MissingField("data"))?;
         // A base or currency other than BTC/USD means the URL points at another pair.
@@ -39,7 +39,7 @@ impl Exchange for Coinbase {
             if let Some(got) = data.get(field).filter(|v| !v.is_null())
                 && got.as_str() != Some(wanted)
             {
-                return Err(ParseError::Exchange(format!("answer has {field} {got}, not {wanted}")));
+                return Err(ParseError::Exchange(format!("answer has {field} {got}, not {wanted}").into()));
             }
         }
         Ok(Parsed { price: price_field(data.get("amount"), "data.amount")?, quote_time: None })

@@ -36,7 +36,7 @@ impl Exchange for Coingecko {
     fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if let Some(error) = error_text(&body) {
-            return Err(ParseError::Exchange(error));
+            return Err(ParseError::Exchange(error.into()));
         }
         let bitcoin = body.get("bitcoin").ok_or(ParseError::MissingField("bitcoin"))?;
         let price = price_field(bitcoin.get("usd"), "bitcoin.usd")?;

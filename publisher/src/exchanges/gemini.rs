@@ -31,7 +31,7 @@ impl Exchange for Gemini {
         let body = json(body)?;
         if body.get("result").and_then(Value::as_str) == Some("error") {
             let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or("").to_string();
-            return Err(ParseError::Exchange(format!("{}: {}", field("reason"), field("message"))));
+            return Err(ParseError::Exchange(format!("{}: {}", field("reason"), field("message")).into()));
         }
         let price = price_field(body.get("last"), "last")?;
         let quote_time = match body.get("volume").and_then(|v| v.get("timestamp")) {

@@ -35,7 +35,7 @@ impl Exchange for Kraken {
         // Kraken reports failures inside HTTP 200, so the error list is checked before the result.
         let mut errors = body.get("error").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
         if let Some(signal) = errors.find(|e| RATE_LIMITED.iter().any(|limit| e.starts_with(limit))) {
-            return Err(ParseError::RateLimited(signal.to_string()));
+            return Err(ParseError::RateLimited(signal.into()));
         }
         reported_error(&body, "error")?;
         let pairs = body.get("result").and_then(|r| r.as_object()).ok_or(ParseError::MissingField("result"))?;
@@ -45,7 +45,7 @@ impl Exchange for Kraken {
         };
         // Kraken names BTC "XBT" (XXBTZUSD); any other pair here is a misconfiguration.
         if !((key.contains("XBT") || key.contains("BTC")) && key.ends_with("USD")) {
-            return Err(ParseError::Exchange(format!("answer is for pair {key}, not BTC/USD")));
+            return Err(ParseError::Exchange(format!("answer is for pair {key}, not BTC/USD").into()));
         }
         let last = ticker.get("c").and_then(|c| c.get(0));
         Ok(Parsed { price: price_field(last, "result.*.c[0]")?, quote_time: None })
@@ -91,6 +91,22 @@ mod tests {
             super::super::outcome(&Kraken.parse(br#"{"error": ["EQuery:Unknown asset pair"]}"#)),
             "exchange_error"
         );
+    }
+
+    #[test]
+    fn error_text_is_cut_and_escaped() {
+        let long = format!("EAPI:Rate limit exceeded\r\nERROR forged{}", "x".repeat(60_000));
+        let body = serde_json::json!({"error": [long]}).to_string();
+        let Err(ParseError::RateLimited(signal)) = Kraken.parse(body.as_bytes()) else {
+            panic!("not a rate limit");
+        };
+        assert!(signal.as_str().starts_with(r"EAPI:Rate limit exceeded\r\nERROR forged"), "{signal}");
+        assert!(signal.as_str().len() < 300, "{} bytes", signal.as_str().len());
+        let pair = format!(r#"{{"error": [], "result": {{"{}": {{"c": ["1.0"]}}}}}}"#, "\\u001b".repeat(10_000));
+        let Err(ParseError::Exchange(text)) = Kraken.parse(pair.as_bytes()) else {
+            panic!("not an exchange error");
+        };
+        assert!(!text.as_str().chars().any(char::is_control) && text.as_str().len() < 300, "{text}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+use crate::excerpt::Excerpt;
 use crate::quote::Price;
 
 mod binance_us;
@@ -34,23 +35,24 @@ pub struct Parsed {
     pub quote_time: Option<DateTime<Utc>>,
 }
 
-/// Why an answer with HTTP status 200 still gave no price.
+/// Why an answer with HTTP status 200 still gave no price. Text from the answer is held as an
+/// [`Excerpt`], cut and escaped, since these errors are logged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
     #[error("body is not valid JSON: {0}")]
-    Json(String),
+    Json(Excerpt),
     #[error("field {0} is missing or has the wrong type")]
     MissingField(&'static str),
     #[error("exchange reported an error: {0}")]
-    Exchange(String),
+    Exchange(Excerpt),
     /// The exchange says, inside an HTTP 200, that the caller polls too fast: a rate limit like a
     /// 429, not a fault of the source.
     #[error("exchange reported a rate limit: {0}")]
-    RateLimited(String),
+    RateLimited(Excerpt),
     #[error("invalid price: {0}")]
-    Price(String),
+    Price(Excerpt),
     #[error("invalid quote time: {0}")]
-    Time(String),
+    Time(Excerpt),
 }
 
 /// A wait the headers of an answer ask for, although its status is not 429.
@@ -158,7 +160,7 @@ impl FromStr for Source {
 
 /// Parses a body as JSON.
 pub(crate) fn json(body: &[u8]) -> Result<Value, ParseError> {
-    serde_json::from_slice(body).map_err(|error| ParseError::Json(error.to_string()))
+    serde_json::from_slice(body).map_err(|error| ParseError::Json(error.to_string().into()))
 }
 
 /// The error an exchange reports inside an answer under `key`: a string, a list of strings or an
@@ -174,7 +176,7 @@ pub(crate) fn reported_error(body: &Value, key: &str) -> Result<(), ParseError> 
             .join("; "),
         Some(other) => other.to_string(),
     };
-    if text.is_empty() { Ok(()) } else { Err(ParseError::Exchange(text)) }
+    if text.is_empty() { Ok(()) } else { Err(ParseError::Exchange(text.into())) }
 }
 
 /// A price sent as a decimal string or a JSON number.
@@ -184,14 +186,18 @@ pub(crate) fn price_field(value: Option<&Value>, field: &'static str) -> Result<
         Some(Value::Number(number)) => Price::new(number.as_f64().ok_or(ParseError::MissingField(field))?),
         _ => return Err(ParseError::MissingField(field)),
     };
-    price.map_err(|error| ParseError::Price(format!("{field}: {error}")))
+    price.map_err(|error| ParseError::Price(format!("{field}: {error}").into()))
 }
 
 /// An integer sent as a string or a JSON number.
 fn integer_field(value: Option<&Value>, field: &'static str) -> Result<i64, ParseError> {
     match value {
-        Some(Value::Number(number)) => number.as_i64().ok_or(ParseError::Time(format!("{field}: {number}"))),
-        Some(Value::String(text)) => text.trim().parse().map_err(|_| ParseError::Time(format!("{field}: {text:?}"))),
+        Some(Value::Number(number)) => {
+            number.as_i64().ok_or_else(|| ParseError::Time(format!("{field}: {number}").into()))
+        }
+        Some(Value::String(text)) => {
+            text.trim().parse().map_err(|_| ParseError::Time(format!("{field}: {text:?}").into()))
+        }
         _ => Err(ParseError::MissingField(field)),
     }
 }
@@ -199,13 +205,13 @@ fn integer_field(value: Option<&Value>, field: &'static str) -> Result<i64, Pars
 /// A unix time in seconds, as a string or a number.
 pub(crate) fn unix_seconds_field(value: Option<&Value>, field: &'static str) -> Result<DateTime<Utc>, ParseError> {
     let seconds = integer_field(value, field)?;
-    Utc.timestamp_opt(seconds, 0).single().ok_or_else(|| ParseError::Time(format!("{field}: {seconds}")))
+    Utc.timestamp_opt(seconds, 0).single().ok_or_else(|| ParseError::Time(format!("{field}: {seconds}").into()))
 }
 
 /// A unix time in milliseconds, as a string or a number.
 pub(crate) fn unix_millis_field(value: Option<&Value>, field: &'static str) -> Result<DateTime<Utc>, ParseError> {
     let millis = integer_field(value, field)?;
-    Utc.timestamp_millis_opt(millis).single().ok_or_else(|| ParseError::Time(format!("{field}: {millis}")))
+    Utc.timestamp_millis_opt(millis).single().ok_or_else(|| ParseError::Time(format!("{field}: {millis}").into()))
 }
 
 /// The `btc_publisher_fetches_total` outcome an adapter's reading of a 200 ends in.
