@@ -3,9 +3,10 @@
 #
 # Build:   docker build -t btc-price:dev .
 # Offline: make image (builds static binaries on the host, then `--target prebuilt`; no pull needed)
-
-# Global: usable in the FROM lines below.
-ARG RUST_VERSION=1.95
+#
+# Every binary is built with cargo-auditable: it carries its dependency list (crates and versions,
+# in the `.dep-v0` section), which `cargo audit bin`, syft, trivy and grype read from the image.
+# The builder image is pinned by digest; scripts/check-supply-chain.py fails on a FROM without one.
 
 # ---- prebuilt: the final image from static binaries built on the host (`make image`, offline).
 # First in the file: the legacy builder builds stages in order up to --target, so this one needs
@@ -19,11 +20,19 @@ EXPOSE 8080 8081 9090 9091
 ENTRYPOINT ["/usr/local/bin/bitcoin-api"]
 
 # ---- builder: dependencies first (a layer cached until a Cargo.toml or Cargo.lock changes) ----
-FROM rust:${RUST_VERSION}-slim-bookworm AS builder
+# rust:1.95.0-slim-bookworm, pinned by digest. No registry is reachable where this was written: the
+# digest is the one several public Dockerfiles pin for this tag (cross-checked; one names it the
+# multi-arch index). To verify or move to a newer image: `docker buildx imagetools inspect
+# rust:<version>-slim-bookworm` prints the index digest ("Digest:"); put both here (and the toolchain
+# in .github/workflows/*.yaml, rust-version in Cargo.toml).
+FROM rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS builder
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never \
     RUSTFLAGS="-C target-feature=+crt-static"
 ARG TARGET=x86_64-unknown-linux-gnu
+# The same pinned version as scripts/install-supply-chain-tools.sh (`make image`).
+ARG CARGO_AUDITABLE_VERSION=0.7.7
+RUN cargo install --locked "cargo-auditable@${CARGO_AUDITABLE_VERSION}"
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY common/Cargo.toml common/
 COPY publisher/Cargo.toml publisher/
@@ -38,7 +47,7 @@ RUN for crate in common publisher aggregator frontend exchange-standin testkit e
       mkdir -p "$crate/src" && echo "" > "$crate/src/lib.rs"; \
     done \
  && for bin in ceiling poem_floor pipeline; do echo "fn main() {}" > "bench/src/$bin.rs"; done \
- && cargo build --release --locked --target "$TARGET" -p publisher -p aggregator -p frontend
+ && cargo auditable build --release --locked --target "$TARGET" -p publisher -p aggregator -p frontend
 # ---- builder: the project itself ----
 # The commit built, for the `revision` label of btc_build_info: the context has no .git, so pass it
 # (`--build-arg BTC_GIT_COMMIT=$(git rev-parse HEAD)`; CI does). Unset: "unknown". Declared here, after
@@ -51,7 +60,7 @@ COPY aggregator aggregator
 COPY frontend frontend
 # Touch the sources so cargo rebuilds them over the empty crates of the cached layer.
 RUN find common publisher aggregator frontend -name '*.rs' -exec touch {} + \
- && cargo build --release --locked --target "$TARGET" --bins -p publisher -p aggregator -p frontend \
+ && cargo auditable build --release --locked --target "$TARGET" --bins -p publisher -p aggregator -p frontend \
  && mkdir -p /out \
  && cp "target/$TARGET/release/publisher" "target/$TARGET/release/aggregator" \
        "target/$TARGET/release/bitcoin-api" "target/$TARGET/release/rest-api" /out/

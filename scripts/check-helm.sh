@@ -2,7 +2,8 @@
 # Checks the Helm chart in Helm/ (`make test-helm`); exits non-zero on any problem. Offline, ~15 s.
 # Needs the tools of scripts/install-k8s-tools.sh (.tools/bin/helm, .tools/kv-current, .tools/kv-1.31,
 # .tools/checkov). Steps:
-#   1. helm lint --strict: default values, values-production.yaml, each also with --kube-version 1.24.17
+#   1. helm lint --strict: default values, values-production.yaml (after the release step pins a test
+#      digest), each also with --kube-version 1.24.17
 #   2. Helm/tests/bad-values.yaml (string replica count, unknown key) is REJECTED by values.schema.json
 #   3. helm template (namespace btc): defaults, production and tests/alternative-values.yaml, for the
 #      current version and 1.24.17
@@ -40,6 +41,13 @@ export PYTHONDONTWRITEBYTECODE=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# Production as deployed: values-production.yaml after the release step (scripts/pin-image-digest.py),
+# with a digest made up for the test; the committed file has none until the first release.
+PROD_VALUES=$tmp/values-production.yaml
+cp "$CHART/values-production.yaml" "$PROD_VALUES"
+python3 scripts/pin-image-digest.py "sha256:$(printf release-step-test | sha256sum | cut -c1-64)" --tag 0.0.0-test \
+  "$PROD_VALUES" >/dev/null
+
 passed=0
 failed=0
 step() { printf '\n== %s\n' "$*"; }
@@ -53,9 +61,9 @@ run() {
 
 step "1. helm lint --strict"
 run "lint: defaults" "$HELM" lint --strict "$CHART"
-run "lint: production" "$HELM" lint --strict "$CHART" -f "$CHART/values-production.yaml"
+run "lint: production" "$HELM" lint --strict "$CHART" -f "$PROD_VALUES"
 run "lint: defaults, kube $KUBE_OLD" "$HELM" lint --strict "$CHART" --kube-version "$KUBE_OLD"
-run "lint: production, kube $KUBE_OLD" "$HELM" lint --strict "$CHART" -f "$CHART/values-production.yaml" --kube-version "$KUBE_OLD"
+run "lint: production, kube $KUBE_OLD" "$HELM" lint --strict "$CHART" -f "$PROD_VALUES" --kube-version "$KUBE_OLD"
 
 step "2. the schema rejects Helm/tests/bad-values.yaml"
 for cmd in lint template; do
@@ -74,9 +82,9 @@ done
 step "3. helm template -n $NS"
 declare -A RENDER_ARGS=(
   [defaults]=""
-  [production]="-f $CHART/values-production.yaml"
+  [production]="-f $PROD_VALUES"
   [defaults-$KUBE_OLD]="--kube-version $KUBE_OLD"
-  [production-$KUBE_OLD]="-f $CHART/values-production.yaml --kube-version $KUBE_OLD"
+  [production-$KUBE_OLD]="-f $PROD_VALUES --kube-version $KUBE_OLD"
   [alternatives]="-f $CHART/tests/alternative-values.yaml"
   [alternatives-$KUBE_OLD]="-f $CHART/tests/alternative-values.yaml --kube-version $KUBE_OLD"
 )
@@ -92,7 +100,7 @@ for r in "${RENDERS[@]}"; do
 done
 mkdir -p "$tmp/checkov/defaults" "$tmp/checkov/production"
 "$HELM" template "$RELEASE" "$CHART" -n "$NS" --output-dir "$tmp/checkov/defaults" >/dev/null
-"$HELM" template "$RELEASE" "$CHART" -n "$NS" -f "$CHART/values-production.yaml" --output-dir "$tmp/checkov/production" >/dev/null
+"$HELM" template "$RELEASE" "$CHART" -n "$NS" -f "$PROD_VALUES" --output-dir "$tmp/checkov/production" >/dev/null
 
 step "4. kubernetes-validate --strict"
 # The validators must still catch what they are here for: a typo (strict) and, on 1.24, a field 1.24 lacks.

@@ -20,12 +20,16 @@ kubernetes-validate). Subcommands:
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
+import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 try:
@@ -56,6 +60,22 @@ def render(*args: str, release: str = "btc-price", namespace: str = "btc") -> li
         check=True, capture_output=True, text=True,
     ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+# The digest the tests pin with the release step (made up: no image has it).
+RELEASE_TEST_DIGEST = "sha256:" + hashlib.sha256(b"release-step-test").hexdigest()
+
+
+def production_values() -> Path:
+    """values-production.yaml as deployed: after the release step (scripts/pin-image-digest.py) with
+    RELEASE_TEST_DIGEST; the committed file has no digest until the first release."""
+    tmp = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, tmp, True)
+    path = tmp / "values-production.yaml"
+    shutil.copy(CHART / "values-production.yaml", path)
+    pin = [sys.executable, str(REPO / "scripts" / "pin-image-digest.py"), RELEASE_TEST_DIGEST, "--tag", "0.0.0-test"]
+    subprocess.run([*pin, str(path)], check=True, capture_output=True)
+    return path
 
 
 def load_all(path: str | Path) -> list[dict]:

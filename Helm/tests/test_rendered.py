@@ -22,7 +22,7 @@ import yaml  # noqa: E402  (chart_checks exits with a hint when PyYAML is missin
 
 CHART = chart_checks.CHART
 REPO = chart_checks.REPO
-PROD = ["-f", str(CHART / "values-production.yaml")]
+PROD = ["-f", str(chart_checks.production_values())]  # after the release step
 OLD = ["--kube-version", "1.24.17"]
 ALT = ["-f", str(CHART / "tests" / "alternative-values.yaml")]
 APP_COMPONENTS = ["publisher", "aggregator", "bitcoin-api", "rest-api"]
