@@ -27,6 +27,7 @@ export NATS_PORT; NATS_PORT=$(free_port)
 export NATS_MONITOR_PORT; NATS_MONITOR_PORT=$(free_port)
 export BITCOIN_API_ADDR="127.0.0.1:$(free_port)" REST_API_ADDR="127.0.0.1:$(free_port)"
 export PUBLISHER_OPS_ADDR="127.0.0.1:$(free_port)" AGGREGATOR_OPS_ADDR="127.0.0.1:$(free_port)"
+export BITCOIN_API_OPS_ADDR="127.0.0.1:$(free_port)" REST_API_OPS_ADDR="127.0.0.1:$(free_port)"
 export STANDIN_BASE_PORT=0 DEMO=1 PROFILE=release RUST_LOG=warn
 CEILING_ADDR="127.0.0.1:$(free_port)" POEM_ADDR="127.0.0.1:$(free_port)" OPENAPI_ADDR="127.0.0.1:$(free_port)"
 

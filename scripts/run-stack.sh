@@ -4,7 +4,8 @@
 # machine without internet shows live, moving prices. Ctrl-C (or SIGTERM) stops everything.
 #
 # Settings (environment): PROFILE=debug|release, RUN_DIR, NATS_PORT, NATS_MONITOR_PORT,
-# BITCOIN_API_ADDR, REST_API_ADDR, PUBLISHER_OPS_ADDR, AGGREGATOR_OPS_ADDR, STANDIN_BASE_PORT, plus every service variable (SOURCES, ...).
+# BITCOIN_API_ADDR, REST_API_ADDR, PUBLISHER_OPS_ADDR, AGGREGATOR_OPS_ADDR, BITCOIN_API_OPS_ADDR,
+# REST_API_OPS_ADDR, STANDIN_BASE_PORT, plus every service variable (SOURCES, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,8 @@ BITCOIN_API_ADDR=${BITCOIN_API_ADDR:-127.0.0.1:8080}
 REST_API_ADDR=${REST_API_ADDR:-127.0.0.1:8081}
 PUBLISHER_OPS_ADDR=${PUBLISHER_OPS_ADDR:-127.0.0.1:9090}
 AGGREGATOR_OPS_ADDR=${AGGREGATOR_OPS_ADDR:-127.0.0.1:9091}
+BITCOIN_API_OPS_ADDR=${BITCOIN_API_OPS_ADDR:-127.0.0.1:9092}
+REST_API_OPS_ADDR=${REST_API_OPS_ADDR:-127.0.0.1:9093}
 STANDIN_BASE_PORT=${STANDIN_BASE_PORT:-9100}
 
 ./scripts/install-tools.sh
@@ -90,9 +93,9 @@ start publisher env OPS_ADDR="$PUBLISHER_OPS_ADDR" $(as_user publisher) "$bin/pu
 # shellcheck disable=SC2046
 start aggregator env OPS_ADDR="$AGGREGATOR_OPS_ADDR" $(as_user aggregator) "$bin/aggregator"
 # shellcheck disable=SC2046
-start bitcoin-api env LISTEN_ADDR="$BITCOIN_API_ADDR" $(as_user frontend) "$bin/bitcoin-api"
+start bitcoin-api env LISTEN_ADDR="$BITCOIN_API_ADDR" OPS_ADDR="$BITCOIN_API_OPS_ADDR" $(as_user frontend) "$bin/bitcoin-api"
 # rest-api needs no NATS: its `/` answers from nothing.
-start rest-api env LISTEN_ADDR="$REST_API_ADDR" "$bin/rest-api"
+start rest-api env LISTEN_ADDR="$REST_API_ADDR" OPS_ADDR="$REST_API_OPS_ADDR" "$bin/rest-api"
 wait_until "bitcoin-api" curl -sf "http://$BITCOIN_API_ADDR/liveness"
 wait_until "rest-api" curl -sf "http://$REST_API_ADDR/liveness"
 
@@ -102,7 +105,7 @@ The stack is up$([ "$DEMO" = 1 ] && echo " (demo: prices from local exchange sta
   10-min average  curl http://$BITCOIN_API_ADDR/btc/average
   rest-api        curl http://$REST_API_ADDR/
   Swagger UI      http://$BITCOIN_API_ADDR/docs   and   http://$REST_API_ADDR/docs
-  metrics         http://$BITCOIN_API_ADDR/metrics  http://$REST_API_ADDR/metrics
+  metrics         http://$BITCOIN_API_OPS_ADDR/metrics (bitcoin-api)  http://$REST_API_OPS_ADDR/metrics (rest-api)
                   http://$PUBLISHER_OPS_ADDR/metrics (publisher)  http://$AGGREGATOR_OPS_ADDR/metrics (aggregator)
   NATS            $NATS_URL (monitoring http://127.0.0.1:$NATS_MONITOR_PORT)$([ "${NATS_AUTH:-1}" = 1 ] && echo "
                   one user per service, as in the chart; admin password in $RUN_DIR/nats-admin.txt")

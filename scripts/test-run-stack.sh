@@ -13,6 +13,8 @@ export BITCOIN_API_ADDR="127.0.0.1:$(free_port)"
 export REST_API_ADDR="127.0.0.1:$(free_port)"
 export PUBLISHER_OPS_ADDR="127.0.0.1:$(free_port)"
 export AGGREGATOR_OPS_ADDR="127.0.0.1:$(free_port)"
+export BITCOIN_API_OPS_ADDR="127.0.0.1:$(free_port)"
+export REST_API_OPS_ADDR="127.0.0.1:$(free_port)"
 export STANDIN_BASE_PORT=0 DEMO=1 POLL_INTERVAL=500ms
 
 setsid ./scripts/run-stack.sh >"$RUN_DIR/run.out" 2>&1 &
@@ -45,9 +47,15 @@ users=$(curl -sf "http://127.0.0.1:$NATS_MONITOR_PORT/connz?auth=true" | python3
 import json, sys
 print(" ".join(sorted(c.get("authorized_user", "-") for c in json.load(sys.stdin)["connections"])))')
 [ "$users" = "aggregator frontend publisher" ] || fail "NATS users connected: $users"
-for ops in "$PUBLISHER_OPS_ADDR" "$AGGREGATOR_OPS_ADDR"; do
+for ops in "$PUBLISHER_OPS_ADDR" "$AGGREGATOR_OPS_ADDR" "$BITCOIN_API_OPS_ADDR"; do
   [ "$(curl -sf "http://$ops/readiness")" = OK ] || fail "ops port $ops not ready"
   [ "$(curl -sf "http://$ops/metrics" | grep -c '^btc_nats_connected 1')" = 1 ] || fail "no metrics on $ops"
+done
+[ "$(curl -sf "http://$REST_API_OPS_ADDR/metrics" | grep -c '^btc_build_info{component="rest-api"')" = 1 ] \
+  || fail "no metrics on rest-api's ops port"
+# The frontends' public ports do not serve /metrics: a JSON 404.
+for api in "$BITCOIN_API_ADDR" "$REST_API_ADDR"; do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$api/metrics")" = 404 ] || fail "/metrics served on $api"
 done
 
 # Generated requests from openapi.yaml against each live app (its own paths): no 5xx, every

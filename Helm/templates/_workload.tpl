@@ -4,7 +4,8 @@ them with the context that "btc-price.context" describes (as JSON) plus root and
   root       the top-level context ($)
   component  publisher | aggregator | bitcoin-api | rest-api (also the binary's name)
   values     that component's values (.Values.publisher, ...)
-  port       the HTTP port: the ops port (publisher, aggregator) or the API port (frontends)
+  port       the API port (frontends; named `http`), or the ops port (publisher, aggregator)
+  opsPort    the ops port, named `ops`: /metrics, /liveness, /readiness (every component)
   role       the NATS user it connects as: publisher | aggregator | frontend
   frontend   true for bitcoin-api and rest-api
   nats       true for the components that use NATS (all but rest-api, whose `/` needs nothing)
@@ -15,9 +16,10 @@ them with the context that "btc-price.context" describes (as JSON) plus root and
 {{- $v := index .root.Values $key -}}
 {{- $frontend := hasKey $v "port" -}}
 {{- $port := ternary $v.port $v.opsPort $frontend | int -}}
+{{- $opsPort := $v.opsPort | int -}}
 {{- $role := ternary "frontend" .component $frontend -}}
 {{- $nats := ne .component "rest-api" -}}
-{{- toJson (dict "component" .component "key" $key "port" $port "role" $role "frontend" $frontend "nats" $nats) -}}
+{{- toJson (dict "component" .component "key" $key "port" $port "opsPort" $opsPort "role" $role "frontend" $frontend "nats" $nats) -}}
 {{- end }}
 
 {{/* ConfigMap: every non-secret setting of a component, as environment variables. */}}
@@ -49,8 +51,10 @@ data:
   NATS_TLS_KEY: /etc/nats-tls/tls.key
   {{- end }}
   {{- end }}
+  OPS_ADDR: {{ printf "0.0.0.0:%d" (int .opsPort) | quote }}
   {{- if .frontend }}
   LISTEN_ADDR: {{ printf "0.0.0.0:%d" (int .port) | quote }}
+  TRUST_INCOMING_TRACE_CONTEXT: {{ $root.Values.tracing.trustIncomingContext | toString | quote }}
   {{- if eq .component "bitcoin-api" }}
   STALE_AFTER: {{ $v.staleAfter | quote }}
   {{- end }}
@@ -59,7 +63,6 @@ data:
   WORKER_THREADS: {{ . | int | toString | quote }}
   {{- end }}
   {{- else }}
-  OPS_ADDR: {{ printf "0.0.0.0:%d" (int .port) | quote }}
   NATS_REPLICAS: {{ $root.Values.nats.replicas | int | toString | quote }}
   TICKS_MAX_AGE: {{ $root.Values.stream.maxAge | quote }}
   TICKS_MAX_BYTES: {{ $root.Values.stream.maxBytes | int64 | toString | quote }}
@@ -92,6 +95,9 @@ data:
 {{- $root := .root }}
 {{- $v := .values }}
 {{- $probes := $root.Values.probes }}
+{{- if and .frontend (eq (int .port) (int .opsPort)) }}
+{{- fail (printf "%s: port and opsPort must differ: /metrics is served on the ops port only" .key) }}
+{{- end }}
 {{- if le (int $probes.liveness.failureThreshold) (int $probes.readiness.failureThreshold) }}
 {{- fail "probes.liveness.failureThreshold must be above probes.readiness.failureThreshold: a pod must stop getting traffic long before it is restarted" }}
 {{- end }}
@@ -156,8 +162,13 @@ spec:
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           command: [{{ printf "/usr/local/bin/%s" .component | quote }}]
           ports:
+            {{- if .frontend }}
             - name: http
               containerPort: {{ .port }}
+              protocol: TCP
+            {{- end }}
+            - name: ops
+              containerPort: {{ .opsPort }}
               protocol: TCP
           envFrom:
             - configMapRef:
@@ -204,21 +215,22 @@ spec:
           # startup: the process answers at all; liveness: it still answers (no NATS, no exchanges,
           # so a NATS outage never restarts pods); readiness: this pod can serve (bitcoin-api: NATS
           # connected and the state watched; rest-api: listening; workers: set up), never the
-          # price's freshness, which every replica shares.
+          # price's freshness, which every replica shares. The frontends are probed on their API
+          # port: the one that must answer for the pod to get traffic.
           startupProbe:
             httpGet:
               path: /liveness
-              port: http
+              port: {{ ternary "http" "ops" .frontend }}
             {{- toYaml $probes.startup | nindent 12 }}
           livenessProbe:
             httpGet:
               path: /liveness
-              port: http
+              port: {{ ternary "http" "ops" .frontend }}
             {{- toYaml $probes.liveness | nindent 12 }}
           readinessProbe:
             httpGet:
               path: /readiness
-              port: http
+              port: {{ ternary "http" "ops" .frontend }}
             {{- toYaml $probes.readiness | nindent 12 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
@@ -268,7 +280,7 @@ spec:
       {{- end }}
 {{- end }}
 
-{{/* ClusterIP Service on the component's HTTP port (API for frontends, /metrics for all). */}}
+{{/* ClusterIP Service: the API port `http` (frontends) and the ops port `ops` (/metrics, every component). */}}
 {{- define "btc-price.service" -}}
 {{- $root := .root }}
 apiVersion: v1
@@ -283,9 +295,15 @@ spec:
   selector:
     {{- include "btc-price.selectorLabels" . | nindent 4 }}
   ports:
+    {{- if .frontend }}
     - name: http
       port: {{ .port }}
       targetPort: http
+      protocol: TCP
+    {{- end }}
+    - name: ops
+      port: {{ .opsPort }}
+      targetPort: ops
       protocol: TCP
 {{- end }}
 
@@ -339,8 +357,8 @@ spec:
 {{- end }}
 
 {{/*
-Ingress side of a component's NetworkPolicy: the metrics port from Prometheus, and for the frontends
-the API port from the ingress controller and from the release's `helm test` pod.
+Ingress side of a component's NetworkPolicy: the ops port (/metrics) from Prometheus only, and for
+the frontends the API port from the ingress controller and from the release's `helm test` pod.
 */}}
 {{- define "btc-price.networkpolicy" -}}
 {{- $root := .root }}
@@ -363,11 +381,11 @@ spec:
     - Egress
     {{- end }}
   ingress:
-    # Prometheus scrapes /metrics.
+    # Prometheus scrapes /metrics on the ops port.
     - from:
         {{- include "btc-price.peer" $np.monitoring | nindent 8 }}
       ports:
-        - port: http
+        - port: ops
           protocol: TCP
     {{- if .frontend }}
     # The ingress controller's pods (namespace AND pod labels: one element).

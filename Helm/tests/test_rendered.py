@@ -178,6 +178,10 @@ class Probes(unittest.TestCase):
                     self.assertEqual(c["startupProbe"]["httpGet"]["path"], "/liveness")
                     self.assertGreater(c["livenessProbe"]["failureThreshold"],
                                        c["readinessProbe"]["failureThreshold"])
+                    # Frontends are probed on the port that serves their traffic; workers have only ops.
+                    port = "http" if component(d) in ("bitcoin-api", "rest-api") else "ops"
+                    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                        self.assertEqual(c[probe]["httpGet"]["port"], port, probe)
 
     def test_liveness_threshold_not_above_readiness_is_refused(self):
         with self.assertRaises(subprocess.CalledProcessError):
@@ -239,9 +243,12 @@ class Configuration(unittest.TestCase):
         self.assertEqual(agg["AVERAGE_WINDOW"], "10m")
         self.assertEqual(agg["MAX_HOLD"], "5s")
         self.assertEqual(agg["NATS_REPLICAS"], "3")
-        for comp, port in (("bitcoin-api", 8080), ("rest-api", 8081)):
+        for comp, port, ops in (("bitcoin-api", 8080, 9092), ("rest-api", 8081, 9093)):
             cm, _ = self.env(docs, comp)
             self.assertEqual(cm["LISTEN_ADDR"], f"0.0.0.0:{port}")
+            self.assertEqual(cm["OPS_ADDR"], f"0.0.0.0:{ops}")
+            # An outsider's traceparent is only linked unless the operator says otherwise.
+            self.assertEqual(cm["TRUST_INCOMING_TRACE_CONTEXT"], "false")
             # Only bitcoin-api serves a price that can turn stale.
             self.assertEqual(cm.get("STALE_AFTER"), "30s" if comp == "bitcoin-api" else None)
             self.assertEqual(cm["SHUTDOWN_DELAY"], "5s")
@@ -434,7 +441,7 @@ class NetworkPolicies(unittest.TestCase):
 
     def test_ingress_controller_rule_is_one_from_element_with_both_selectors(self):
         for label, docs in renders(alternatives=False).items():
-            for comp, port in (("bitcoin-api", 8080), ("rest-api", 8081)):
+            for comp, port, ops in (("bitcoin-api", 8080, 9092), ("rest-api", 8081, 9093)):
                 pol = by_name(docs, "NetworkPolicy", f"-{comp}")
                 rules = [r for r in pol["spec"]["ingress"]
                          if any(p.get("namespaceSelector", {}).get("matchLabels", {})
@@ -447,7 +454,8 @@ class NetworkPolicies(unittest.TestCase):
                     self.assertEqual(rules[0]["ports"], [{"port": "http", "protocol": "TCP"}])
                     dep = by_name(docs, "Deployment", f"-{comp}")
                     ports = dep["spec"]["template"]["spec"]["containers"][0]["ports"]
-                    self.assertEqual(ports, [{"name": "http", "containerPort": port, "protocol": "TCP"}])
+                    self.assertEqual(ports, [{"name": "http", "containerPort": port, "protocol": "TCP"},
+                                             {"name": "ops", "containerPort": ops, "protocol": "TCP"}])
 
     def test_no_from_element_mixes_a_namespace_with_the_whole_of_ours(self):
         """Every peer that names a namespace also narrows to pods, except Prometheus when told so."""
@@ -510,7 +518,7 @@ class NetworkPolicies(unittest.TestCase):
                                                 f"{cidr} reaches 169.254.0.0/16 (cloud metadata)")
                     self.assertTrue(rule.get("to"), "an egress rule without `to` allows every address")
 
-    def test_prometheus_reaches_every_metrics_port(self):
+    def test_prometheus_reaches_every_ops_port_and_only_it(self):
         for docs in (render(), render(*PROD)):
             for comp in APP_COMPONENTS:
                 pol = by_name(docs, "NetworkPolicy", f"-{comp}")
@@ -518,9 +526,22 @@ class NetworkPolicies(unittest.TestCase):
                        if r["from"][0].get("namespaceSelector", {}).get("matchLabels", {})
                        .get("kubernetes.io/metadata.name") == "monitoring"]
                 self.assertEqual(len(mon), 1, comp)
-                self.assertEqual(mon[0]["ports"], [{"port": "http", "protocol": "TCP"}])
+                self.assertEqual(mon[0]["ports"], [{"port": "ops", "protocol": "TCP"}])
+                # Nobody else reaches the ops port, where /metrics is.
+                others = [r for r in pol["spec"]["ingress"] if r is not mon[0]]
+                self.assertTrue(all(p["port"] == "http" for r in others for p in r["ports"]), comp)
                 svc = by_name(docs, "Service", f"-{comp}")
-                self.assertEqual(svc["spec"]["ports"][0]["targetPort"], "http")
+                ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
+                frontend = comp in ("bitcoin-api", "rest-api")
+                self.assertEqual(sorted(ports), ["http", "ops"] if frontend else ["ops"], comp)
+                self.assertEqual(ports["ops"][1], "ops")
+                dep = by_name(docs, "Deployment", f"-{comp}")
+                declared = {p["name"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
+                self.assertEqual(declared, set(ports), comp)
+
+    def test_a_frontend_s_ops_port_must_differ_from_its_api_port(self):
+        with self.assertRaises(subprocess.CalledProcessError):
+            chart_checks.render("--set", "restApi.opsPort=8081")
 
     def test_the_test_pod_can_reach_both_frontends(self):
         docs = render()
@@ -549,7 +570,17 @@ class Exposure(unittest.TestCase):
                 self.assertEqual(ing["spec"]["ingressClassName"], "nginx")
                 for rule in ing["spec"]["rules"]:
                     paths = {p["path"]: (p["pathType"], p["backend"]["service"]["name"]) for p in rule["http"]["paths"]}
-                    self.assertEqual(paths, {"/btc": ("Prefix", "btc-price-bitcoin-api"), "/": ("Prefix", "btc-price-rest-api")})
+                    # rest-api's `/` is exact: a Prefix `/` would hand it every other path.
+                    self.assertEqual(paths, {"/btc": ("Prefix", "btc-price-bitcoin-api"), "/": ("Exact", "btc-price-rest-api")})
+                    ports = {p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]}
+                    self.assertEqual(ports, {"http"})
+
+    def test_docs_and_specs_are_routed_only_when_asked(self):
+        ing = of_kind(render("--set", "ingress.exposeDocs=true"), "Ingress")[0]
+        paths = {p["path"]: (p["pathType"], p["backend"]["service"]["name"]) for p in ing["spec"]["rules"][0]["http"]["paths"]}
+        btc = "btc-price-bitcoin-api"
+        self.assertEqual(paths, {"/btc": ("Prefix", btc), "/": ("Exact", "btc-price-rest-api"), "/docs": ("Prefix", btc),
+                                 "/openapi.json": ("Exact", btc), "/openapi.yaml": ("Exact", btc)})
 
     def test_production_has_tls_by_cert_manager(self):
         ing = of_kind(render(*PROD), "Ingress")[0]
@@ -568,7 +599,7 @@ class Exposure(unittest.TestCase):
         self.assertEqual(dash[0]["data"]["btc-price.json"].strip(),
                          (CHART / "files" / "grafana-dashboard.json").read_text(encoding="utf-8").strip())
         sm = of_kind(prod, "ServiceMonitor")[0]
-        self.assertEqual(sm["spec"]["endpoints"][0]["port"], "http")
+        self.assertEqual([e["port"] for e in sm["spec"]["endpoints"]], ["ops"])
 
     def test_every_alert_links_its_runbook_under_the_base_the_values_set(self):
         base = "https://wiki.example.com/btc-price/runbooks"

@@ -1,5 +1,6 @@
-//! The small HTTP port of the publisher and the aggregator: `/metrics`, `/liveness`, `/readiness`
-//! (Kubernetes probes and Prometheus scrapes need them even where there is no API).
+//! The small HTTP port of every service: `/metrics`, `/liveness`, `/readiness` (Kubernetes probes
+//! and Prometheus scrapes need them even where there is no API; the frontends keep `/metrics` off
+//! their public port).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

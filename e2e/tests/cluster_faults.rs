@@ -52,7 +52,11 @@ async fn acked_ticks_survive_leader_kill_and_pause_exactly_once_and_in_order() {
     let ops = format!("127.0.0.1:{}", free_port());
     let _aggregator =
         ServiceProcess::spawn("aggregator", &["--nats-url", &urls, "--nats-replicas", "3", "--ops-addr", &ops], &[]);
-    let _api = ServiceProcess::spawn("bitcoin-api", &["--nats-url", &urls, "--listen-addr", &api], &[]);
+    let _api = ServiceProcess::spawn(
+        "bitcoin-api",
+        &["--nats-url", &urls, "--listen-addr", &api, "--ops-addr", "127.0.0.1:0"],
+        &[],
+    );
 
     // The publisher side: ticks for successive slots, each retried with its Msg-Id until acked.
     let acked: Arc<Mutex<Vec<i64>>> = Arc::default();

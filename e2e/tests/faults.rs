@@ -90,8 +90,8 @@ async fn every_binary_exits_0_soon_after_sigterm() {
     let services = [
         ("publisher", vec!["--nats-url", &url, "--sources", "coinbase", "--source-urls", &urls, "--ops-addr", &ops]),
         ("aggregator", vec!["--nats-url", &url, "--ops-addr", &ops]),
-        ("bitcoin-api", vec!["--nats-url", &url, "--listen-addr", &listen]),
-        ("rest-api", vec!["--nats-url", &url, "--listen-addr", &listen]),
+        ("bitcoin-api", vec!["--nats-url", &url, "--listen-addr", &listen, "--ops-addr", &ops]),
+        ("rest-api", vec!["--nats-url", &url, "--listen-addr", &listen, "--ops-addr", &ops]),
     ];
     for (binary, args) in services {
         let mut process = ServiceProcess::spawn(binary, &args, &[("RUST_LOG", "info")]);

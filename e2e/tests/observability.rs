@@ -64,7 +64,11 @@ async fn one_trace_runs_from_exchange_fetch_through_publish_to_aggregation_and_h
     );
     let aggregator =
         ServiceProcess::spawn("aggregator", &["--nats-url", &nats_url, "--ops-addr", &aggregator_ops], &env);
-    let api = ServiceProcess::spawn("bitcoin-api", &["--nats-url", &nats_url, "--listen-addr", &api_addr], &env);
+    let api = ServiceProcess::spawn(
+        "bitcoin-api",
+        &["--nats-url", &nats_url, "--listen-addr", &api_addr, "--ops-addr", "127.0.0.1:0"],
+        &env,
+    );
 
     let http = reqwest::Client::new();
     let price_url = format!("http://{api_addr}/btc/USD");
@@ -227,7 +231,11 @@ async fn traces_leave_by_grpc_or_http_protobuf_as_the_otlp_protocol_variables_sa
         &["--nats-url", &nats_url, "--ops-addr", &format!("127.0.0.1:{}", free_port())],
         &aggregator_env,
     );
-    let _api = ServiceProcess::spawn("bitcoin-api", &["--nats-url", &nats_url, "--listen-addr", &api_addr], &api_env);
+    let _api = ServiceProcess::spawn(
+        "bitcoin-api",
+        &["--nats-url", &nats_url, "--listen-addr", &api_addr, "--ops-addr", "127.0.0.1:0"],
+        &api_env,
+    );
 
     // The publisher's round and publish spans come by gRPC, the aggregator's process span by
     // http/protobuf, child of a publish span: one trace across both transports.
@@ -290,6 +298,62 @@ async fn an_unsupported_otlp_protocol_stops_every_service_at_start_with_an_error
             for expected in [variable, value, "grpc", "http/protobuf"] {
                 assert!(stderr.contains(expected), "{binary}: the error does not name {expected:?}: {stderr}");
             }
+        }
+    }
+}
+
+/// A `traceparent` from outside does not choose the trace: by default the server span starts a
+/// new trace and links the caller's context; `TRUST_INCOMING_TRACE_CONTEXT=true` (callers inside
+/// the mesh) continues the caller's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_traceparent_starts_a_new_trace_linked_to_the_caller_s_unless_trusted() {
+    const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CALLER_SPAN: &str = "00f067aa0ba902b7";
+    let receiver = OtlpReceiver::start().await;
+    let endpoint = receiver.endpoint();
+    let http = reqwest::Client::new();
+    for (trusted, variable, service) in [(false, None, "rest-api-default"), (true, Some("true"), "rest-api-trusted")] {
+        let (addr, ops) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+        let mut env = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
+        env.extend([("OPS_ADDR", ops.as_str()), ("OTEL_SERVICE_NAME", service)]);
+        if let Some(value) = variable {
+            env.push(("TRUST_INCOMING_TRACE_CONTEXT", value));
+        }
+        let _rest = ServiceProcess::spawn("rest-api", &["--listen-addr", &addr], &env);
+        let url = format!("http://{addr}/");
+        wait_for("rest-api to answer", support::DEADLINE, || async {
+            let response = http.get(&url).header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"));
+            response.send().await.ok().filter(|r| r.status() == 200).map(|_| ())
+        })
+        .await;
+        let span = wait_for("rest-api's server span", support::DEADLINE, || async {
+            receiver.spans().into_iter().find(|s| s.service == service && s.kind == SERVER)
+        })
+        .await;
+        assert_eq!(span.name, "GET /");
+        if trusted {
+            assert_eq!(span.parent_span_id, CALLER_SPAN, "continues the caller's trace: {span:?}");
+            assert!(span.links.is_empty(), "{span:?}");
+        } else {
+            assert_ne!(span.trace_id, CALLER_TRACE, "an outsider chose the trace id: {span:?}");
+            assert!(span.parent_span_id.is_empty(), "a root span: {span:?}");
+            assert_eq!(span.links, vec![(CALLER_TRACE.to_string(), CALLER_SPAN.to_string())], "{span:?}");
+            // Span names come from fixed sets too: a made-up method on a made-up path is `HTTP`.
+            let brew = reqwest::Method::from_bytes(b"BREW").expect("a method");
+            let long_path = format!("/{}", "x".repeat(4096));
+            let status = http.request(brew, format!("http://{addr}{long_path}?q=1")).send().await.map(|r| r.status());
+            assert_eq!(status.ok().map(|s| s.as_u16()), Some(404));
+            let made_up = wait_for("the made-up request's span", support::DEADLINE, || async {
+                let spans = receiver.spans();
+                spans
+                    .into_iter()
+                    .find(|s| s.service == service && s.attribute("http.response.status_code") == Some("404"))
+            })
+            .await;
+            assert_eq!((made_up.name.as_str(), made_up.attribute("http.request.method")), ("HTTP", Some("_OTHER")));
+            assert_eq!(made_up.attribute("http.route"), None, "{made_up:?}");
+            let url = made_up.attribute("url.full").unwrap_or_default();
+            assert!(url.starts_with("/xxx") && url.chars().count() <= 257, "url.full of {} characters", url.len());
         }
     }
 }

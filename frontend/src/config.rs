@@ -41,6 +41,21 @@ pub struct FrontendConfig {
     /// A connection with no traffic for this long is closed (idle keep-alive and stalled clients).
     #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub http_idle_timeout: Duration,
+    /// Longest time a client may take to send a whole request head (request line and headers),
+    /// counted from the connection's start for its first request and from the first byte for the
+    /// next ones; longer: the connection is closed (slow clients trickling their headers).
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_header_read_timeout: Duration,
+    /// Address of the ops port: `/metrics`, `/liveness`, `/readiness`, for Prometheus and the
+    /// cluster; the public port does not serve `/metrics`
+    /// [default: 0.0.0.0:9092 for bitcoin-api, 0.0.0.0:9093 for rest-api].
+    #[arg(long, env = "OPS_ADDR")]
+    pub ops_addr: Option<SocketAddr>,
+    /// `true`: a request's server span continues the trace of its `traceparent` header (for
+    /// callers inside the mesh). `false`: it starts a new trace and only links the caller's, so
+    /// that outsiders neither choose trace ids nor force sampling.
+    #[arg(long, env = "TRUST_INCOMING_TRACE_CONTEXT", action = clap::ArgAction::Set, default_value_t = false)]
+    pub trust_incoming_trace_context: bool,
     /// Origins allowed to call the API from a browser (CORS), comma-separated; empty: none.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
@@ -68,5 +83,17 @@ mod tests {
         assert_eq!(two.map(std::num::NonZeroUsize::get), Some(2));
         let zero = parse(&["--worker-threads", "0"]).expect_err("0 threads is refused");
         assert!(zero.to_string().contains("worker-threads"), "{zero}");
+    }
+
+    #[test]
+    fn incoming_trace_context_is_not_trusted_unless_set() {
+        let parse =
+            |args: &[&str]| FrontendConfig::try_parse_from(std::iter::once("rest-api").chain(args.iter().copied()));
+        let defaults = parse(&[]).expect("defaults parse");
+        assert!(!defaults.trust_incoming_trace_context);
+        assert_eq!(defaults.http_header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.ops_addr, None);
+        assert!(parse(&["--trust-incoming-trace-context", "true"]).expect("true").trust_incoming_trace_context);
+        assert!(parse(&["--trust-incoming-trace-context", "yes"]).is_err(), "only true or false");
     }
 }

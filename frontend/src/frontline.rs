@@ -1,6 +1,6 @@
 //! The one layer every request goes through, outside the router: the header and body limits, the
-//! request timeout, panics caught as the JSON 500, JSON errors, security headers and the request
-//! metrics.
+//! request timeout, panics caught as the JSON 500, JSON errors, security headers, the request
+//! metrics and (when tracing is on) the server span.
 //!
 //! One layer rather than a chain of poem middlewares: each middleware boxes a future and moves the
 //! request on every call, which `make bench` showed costing more than the API's own work.
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
+use opentelemetry::trace::FutureExt as _;
 
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -17,18 +18,38 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use crate::api::errors::{ErrorBody, error_response};
 use crate::hardening::{Limits, add_security_headers, over_limits, panic_response};
 use crate::metrics::FrontendMetrics;
+use crate::server_span::ServerSpans;
 
 pub struct Frontline<E> {
     inner: E,
     limits: Limits,
     metrics: Arc<FrontendMetrics>,
-    /// Whether requests get a server span, whose `http.route` this layer sets.
-    tracing: bool,
+    /// The server span of each request, when tracing is on.
+    spans: Option<ServerSpans>,
 }
 
 impl<E> Frontline<E> {
-    pub fn new(inner: E, limits: Limits, metrics: Arc<FrontendMetrics>, tracing: bool) -> Self {
-        Self { inner, limits, metrics, tracing }
+    pub fn new(inner: E, limits: Limits, metrics: Arc<FrontendMetrics>, spans: Option<ServerSpans>) -> Self {
+        Self { inner, limits, metrics, spans }
+    }
+}
+
+impl<E: Endpoint> Frontline<E> {
+    /// The answer to `request`: the app's, or the JSON error of a limit, a timeout or a panic.
+    async fn answer(&self, request: Request) -> Response {
+        if let Some(rejection) = over_limits(&request, &self.limits) {
+            return rejection.into_response();
+        }
+        let uri = request.uri().clone();
+        let handled = AssertUnwindSafe(self.inner.call(request)).catch_unwind();
+        match tokio::time::timeout(self.limits.request_timeout, handled).await {
+            Ok(Ok(Ok(response))) => response.into_response(),
+            Ok(Ok(Err(error))) => error_response(&error, uri.path()),
+            Ok(Err(panic)) => panic_response(panic),
+            Err(_) => {
+                ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response()
+            }
+        }
     }
 }
 
@@ -39,25 +60,13 @@ impl<E: Endpoint> Endpoint for Frontline<E> {
         let started = Instant::now();
         let method = request.method().clone();
         let route = self.metrics.route(request.uri().path());
-        if self.tracing
-            && let Some(name) = self.metrics.route_name(route)
-        {
-            // The semantic-convention route on the server span that poem's tracing middleware opened.
-            use opentelemetry::trace::TraceContextExt;
-            opentelemetry::Context::current().span().set_attribute(opentelemetry::KeyValue::new("http.route", name));
-        }
-        let mut response = match over_limits(&request, &self.limits) {
-            Some(rejection) => rejection.into_response(),
-            None => {
-                let uri = request.uri().clone();
-                let handled = AssertUnwindSafe(self.inner.call(request)).catch_unwind();
-                match tokio::time::timeout(self.limits.request_timeout, handled).await {
-                    Ok(Ok(Ok(response))) => response.into_response(),
-                    Ok(Ok(Err(error))) => error_response(&error, uri.path()),
-                    Ok(Err(panic)) => panic_response(panic),
-                    Err(_) => ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long")
-                        .into_response(),
-                }
+        let mut response = match &self.spans {
+            None => self.answer(request).await,
+            Some(spans) => {
+                let context = spans.start(&request, self.metrics.route_name(route)).await;
+                let response = self.answer(request).with_context(context.clone()).await;
+                ServerSpans::finish(&context, response.status());
+                response
             }
         };
         add_security_headers(&mut response);
@@ -89,7 +98,7 @@ mod tests {
     fn frontline(limits: Limits) -> (TestClient<Frontline<Route>>, Arc<FrontendMetrics>) {
         let metrics = Arc::new(FrontendMetrics::new("test", &["/panics", "/slow"], false));
         let routes = Route::new().at("/panics", get(panics)).at("/slow", get(too_slow));
-        (TestClient::new(Frontline::new(routes, limits, metrics.clone(), false)), metrics)
+        (TestClient::new(Frontline::new(routes, limits, metrics.clone(), None)), metrics)
     }
 
     #[tokio::test]

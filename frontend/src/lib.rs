@@ -10,6 +10,7 @@ pub mod hardening;
 pub mod idle;
 pub mod metrics;
 pub mod server;
+pub mod server_span;
 
 pub use config::FrontendConfig;
 pub use error::FrontendError;

@@ -65,7 +65,8 @@ impl FrontendMetrics {
         metrics
     }
 
-    /// The route label of `path`: a known route, `/docs` for Swagger UI assets, or `unmatched`.
+    /// The route label of `path`: a known route, `/docs` for Swagger UI assets, or `unmatched`
+    /// (never the path itself, for the reason [`method_label`] gives).
     pub fn route(&self, path: &str) -> RouteLabel {
         let known = self.routes.len() - 2;
         if let Some(index) = self.routes[..known].iter().position(|route| *route == path) {
@@ -88,9 +89,9 @@ impl FrontendMetrics {
             duration.observe(seconds);
             return;
         }
-        let route = self.routes[route.0];
-        self.requests.with_label_values(&[method.as_str(), route, status.as_str()]).inc();
-        self.duration.with_label_values(&[method.as_str(), route]).observe(seconds);
+        let (method, route) = (method_label(method), self.routes[route.0]);
+        self.requests.with_label_values(&[method, route, status.as_str()]).inc();
+        self.duration.with_label_values(&[method, route]).observe(seconds);
     }
 
     /// Prometheus text for `/metrics`, with the point-in-time gauges refreshed from `cache`.
@@ -101,6 +102,27 @@ impl FrontendMetrics {
         metrics::encode(&self.registry)
     }
 }
+
+/// The `method` label of a request: one of the nine methods of RFC 9110 and RFC 5789, or `other`.
+/// Any token is a valid method, and every label value is a series kept for the life of the
+/// process: a value taken from the request would let anyone grow the server's memory at will.
+pub fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => OTHER_METHOD,
+    }
+}
+
+/// The `method` label of every method outside the standard nine.
+pub const OTHER_METHOD: &str = "other";
 
 /// What a frontend serving the state reports about it.
 struct StateGauges {
@@ -147,3 +169,36 @@ impl StateGauges {
 
 const DOCS: &str = "/docs";
 const UNMATCHED: &str = "unmatched";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(metrics: &FrontendMetrics) -> usize {
+        metrics.render(&StateCache::new(None)).lines().filter(|l| l.starts_with("btc_http_")).count()
+    }
+
+    #[test]
+    fn made_up_methods_and_paths_share_one_label_each() {
+        let metrics = FrontendMetrics::new("test", &["/btc/USD"], false);
+        let observe = |method: &str, path: &str| {
+            let method = Method::from_bytes(method.as_bytes()).expect("a method token");
+            metrics.observe(&method, metrics.route(path), StatusCode::NOT_FOUND, Duration::from_millis(1));
+        };
+        observe("M0", "/p0");
+        let one_made_up = series(&metrics);
+        for i in 1..1000 {
+            observe(&format!("M{i}"), &format!("/p{i}"));
+        }
+        assert_eq!(series(&metrics), one_made_up, "a made-up method or path added series");
+        let text = metrics.render(&StateCache::new(None));
+        assert!(
+            text.contains(r#"btc_http_requests_total{method="other",route="unmatched",status="404"} 1000"#),
+            "{text}"
+        );
+        // The standard methods keep their names; lower case is another (made-up) method.
+        for (method, label) in [("GET", "GET"), ("PATCH", "PATCH"), ("get", "other"), ("BREW", "other")] {
+            assert_eq!(method_label(&Method::from_bytes(method.as_bytes()).expect("token")), label);
+        }
+    }
+}

@@ -1,25 +1,26 @@
-//! Assembles each app (API, spec, Swagger UI, JSON errors) and serves it with graceful shutdown.
+//! Assembles each app (API, spec, Swagger UI, JSON errors) and serves it with graceful shutdown,
+//! beside its ops port (`/metrics`, `/liveness`, `/readiness`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use btc_common::ops::OpsState;
 use poem::endpoint::BoxEndpoint;
-use poem::endpoint::make_sync;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::OpenTelemetryTracing;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route, get};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, bitcoin::BitcoinApi, health::HealthApi, rest::RestApi};
+use crate::api::{self, bitcoin::BitcoinApi, health, health::HealthApi, rest::RestApi};
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
 use crate::frontline::Frontline;
 use crate::hardening::{self, Limits};
-use crate::idle::IdleTimeoutAcceptor;
+use crate::idle::{ConnectionTimeouts, IdleTimeoutAcceptor};
 use crate::metrics::FrontendMetrics;
+use crate::server_span::ServerSpans;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,46 +52,74 @@ impl App {
         self == App::BitcoinApi
     }
 
+    /// The default address of the ops port (`/metrics`, `/liveness`, `/readiness`).
+    pub fn default_ops_addr(self) -> SocketAddr {
+        match self {
+            App::BitcoinApi => SocketAddr::from(([0, 0, 0, 0], 9092)),
+            App::RestApi => SocketAddr::from(([0, 0, 0, 0], 9093)),
+        }
+    }
+
     /// Routes of the app, for the metrics' bounded `route` label.
     fn routes(self) -> &'static [&'static str] {
-        const COMMON: [&str; 5] = ["/readiness", "/liveness", "/metrics", "/openapi.json", "/openapi.yaml"];
+        const COMMON: [&str; 4] = ["/readiness", "/liveness", "/openapi.json", "/openapi.yaml"];
         match self {
-            App::BitcoinApi => &["/btc/USD", "/btc/average", COMMON[0], COMMON[1], COMMON[2], COMMON[3], COMMON[4]],
-            App::RestApi => &["/", COMMON[0], COMMON[1], COMMON[2], COMMON[3], COMMON[4]],
+            App::BitcoinApi => &["/btc/USD", "/btc/average", COMMON[0], COMMON[1], COMMON[2], COMMON[3]],
+            App::RestApi => &["/", COMMON[0], COMMON[1], COMMON[2], COMMON[3]],
         }
     }
 }
 
-/// The app's HTTP endpoint over `cache`: its API, `/metrics`, `/openapi.json`, `/openapi.yaml`,
-/// `/docs`, with JSON errors, request metrics and (when tracing is on) a server span per request.
+/// The app's public HTTP endpoint over `cache`: its API, `/openapi.json`, `/openapi.yaml`, `/docs`,
+/// with JSON errors and request metrics (`/metrics` is on the ops port, see [`ops_state`]).
 pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxEndpoint<'static> {
     endpoint_with(app, cache, stale_after, Limits::default())
 }
 
 /// [`endpoint`] with explicit HTTP limits.
 pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
-    let health = HealthApi::new(cache.clone(), app.serves_state());
     let metrics = Arc::new(FrontendMetrics::new(app.name(), app.routes(), app.serves_state()));
+    public_endpoint(app, cache, stale_after, limits, metrics, None)
+}
+
+/// The public endpoint, counting its requests in `metrics` and, with `spans`, tracing them.
+fn public_endpoint(
+    app: App,
+    cache: Arc<StateCache>,
+    stale_after: Duration,
+    limits: Limits,
+    metrics: Arc<FrontendMetrics>,
+    spans: Option<ServerSpans>,
+) -> BoxEndpoint<'static> {
+    let health = HealthApi::new(cache.clone(), app.serves_state());
     let (api, docs) = match app {
-        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache.clone(), stale_after), health)),
+        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache, stale_after), health)),
         App::RestApi => api_and_docs(app, (RestApi, health)),
     };
-    let for_scrape = metrics.clone();
-    let extras = docs.at(
-        "/metrics",
-        get(make_sync(move |_| {
-            Response::builder().content_type(btc_common::metrics::CONTENT_TYPE).body(for_scrape.render(&cache))
-        })),
-    );
     let cors = hardening::cors(&limits);
-    let routes = Dispatch { api, extras }.with_if(cors.is_some(), cors.unwrap_or_default());
-    let tracer = btc_common::telemetry::tracing_requested().then(|| opentelemetry::global::tracer(app.name()));
-    Frontline::new(routes, limits, metrics, tracer.is_some())
-        .with_if(
-            tracer.is_some(),
-            OpenTelemetryTracing::new(tracer.unwrap_or_else(|| opentelemetry::global::tracer("off"))),
-        )
-        .boxed()
+    let routes = Dispatch { api, docs }.with_if(cors.is_some(), cors.unwrap_or_default());
+    Frontline::new(routes, limits, metrics, spans).boxed()
+}
+
+/// What the ops port of `app` serves: its metrics and the same readiness as the API port's.
+pub fn ops_state(app: App, cache: Arc<StateCache>, metrics: Arc<FrontendMetrics>) -> Arc<dyn OpsState> {
+    Arc::new(FrontendOps { cache, metrics, serves_state: app.serves_state() })
+}
+
+struct FrontendOps {
+    cache: Arc<StateCache>,
+    metrics: Arc<FrontendMetrics>,
+    serves_state: bool,
+}
+
+impl OpsState for FrontendOps {
+    fn readiness(&self) -> Result<(), String> {
+        health::readiness(&self.cache, self.serves_state)
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render(&self.cache)
+    }
 }
 
 /// The app's API, and the routes of its spec and Swagger UI.
@@ -104,11 +133,11 @@ fn api_and_docs<T: OpenApi + 'static>(app: App, apis: T) -> (BoxEndpoint<'static
     (service.into_endpoint(), docs)
 }
 
-/// Sends the spec, Swagger UI and metrics paths to `extras` and every other request straight to
-/// the API: nesting the API under `/` in one router would rebuild each request's URI.
+/// Sends the spec and Swagger UI paths to `docs` and every other request straight to the API:
+/// nesting the API under `/` in one router would rebuild each request's URI.
 struct Dispatch {
     api: BoxEndpoint<'static>,
-    extras: Route,
+    docs: Route,
 }
 
 impl Endpoint for Dispatch {
@@ -116,8 +145,8 @@ impl Endpoint for Dispatch {
 
     async fn call(&self, request: poem::Request) -> poem::Result<Response> {
         let path = request.uri().path();
-        if matches!(path, "/metrics" | "/openapi.json" | "/openapi.yaml" | "/docs") || path.starts_with("/docs/") {
-            self.extras.call(request).await
+        if matches!(path, "/openapi.json" | "/openapi.yaml" | "/docs") || path.starts_with("/docs/") {
+            self.docs.call(request).await
         } else {
             self.api.call(request).await
         }
@@ -126,29 +155,49 @@ impl Endpoint for Dispatch {
 
 /// A frontend that is listening.
 pub struct Running {
-    /// The address it listens on (the real port when started on port 0).
+    /// The address of the public port (the real port when started on port 0).
     pub addr: SocketAddr,
+    /// The address of the ops port (`/metrics`, `/liveness`, `/readiness`).
+    pub ops_addr: SocketAddr,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    ops: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Waits until the server has stopped (after shutdown and the drain).
     pub async fn wait(self) -> Result<(), FrontendError> {
-        match self.server.await {
+        let served = match self.server.await {
             Ok(result) => result.map_err(FrontendError::Serve),
             Err(join) => Err(FrontendError::Serve(std::io::Error::other(join))),
-        }
+        };
+        // The ops port stops with the same token; a failure there is logged by its task.
+        let _ = self.ops.await;
+        served
     }
 }
 
 /// Connects to NATS (in the background) and starts watching the state if the app serves it,
-/// binds and starts serving. rest-api needs no NATS at all.
+/// binds the public and the ops port and starts serving. rest-api needs no NATS at all.
 ///
 /// On `shutdown`: readiness fails at once, requests are still served for `shutdown_delay` (the
 /// time a load balancer needs to notice), then the server stops accepting and gives in-flight
 /// requests up to [`DRAIN_TIMEOUT`].
 pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken) -> Result<Running, FrontendError> {
     let stop_serving = CancellationToken::new();
+    let started = serve(app, config, shutdown, stop_serving.clone()).await;
+    if started.is_err() {
+        // Nothing serves: stop the state watch too.
+        stop_serving.cancel();
+    }
+    started
+}
+
+async fn serve(
+    app: App,
+    config: FrontendConfig,
+    shutdown: CancellationToken,
+    stop_serving: CancellationToken,
+) -> Result<Running, FrontendError> {
     let cache = if app.serves_state() {
         let client = config.nats.connect(app.name()).await?;
         let cache = Arc::new(StateCache::new(Some(client.clone())));
@@ -157,36 +206,51 @@ pub async fn start(app: App, config: FrontendConfig, shutdown: CancellationToken
     } else {
         Arc::new(StateCache::new(None))
     };
-    tokio::spawn({
-        let (cache, stop_serving, delay) = (cache.clone(), stop_serving.clone(), config.shutdown_delay);
-        async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = stop_serving.cancelled() => return,
-            }
-            cache.start_draining();
-            tracing::info!(?delay, "shutting down: readiness fails, still serving during the delay");
-            tokio::time::sleep(delay).await;
-            stop_serving.cancel();
-        }
-    });
+    tokio::spawn(drain_on(shutdown, cache.clone(), stop_serving.clone(), config.shutdown_delay));
 
     let listen = config.listen_addr.unwrap_or_else(|| app.default_listen_addr());
     let acceptor = TcpListener::bind(listen)
         .into_acceptor()
         .await
         .map_err(|source| FrontendError::Bind { addr: listen, source })?;
-    let acceptor = IdleTimeoutAcceptor::new(acceptor, config.http_idle_timeout);
+    let timeouts = ConnectionTimeouts { idle: config.http_idle_timeout, header_read: config.http_header_read_timeout };
+    let acceptor = IdleTimeoutAcceptor::new(acceptor, timeouts);
     let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(listen);
-    tracing::info!(app = app.name(), %addr, "listening");
 
-    let app_endpoint = endpoint_with(app, cache, config.stale_after, config.limits());
+    let metrics = Arc::new(FrontendMetrics::new(app.name(), app.routes(), app.serves_state()));
+    let ops_listen = config.ops_addr.unwrap_or_else(|| app.default_ops_addr());
+    let (ops_addr, ops) =
+        btc_common::ops::serve(ops_listen, ops_state(app, cache.clone(), metrics.clone()), stop_serving.clone())
+            .await
+            .map_err(|source| FrontendError::Bind { addr: ops_listen, source })?;
+    tracing::info!(app = app.name(), %addr, %ops_addr, "listening");
+
+    let spans = btc_common::telemetry::tracing_requested()
+        .then(|| ServerSpans::new(opentelemetry::global::tracer(app.name()), config.trust_incoming_trace_context));
+    let app_endpoint = public_endpoint(app, cache, config.stale_after, config.limits(), metrics, spans);
     let server = tokio::spawn(async move {
         poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(app_endpoint, stop_serving.cancelled_owned(), Some(DRAIN_TIMEOUT))
             .await
     });
-    Ok(Running { addr, server })
+    Ok(Running { addr, ops_addr, server, ops })
+}
+
+/// On `shutdown`: fails readiness at once, keeps serving for `delay`, then stops serving.
+async fn drain_on(
+    shutdown: CancellationToken,
+    cache: Arc<StateCache>,
+    stop_serving: CancellationToken,
+    delay: Duration,
+) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = stop_serving.cancelled() => return,
+    }
+    cache.start_draining();
+    tracing::info!(?delay, "shutting down: readiness fails, still serving during the delay");
+    tokio::time::sleep(delay).await;
+    stop_serving.cancel();
 }
 
 /// Runs `app` until shutdown.

@@ -315,3 +315,19 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() {
     assert!(response.0.headers().get("access-control-allow-origin").is_none());
     assert_eq!(response.0.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn metrics_are_not_served_on_the_public_port_and_errors_repeat_little_of_the_request() {
+    for app in [App::BitcoinApi, App::RestApi] {
+        let response = client(app, None).get("/metrics").send().await;
+        response.assert_status(StatusCode::NOT_FOUND);
+        assert_eq!(json_of(response).await["error"], "not_found", "{app:?}");
+    }
+    let cli = client(App::BitcoinApi, None);
+    for path in [format!("/{}", "a".repeat(50_000)), format!("/btc/{}", "B".repeat(50_000))] {
+        let response = cli.get(&path).send().await;
+        response.assert_status(StatusCode::NOT_FOUND);
+        let body = json_of(response).await;
+        assert!(body.to_string().len() < 400, "a 404 repeats {} bytes of its path", body.to_string().len());
+    }
+}

@@ -87,7 +87,7 @@ impl Service {
 
     /// Starts `target/<profile>/bitcoin-api`; its price never counts as stale during the run.
     pub fn bitcoin_api(nats: &Nats) -> Self {
-        Self::spawn("bitcoin-api", "LISTEN_ADDR", nats, &[("STALE_AFTER", "24h")])
+        Self::spawn("bitcoin-api", "LISTEN_ADDR", nats, &[("STALE_AFTER", "24h"), ("OPS_ADDR", "127.0.0.1:0")])
     }
 
     fn spawn(binary: &str, addr_variable: &'static str, nats: &Nats, extra_env: &[(&str, &str)]) -> Self {

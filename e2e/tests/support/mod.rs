@@ -25,7 +25,7 @@ pub const POLL_INTERVAL: &str = "200ms";
 pub struct Service {
     shutdown: CancellationToken,
     task: JoinHandle<()>,
-    /// Base URL of the ops port (publisher, aggregator): /metrics, /liveness, /readiness.
+    /// Base URL of the ops port: /metrics, /liveness, /readiness.
     pub ops_url: String,
 }
 
@@ -151,14 +151,18 @@ impl Pipeline {
         if !extra.contains(&"--nats-url") {
             args.extend(["--nats-url", &url]);
         }
+        if !extra.contains(&"--ops-addr") {
+            args.extend(["--ops-addr", "127.0.0.1:0"]);
+        }
         args.extend_from_slice(extra);
         let config = FrontendConfig::try_parse_from(args).expect("frontend config");
         let shutdown = CancellationToken::new();
         let running = frontend::start(app, config, shutdown.clone()).await.expect("frontend starts");
-        let addr: SocketAddr = running.addr;
-        let service = Service::spawn(shutdown, async move {
+        let (addr, ops_addr): (SocketAddr, SocketAddr) = (running.addr, running.ops_addr);
+        let mut service = Service::spawn(shutdown, async move {
             running.wait().await.expect("frontend serves");
         });
+        service.ops_url = format!("http://{ops_addr}");
         (format!("http://{addr}"), service)
     }
 

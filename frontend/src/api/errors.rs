@@ -45,22 +45,61 @@ fn error_body(error: &poem::Error, path: &str) -> ErrorBody {
             Some(currency) if !currency.is_empty() && !currency.contains('/') => ErrorBody::new(
                 status,
                 "unknown_currency",
-                format!("unknown currency {currency:?}; supported: USD (and /btc/average)"),
+                format!("unknown currency \"{}\"; supported: USD (and /btc/average)", bounded(currency, 16)),
             ),
-            _ => ErrorBody::new(status, "not_found", format!("no such resource: {path}")),
+            _ => ErrorBody::new(status, "not_found", format!("no such resource: {}", bounded(path, ECHOED_CHARS))),
         },
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ErrorBody::new(status, "method_not_allowed", format!("method not allowed on {path}"))
-        }
+        StatusCode::METHOD_NOT_ALLOWED => ErrorBody::new(
+            status,
+            "method_not_allowed",
+            format!("method not allowed on {}", bounded(path, ECHOED_CHARS)),
+        ),
         // Internal details stay in the logs; the client gets the status and a plain sentence.
         status if status.is_server_error() => {
-            tracing::error!(%error, %path, "request failed");
+            tracing::error!(error = %bounded(&error.to_string(), 512), path = %bounded(path, ECHOED_CHARS), "request failed");
             ErrorBody::new(status, "internal_error", "internal error")
         }
         status => ErrorBody::new(
             status,
             status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_").as_str(),
-            error.to_string(),
+            bounded(&error.to_string(), ECHOED_CHARS),
         ),
+    }
+}
+
+/// Most characters of a request's own text (its path, a parser's message about it) that an
+/// answer or a log line repeats.
+pub const ECHOED_CHARS: usize = 128;
+
+/// `text` as an answer or a log line may repeat it: at most `max_chars` characters (then `…`),
+/// control characters escaped, so that no request can fill a log or forge a log line.
+pub fn bounded(text: &str, max_chars: usize) -> String {
+    let mut shown = String::with_capacity(text.len().min(max_chars + 8));
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_repeated_from_a_request_is_cut_and_escaped() {
+        assert_eq!(bounded("/btc/USD", 128), "/btc/USD");
+        assert_eq!(bounded("abcdef", 3), "abc…");
+        assert_eq!(bounded("a\nb\u{1b}[2J", 128), "a\\nb\\u{1b}[2J");
+        let long = format!("/{}", "x".repeat(100_000));
+        let body = error_body(&poem::Error::from_status(StatusCode::NOT_FOUND), &long);
+        assert!(body.message.chars().count() < 200, "{} characters", body.message.len());
     }
 }

@@ -58,14 +58,21 @@ impl HealthApi {
     /// state (a fresh price or not), rest-api once listening; neither while shutting down.
     #[oai(path = "/readiness", method = "get", operation_id = "readiness")]
     async fn readiness(&self) -> ReadinessResponse {
-        if self.cache.is_draining() {
-            return ReadinessResponse::NotReady(PlainText("NOT READY: shutting down".to_string()));
+        match readiness(&self.cache, self.serves_state) {
+            Ok(()) => ReadinessResponse::Ready(PlainText("OK".to_string())),
+            Err(reason) => ReadinessResponse::NotReady(PlainText(format!("NOT READY: {reason}"))),
         }
-        if self.serves_state
-            && let Err(reason) = self.cache.state_readiness()
-        {
-            return ReadinessResponse::NotReady(PlainText(format!("NOT READY: {reason}")));
-        }
-        ReadinessResponse::Ready(PlainText("OK".to_string()))
     }
+}
+
+/// Whether this pod can serve (`Err` with the reason if not): the same answer on the API port
+/// and on the ops port.
+pub fn readiness(cache: &StateCache, serves_state: bool) -> Result<(), String> {
+    if cache.is_draining() {
+        return Err("shutting down".to_string());
+    }
+    if serves_state {
+        cache.state_readiness().map_err(str::to_string)?;
+    }
+    Ok(())
 }
