@@ -112,9 +112,7 @@ impl NatsArgs {
         let servers: Vec<&str> = self.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         options.connect(servers).await.map_err(|source| CommonError::Connect { url: self.url.clone(), source })
     }
-}
 
-impl NatsArgs {
     /// Adds the configured credentials to `options`, reading the files they are in.
     async fn authentication(
         &self,
