@@ -6,10 +6,12 @@
 #      digest), each also with --kube-version 1.24.17
 #   2. Helm/tests/bad-values.yaml (string replica count, unknown key) is REJECTED by values.schema.json
 #   3. helm template (namespace btc): defaults, production and tests/alternative-values.yaml, for the
-#      current version and 1.24.17
+#      current version and 1.24.17; production as in a cluster with cert-manager (--api-versions
+#      cert-manager.io/v1: the chart renders its cert-manager objects only where the API exists)
 #   4. kubernetes-validate --strict: the 1.24 renders against 1.24 (kubernetes-validate 1.31.0) and the
 #      others against 1.33; any ERROR or WARN fails, except "no schema" for the CRD allowlist
-#      (ServiceMonitor, PrometheusRule), which are checked structurally instead (+ promtool if present).
+#      (ServiceMonitor, PrometheusRule, cert-manager's Certificate and Issuer), which are checked
+#      structurally instead (+ promtool if present).
 #      Known-bad objects must fail the validators (so a broken validator cannot pass everything).
 #   5. checkov --framework kubernetes on both renders: 0 failed, passed > 0 (the RELIABILITY trap: a
 #      checkov that ran nothing exits 0), exceptions only from Helm/checkov-exceptions.yaml, none stale
@@ -30,6 +32,8 @@ NS=btc
 RELEASE=btc-price
 KUBE_OLD=1.24.17
 KV_CURRENT_VERSION=1.33
+# A cluster that serves cert-manager: the production renders include the chart's Certificates.
+CERT_MANAGER_API="--api-versions cert-manager.io/v1"
 
 for tool in "$HELM" "$PY" "$KV_OLD" "$KV_NEW" "$CHECKOV"; do
   [ -x "$tool" ] || { echo "check-helm: $tool is missing: run scripts/install-k8s-tools.sh" >&2; exit 1; }
@@ -82,9 +86,9 @@ done
 step "3. helm template -n $NS"
 declare -A RENDER_ARGS=(
   [defaults]=""
-  [production]="-f $PROD_VALUES"
+  [production]="-f $PROD_VALUES $CERT_MANAGER_API"
   [defaults-$KUBE_OLD]="--kube-version $KUBE_OLD"
-  [production-$KUBE_OLD]="-f $PROD_VALUES --kube-version $KUBE_OLD"
+  [production-$KUBE_OLD]="-f $PROD_VALUES --kube-version $KUBE_OLD $CERT_MANAGER_API"
   [alternatives]="-f $CHART/tests/alternative-values.yaml"
   [alternatives-$KUBE_OLD]="-f $CHART/tests/alternative-values.yaml --kube-version $KUBE_OLD"
 )
@@ -100,7 +104,8 @@ for r in "${RENDERS[@]}"; do
 done
 mkdir -p "$tmp/checkov/defaults" "$tmp/checkov/production"
 "$HELM" template "$RELEASE" "$CHART" -n "$NS" --output-dir "$tmp/checkov/defaults" >/dev/null
-"$HELM" template "$RELEASE" "$CHART" -n "$NS" -f "$PROD_VALUES" --output-dir "$tmp/checkov/production" >/dev/null
+# shellcheck disable=SC2086 # the arguments are words on purpose
+"$HELM" template "$RELEASE" "$CHART" -n "$NS" -f "$PROD_VALUES" $CERT_MANAGER_API --output-dir "$tmp/checkov/production" >/dev/null
 
 step "4. kubernetes-validate --strict"
 # The validators must still catch what they are here for: a typo (strict) and, on 1.24, a field 1.24 lacks.
@@ -146,7 +151,7 @@ for r in "${RENDERS[@]}"; do
     bad "kubernetes-validate $r against $k (exit $kv_rc)"; cat "$tmp/out" 2>/dev/null; sed 's/^/       /' "$tmp/kv-$r.log" | grep -v ' passed for resource '
   fi
 done
-run "CRD objects of the production render (ServiceMonitor, PrometheusRule)" "$PY" "$CHART/tests/chart_checks.py" crds "$tmp/production.yaml"
+run "CRD objects of the production render (ServiceMonitor, PrometheusRule, Certificate)" "$PY" "$CHART/tests/chart_checks.py" crds "$tmp/production.yaml"
 if command -v promtool >/dev/null 2>&1; then
   if "$PY" "$CHART/tests/chart_checks.py" prometheus-rules "$tmp/production.yaml" "$tmp/rules.yaml" &&
      promtool check rules "$tmp/rules.yaml" >"$tmp/out" 2>&1; then

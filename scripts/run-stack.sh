@@ -60,19 +60,23 @@ wait_until() { # description, command...
 }
 
 # NATS users and permissions as in the chart (deploy/local/nats-auth.conf is generated from
-# Helm/nats-values.yaml); fresh random passwords each run. NATS_AUTH=0 runs without them.
+# Helm/nats-values.yaml); fresh random passwords each run, given to the services as files (as the
+# chart mounts its Secret). NATS_AUTH=0 runs without them.
 nats_args=(-js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$RUN_DIR/jetstream")
+secrets=$RUN_DIR/secrets
 if [ "${NATS_AUTH:-1}" = 1 ]; then
+  mkdir -p "$secrets" && chmod 700 "$secrets"
   for role in PUBLISHER AGGREGATOR FRONTEND ADMIN; do
-    export "${role}_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+    password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+    export "${role}_PASSWORD=$password"   # nats-server reads them from the environment
+    (umask 077 && printf '%s' "$password" >"$secrets/$(echo "$role" | tr A-Z a-z)-password")
   done
   nats_args=(-c deploy/local/nats-auth.conf "${nats_args[@]}")
   printf 'NATS admin: user admin, password %s\n' "$ADMIN_PASSWORD" >"$RUN_DIR/nats-admin.txt"
 fi
-as_user() { # role: prints NATS_USER=... NATS_PASSWORD=... for env(1)
+as_user() { # role: prints NATS_USER=... NATS_PASSWORD_FILE=... for env(1)
   if [ "${NATS_AUTH:-1}" = 1 ]; then
-    local var="$(echo "$1" | tr a-z A-Z)_PASSWORD"
-    echo "NATS_USER=$1" "NATS_PASSWORD=${!var}"
+    echo "NATS_USER=$1" "NATS_PASSWORD_FILE=$secrets/$1-password"
   fi
 }
 start nats-server .tools/bin/nats-server "${nats_args[@]}"
@@ -86,6 +90,14 @@ if [ "$DEMO" = 1 ]; then
   SOURCE_URLS=$(sed -n 's/^SOURCE_URLS=//p' "$RUN_DIR/standin.env")
   SOURCES=$(echo "$SOURCE_URLS" | tr ',' '\n' | cut -d= -f1 | paste -sd, -)
   export SOURCE_URLS SOURCES
+fi
+
+# The setup step, as the chart's hook Job runs it: the admin creates the ticks stream and the
+# buckets (or brings them to this configuration); the services' own users may not.
+# shellcheck disable=SC2046 # as_user prints words for env
+if ! env $(as_user admin) "$bin/publisher" setup >"$logs/setup.log" 2>&1; then
+  echo "the NATS setup step failed; see $logs/setup.log" >&2
+  exit 1
 fi
 
 # shellcheck disable=SC2046 # as_user prints words for env

@@ -109,3 +109,96 @@ selectors sit in ONE list element, so they are ANDed: pods with these labels in 
       {{- toYaml . | nindent 6 }}
   {{- end }}
 {{- end }}
+
+{{/*
+NATS credentials and TLS of one role, as files: every pod mounts only its own role's key of the
+Secret, read-only (nothing secret is in the environment). Roles: publisher, aggregator, frontend,
+and admin (the setup Job). Call with (dict "root" $ "role" "publisher").
+*/}}
+
+{{/* The Secret key of a role's credential: "<role>-password", or "<role>.creds" in creds mode. */}}
+{{- define "btc-price.natsAuthKey" -}}
+{{- if eq .root.Values.nats.auth.mode "creds" }}{{ printf "%s.creds" .role }}{{ else }}{{ printf "%s-password" .role }}{{ end }}
+{{- end }}
+
+{{/* The file the credential is mounted as, under /etc/nats-auth. */}}
+{{- define "btc-price.natsAuthFile" -}}
+{{- if eq .root.Values.nats.auth.mode "creds" }}nats.creds{{ else }}password{{ end }}
+{{- end }}
+
+{{/* The non-secret settings of a role's NATS connection, as a YAML map of variables. */}}
+{{- define "btc-price.natsEnv" -}}
+{{- $v := .root.Values.nats }}
+{{- $user := (index $v.auth .role).user }}
+{{- if $v.auth.enabled }}
+{{- if eq $v.auth.mode "creds" }}
+NATS_CREDS: /etc/nats-auth/nats.creds
+{{- else }}
+NATS_USER: {{ $user | quote }}
+NATS_PASSWORD_FILE: /etc/nats-auth/password
+{{- end }}
+{{- /* The permissions let each user read replies under its own prefix only (nats-values.yaml). */}}
+NATS_INBOX_PREFIX: {{ printf "_INBOX_%s" $user | quote }}
+{{- end }}
+{{- if $v.tls.enabled }}
+NATS_TLS_CA: /etc/nats-tls/ca.crt
+{{- if $v.tls.clientCert }}
+NATS_TLS_CERT: /etc/nats-tls/tls.crt
+NATS_TLS_KEY: /etc/nats-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the chart renders the cert-manager objects of the NATS client certificates. */}}
+{{- define "btc-price.natsCertManager" -}}
+{{- $v := .Values.nats.tls }}
+{{- if and $v.enabled $v.certManager.enabled (or $v.certManager.force (.Capabilities.APIVersions.Has "cert-manager.io/v1")) }}true{{ end }}
+{{- end }}
+
+{{/* The TLS Secret of a role: its own Certificate's with cert-manager, else nats.tls.secretName. */}}
+{{- define "btc-price.natsTlsSecret" -}}
+{{- if .root.Values.nats.tls.certManager.enabled }}
+{{- printf "%s-nats-%s-tls" (include "btc-price.fullname" .root) .role }}
+{{- else }}
+{{- required "nats.tls.secretName is required when nats.tls.enabled (or use nats.tls.certManager)" .root.Values.nats.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the admin's credential for the setup Job. */}}
+{{- define "btc-price.natsSetupSecretName" -}}
+{{- default (printf "%s-nats-setup" (include "btc-price.fullname" .)) .Values.nats.auth.existingSecret }}
+{{- end }}
+
+{{/* Volume mounts of a role's NATS files. */}}
+{{- define "btc-price.natsVolumeMounts" -}}
+{{- if .root.Values.nats.auth.enabled }}
+- name: nats-auth
+  mountPath: /etc/nats-auth
+  readOnly: true
+{{- end }}
+{{- if .root.Values.nats.tls.enabled }}
+- name: nats-tls
+  mountPath: /etc/nats-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Volumes of a role's NATS files: its key of `secret` only, and its TLS Secret. Call with
+(dict "root" $ "role" "publisher" "secret" "<name of the credentials Secret>"). */}}
+{{- define "btc-price.natsVolumes" -}}
+{{- if .root.Values.nats.auth.enabled }}
+- name: nats-auth
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "btc-price.natsAuthKey" . }}
+        path: {{ include "btc-price.natsAuthFile" . }}
+{{- end }}
+{{- if .root.Values.nats.tls.enabled }}
+- name: nats-tls
+  secret:
+    secretName: {{ include "btc-price.natsTlsSecret" . }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}

@@ -44,12 +44,8 @@ data:
   OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
   OTEL_EXPORTER_OTLP_PROTOCOL: {{ $root.Values.tracing.otlpProtocol | quote }}
   {{- end }}
-  {{- if and .nats $root.Values.nats.tls.enabled }}
-  NATS_TLS_CA: /etc/nats-tls/ca.crt
-  {{- if $root.Values.nats.tls.clientCert }}
-  NATS_TLS_CERT: /etc/nats-tls/tls.crt
-  NATS_TLS_KEY: /etc/nats-tls/tls.key
-  {{- end }}
+  {{- if .nats }}
+  {{- include "btc-price.natsEnv" (dict "root" $root "role" .role) | trim | nindent 2 }}
   {{- end }}
   OPS_ADDR: {{ printf "0.0.0.0:%d" (int .opsPort) | quote }}
   {{- if .frontend }}
@@ -197,18 +193,6 @@ spec:
             - name: OTEL_RESOURCE_ATTRIBUTES
               value: {{ printf "service.version=%s,k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(POD_NAME),k8s.deployment.name=%s" $root.Chart.AppVersion (include "btc-price.componentName" .) | quote }}
             {{- end }}
-            {{- if and .nats $root.Values.nats.auth.enabled }}
-            - name: NATS_USER
-              valueFrom:
-                secretKeyRef:
-                  name: {{ include "btc-price.natsSecretName" $root }}
-                  key: {{ printf "%s-user" .role }}
-            - name: NATS_PASSWORD
-              valueFrom:
-                secretKeyRef:
-                  name: {{ include "btc-price.natsSecretName" $root }}
-                  key: {{ printf "%s-password" .role }}
-            {{- end }}
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -239,21 +223,16 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if and .nats $root.Values.nats.tls.enabled }}
-            - name: nats-tls
-              mountPath: /etc/nats-tls
-              readOnly: true
+            {{- if .nats }}
+            {{- include "btc-price.natsVolumeMounts" (dict "root" $root) | trim | nindent 12 }}
             {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             medium: Memory
             sizeLimit: {{ $root.Values.tmpSizeLimit }}
-        {{- if and .nats $root.Values.nats.tls.enabled }}
-        - name: nats-tls
-          secret:
-            secretName: {{ required "nats.tls.secretName is required when nats.tls.enabled" $root.Values.nats.tls.secretName }}
-            defaultMode: 0440
+        {{- if .nats }}
+        {{- include "btc-price.natsVolumes" (dict "root" $root "role" .role "secret" (include "btc-price.natsSecretName" $root)) | trim | nindent 8 }}
         {{- end }}
       {{- if $root.Values.topologySpread.enabled }}
       topologySpreadConstraints:
@@ -420,9 +399,13 @@ spec:
 {{- end }}
 {{- end }}
 
-{{/* Secret with one NATS user and password per role (see nats-values.yaml for their permissions). */}}
+{{/* Secret with one NATS password per role of the services (see nats-values.yaml for their
+permissions); the admin's is in the setup Job's own Secret. */}}
 {{- define "btc-price.secret" -}}
 {{- $a := .Values.nats.auth }}
+{{- if eq $a.mode "creds" }}
+{{- fail "nats.auth.mode=creds needs nats.auth.existingSecret (keys publisher.creds, aggregator.creds, frontend.creds, admin.creds): credentials files do not belong in values" }}
+{{- end }}
 apiVersion: v1
 kind: Secret
 metadata:
@@ -434,7 +417,6 @@ type: Opaque
 data:
   {{- range $role := list "publisher" "aggregator" "frontend" }}
   {{- $u := index $a $role }}
-  {{ $role }}-user: {{ required (printf "nats.auth.%s.user is required" $role) $u.user | b64enc | quote }}
   {{ $role }}-password: {{ required (printf "nats.auth.%s.password is required (or set nats.auth.existingSecret)" $role) $u.password | b64enc | quote }}
   {{- end }}
 {{- end }}

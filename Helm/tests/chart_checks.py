@@ -43,13 +43,19 @@ CHART = Path(__file__).resolve().parents[1]
 REPO = CHART.parent
 HELM = os.environ.get("HELM", str(REPO / ".tools" / "bin" / "helm"))
 
-# CRDs (prometheus-operator) that kubernetes-validate has no schema for; `crds` checks them instead.
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
-CRD_API_VERSION = "monitoring.coreos.com/v1"
+# CRDs (prometheus-operator, cert-manager) that kubernetes-validate has no schema for, with their
+# API version; `crds` checks them instead.
+CRD_KINDS = {
+    "ServiceMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
+    "Certificate": "cert-manager.io/v1",
+    "Issuer": "cert-manager.io/v1",
+}
 
 NAMESPACED_KINDS = {
-    "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "NetworkPolicy", "Pod",
-    "PodDisruptionBudget", "PrometheusRule", "Secret", "Service", "ServiceAccount", "ServiceMonitor",
+    "Certificate", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Issuer", "Job",
+    "NetworkPolicy", "Pod", "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
+    "ServiceAccount", "ServiceMonitor",
 }
 
 
@@ -101,7 +107,7 @@ def kv_report(args: list[str]) -> int:
                 continue
             if KV_PASSED.match(line):
                 passed += 1
-            elif (m := KV_NO_SCHEMA.match(line)) and m.group(1) in CRD_KINDS and m.group(2) == CRD_API_VERSION:
+            elif (m := KV_NO_SCHEMA.match(line)) and CRD_KINDS.get(m.group(1)) == m.group(2):
                 crds += 1
             else:
                 problems.append(f"{path}: {line}")
@@ -116,7 +122,68 @@ def kv_report(args: list[str]) -> int:
 
 # --- CRD objects -------------------------------------------------------------------------------------
 
+# The fields of cert-manager's Certificate this chart sets (cert-manager.io/v1), and its CA Issuer.
+_CERT_DURATION = {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"}
+_ISSUER_REF = {
+    "type": "object", "required": ["name", "kind"], "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "kind": {"enum": ["Issuer", "ClusterIssuer"]},
+        "group": {"const": "cert-manager.io"},
+    },
+}
+
 CRD_SCHEMAS = {
+    "Certificate": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "cert-manager.io/v1"},
+            "metadata": {"type": "object", "required": ["name", "namespace"]},
+            "spec": {
+                "type": "object", "required": ["secretName", "issuerRef"], "additionalProperties": False,
+                "properties": {
+                    "secretName": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
+                    "commonName": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "dnsNames": {"type": "array", "items": {"type": "string"}},
+                    "duration": _CERT_DURATION,
+                    "renewBefore": _CERT_DURATION,
+                    "isCA": {"type": "boolean"},
+                    "privateKey": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                            "size": {"type": "integer"},
+                            "rotationPolicy": {"enum": ["Never", "Always"]},
+                            "encoding": {"enum": ["PKCS1", "PKCS8"]},
+                        },
+                    },
+                    "usages": {
+                        "type": "array",
+                        "items": {"enum": ["digital signature", "key encipherment", "client auth",
+                                           "server auth", "cert sign", "crl sign"]},
+                    },
+                    "issuerRef": _ISSUER_REF,
+                },
+            },
+        },
+    },
+    "Issuer": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "cert-manager.io/v1"},
+            "metadata": {"type": "object", "required": ["name", "namespace"]},
+            "spec": {
+                "type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+                "properties": {
+                    "ca": {"type": "object", "required": ["secretName"], "additionalProperties": False,
+                           "properties": {"secretName": {"type": "string", "minLength": 1}}},
+                    "selfSigned": {"type": "object"},
+                },
+            },
+        },
+    },
     "ServiceMonitor": {
         "type": "object",
         "required": ["apiVersion", "kind", "metadata", "spec"],

@@ -22,7 +22,8 @@ import yaml  # noqa: E402  (chart_checks exits with a hint when PyYAML is missin
 
 CHART = chart_checks.CHART
 REPO = chart_checks.REPO
-PROD = ["-f", str(chart_checks.production_values())]  # after the release step
+# As scripts/check-helm.sh renders production: after the release step, in a cluster that serves cert-manager.
+PROD = ["-f", str(chart_checks.production_values()), "--api-versions", "cert-manager.io/v1"]
 OLD = ["--kube-version", "1.24.17"]
 ALT = ["-f", str(CHART / "tests" / "alternative-values.yaml")]
 APP_COMPONENTS = ["publisher", "aggregator", "bitcoin-api", "rest-api"]
@@ -55,9 +56,9 @@ def component(doc) -> str:
 
 
 def pod_specs(docs):
-    """(name, pod spec, pod metadata) of every Deployment's template and every bare Pod."""
+    """(name, pod spec, pod metadata) of every Deployment's and Job's template and every bare Pod."""
     for d in docs:
-        if d["kind"] == "Deployment":
+        if d["kind"] in ("Deployment", "Job"):
             yield d["metadata"]["name"], d["spec"]["template"]["spec"], d["spec"]["template"]["metadata"]
         elif d["kind"] == "Pod":
             yield d["metadata"]["name"], d["spec"], d["metadata"]
@@ -284,23 +285,68 @@ class Configuration(unittest.TestCase):
             chart_checks.render(*PROD, "--set", "tracing.otlpProtocol=http/json")
         self.assertIn("otlpProtocol", refused.exception.stderr)
 
-    def test_each_role_reads_its_own_credentials_from_a_secret(self):
+    def test_no_secret_is_in_the_environment(self):
+        # checkov CKV_K8S_35: secrets as files, never as variables.
+        for label, docs in renders().items():
+            for name, spec, _ in pod_specs(docs):
+                for c in containers(spec):
+                    with self.subTest(render=label, pod=name, container=c["name"]):
+                        self.assertFalse([e for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})])
+                        self.assertFalse([e for e in c.get("envFrom", []) if "secretRef" in e])
+
+    def test_each_role_reads_only_its_own_password_from_a_read_only_file(self):
         docs = render()
-        secret = of_kind(docs, "Secret")[0]
-        for comp, role in (("publisher", "publisher"), ("aggregator", "aggregator"),
-                           ("bitcoin-api", "frontend")):
+        secret = by_name(docs, "Secret", "-nats")
+        for comp, role in (("publisher", "publisher"), ("aggregator", "aggregator"), ("bitcoin-api", "frontend")):
             cm, env = self.env(docs, comp)
             self.assertNotIn("NATS_PASSWORD", cm)
-            ref = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
-            self.assertEqual(ref["name"], secret["metadata"]["name"])
-            self.assertEqual(ref["key"], f"{role}-password")
-            self.assertIn(ref["key"], secret["data"])
+            self.assertNotIn("NATS_PASSWORD", env)
+            self.assertEqual(cm["NATS_USER"], role)
+            self.assertEqual(cm["NATS_PASSWORD_FILE"], "/etc/nats-auth/password")
+            # Its own reply subjects: the permissions let each user read no other inbox.
+            self.assertEqual(cm["NATS_INBOX_PREFIX"], f"_INBOX_{role}")
+            spec = by_name(docs, "Deployment", f"-{comp}")["spec"]["template"]["spec"]
+            (volume,) = [v for v in spec["volumes"] if v["name"] == "nats-auth"]
+            self.assertEqual(volume["secret"]["secretName"], secret["metadata"]["name"])
+            self.assertEqual(volume["secret"]["items"], [{"key": f"{role}-password", "path": "password"}])
+            self.assertEqual(volume["secret"]["defaultMode"], 0o440)
+            self.assertIn(f"{role}-password", secret["data"])
+            self.assertIn({"name": "nats-auth", "mountPath": "/etc/nats-auth", "readOnly": True},
+                          spec["containers"][0]["volumeMounts"])
+        # The services' Secret holds no admin credential: only the setup Job's own Secret does.
+        self.assertEqual(set(secret["data"]), {"publisher-password", "aggregator-password", "frontend-password"})
 
-    def test_existing_secret_replaces_the_chart_secret(self):
+    def test_existing_secret_replaces_the_chart_secrets(self):
         docs = render(*PROD)
         self.assertEqual(of_kind(docs, "Secret"), [])
-        _, env = self.env(docs, "publisher")
-        self.assertEqual(env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"], "btc-price-nats")
+        for comp, role in (("publisher", "publisher"), ("bitcoin-api", "frontend")):
+            spec = by_name(docs, "Deployment", f"-{comp}")["spec"]["template"]["spec"]
+            (volume,) = [v for v in spec["volumes"] if v["name"] == "nats-auth"]
+            self.assertEqual(volume["secret"]["secretName"], "btc-price-nats")
+            self.assertEqual(volume["secret"]["items"], [{"key": f"{role}-password", "path": "password"}])
+        job = by_name(docs, "Job", "-nats-setup")["spec"]["template"]["spec"]
+        (volume,) = [v for v in job["volumes"] if v["name"] == "nats-auth"]
+        self.assertEqual(volume["secret"], {"secretName": "btc-price-nats", "defaultMode": 0o440,
+                                            "items": [{"key": "admin-password", "path": "password"}]})
+
+    def test_jwt_credentials_files_instead_of_passwords(self):
+        docs = render("--set", "nats.auth.mode=creds", "--set", "nats.auth.existingSecret=btc-nats-creds")
+        for comp, role in (("publisher", "publisher"), ("aggregator", "aggregator"), ("bitcoin-api", "frontend")):
+            cm, _ = self.env(docs, comp)
+            self.assertEqual(cm["NATS_CREDS"], "/etc/nats-auth/nats.creds")
+            self.assertNotIn("NATS_USER", cm)
+            self.assertNotIn("NATS_PASSWORD_FILE", cm)
+            self.assertEqual(cm["NATS_INBOX_PREFIX"], f"_INBOX_{role}")
+            spec = by_name(docs, "Deployment", f"-{comp}")["spec"]["template"]["spec"]
+            (volume,) = [v for v in spec["volumes"] if v["name"] == "nats-auth"]
+            self.assertEqual(volume["secret"]["items"], [{"key": f"{role}.creds", "path": "nats.creds"}])
+        job = by_name(docs, "Job", "-nats-setup")["spec"]["template"]["spec"]
+        self.assertIn({"name": "NATS_CREDS", "value": "/etc/nats-auth/nats.creds"}, job["containers"][0]["env"])
+        self.assertEqual(of_kind(docs, "Secret"), [])
+        # Credentials files do not belong in values: creds mode needs a Secret of the operator's.
+        with self.assertRaises(subprocess.CalledProcessError) as refused:
+            chart_checks.render("--set", "nats.auth.mode=creds")
+        self.assertIn("existingSecret", refused.exception.stderr)
 
     def test_pods_carry_a_config_checksum_that_follows_the_config(self):
         def checksums(docs):
@@ -328,6 +374,122 @@ class Configuration(unittest.TestCase):
             for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
                         "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"):
                 self.assertIn(key, labels, d["metadata"]["name"])
+
+
+class NatsSetup(unittest.TestCase):
+    """The setup Job: the only one that creates and changes the streams and buckets."""
+
+    @staticmethod
+    def job(docs):
+        return by_name(docs, "Job", "-nats-setup")
+
+    def test_it_runs_as_the_admin_before_every_install_and_upgrade(self):
+        for label, docs in renders().items():
+            job = self.job(docs)
+            with self.subTest(render=label):
+                ann = job["metadata"]["annotations"]
+                self.assertEqual(ann["helm.sh/hook"], "pre-install,pre-upgrade")
+                self.assertEqual(ann["helm.sh/hook-delete-policy"], "before-hook-creation,hook-succeeded")
+                c = job["spec"]["template"]["spec"]["containers"][0]
+                self.assertEqual(c["command"], ["/usr/local/bin/publisher", "setup"])
+                self.assertEqual(job["spec"]["template"]["spec"]["restartPolicy"], "Never")
+                self.assertGreater(job["spec"]["activeDeadlineSeconds"], 3 * 120)
+
+    def test_it_sets_up_what_the_services_are_configured_with(self):
+        docs = render("--set", "stream.maxAge=12h", "--set", "publisher.leaseTtl=5s", "--set", "nats.replicas=1")
+        env = {e["name"]: e.get("value") for e in self.job(docs)["spec"]["template"]["spec"]["containers"][0]["env"]}
+        pub = by_name(docs, "ConfigMap", "-publisher")["data"]
+        for name in ("NATS_URL", "NATS_REPLICAS", "TICKS_MAX_AGE", "TICKS_MAX_BYTES", "LEASE_TTL"):
+            self.assertEqual(env[name], pub[name], name)
+        self.assertEqual((env["TICKS_MAX_AGE"], env["LEASE_TTL"], env["NATS_REPLICAS"]), ("12h", "5s", "1"))
+        self.assertEqual(env["NATS_USER"], "admin")
+        self.assertEqual(env["NATS_PASSWORD_FILE"], "/etc/nats-auth/password")
+        self.assertEqual(env["SETUP_TIMEOUT"], "120s")
+
+    def test_what_it_needs_exists_before_it_runs(self):
+        # At pre-install no object of the release exists yet: its Secret and NetworkPolicy are hooks
+        # of a lower weight, and it uses no ConfigMap and not the chart's ServiceAccount.
+        docs = render()
+        job = self.job(docs)
+        weight = int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+        spec = job["spec"]["template"]["spec"]
+        self.assertNotIn("envFrom", spec["containers"][0])
+        self.assertEqual(spec["serviceAccountName"], "default")
+        self.assertFalse(spec["automountServiceAccountToken"])
+        secret = by_name(docs, "Secret", "-nats-setup")
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "nats-auth"]
+        self.assertEqual(volume["secret"]["secretName"], secret["metadata"]["name"])
+        self.assertEqual(volume["secret"]["items"], [{"key": "admin-password", "path": "password"}])
+        policy = by_name(docs, "NetworkPolicy", "-nats-setup")
+        for hook in (secret, policy):
+            ann = hook["metadata"]["annotations"]
+            self.assertEqual(ann["helm.sh/hook"], "pre-install,pre-upgrade")
+            self.assertLess(int(ann["helm.sh/hook-weight"]), weight)
+            # Gone with the Job: the admin's password does not stay in the namespace.
+            self.assertIn("hook-succeeded", ann["helm.sh/hook-delete-policy"])
+        self.assertEqual(policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"], "nats-setup")
+        ports = [p for rule in policy["spec"]["egress"] for p in rule["ports"]]
+        self.assertIn({"port": 4222, "protocol": "TCP"}, ports)
+        self.assertIn({"port": 53, "protocol": "UDP"}, ports)
+        self.assertEqual(set(secret["data"]), {"admin-password"})
+
+    def test_no_service_gets_the_admin_credential(self):
+        for label, docs in renders().items():
+            for d in of_kind(docs, "Deployment"):
+                for v in d["spec"]["template"]["spec"].get("volumes", []):
+                    with self.subTest(render=label, deployment=d["metadata"]["name"]):
+                        self.assertNotIn("admin", str(v.get("secret", {}).get("items", [])))
+
+    def test_switched_off(self):
+        docs = render("--set", "nats.setup.enabled=false")
+        self.assertFalse([d for d in docs if component(d) == "nats-setup"])
+
+
+class NatsTls(unittest.TestCase):
+    """TLS to NATS in production: each role's client certificate from cert-manager."""
+
+    ROLES = {"publisher": "publisher", "aggregator": "aggregator", "bitcoin-api": "frontend"}
+
+    def test_production_speaks_mutual_tls_with_one_certificate_per_role(self):
+        docs = render(*PROD)
+        certs = {c["spec"]["secretName"]: c for c in of_kind(docs, "Certificate")}
+        self.assertEqual(set(certs), {f"btc-price-nats-{r}-tls" for r in ("publisher", "aggregator", "frontend", "admin")})
+        for cert in certs.values():
+            self.assertIn("client auth", cert["spec"]["usages"])
+            self.assertEqual(cert["spec"]["issuerRef"], {"kind": "ClusterIssuer", "name": "nats-ca"})
+        for comp, role in self.ROLES.items():
+            cm = by_name(docs, "ConfigMap", f"-{comp}")["data"]
+            self.assertEqual((cm["NATS_TLS_CA"], cm["NATS_TLS_CERT"], cm["NATS_TLS_KEY"]),
+                             ("/etc/nats-tls/ca.crt", "/etc/nats-tls/tls.crt", "/etc/nats-tls/tls.key"))
+            spec = by_name(docs, "Deployment", f"-{comp}")["spec"]["template"]["spec"]
+            (volume,) = [v for v in spec["volumes"] if v["name"] == "nats-tls"]
+            self.assertEqual(volume["secret"]["secretName"], f"btc-price-nats-{role}-tls")
+            self.assertIn(f"btc-price-nats-{role}-tls", certs)
+        # The Job's certificate must exist before the Job: a hook of a lower weight.
+        admin = certs["btc-price-nats-admin-tls"]["metadata"]["annotations"]
+        job = by_name(docs, "Job", "-nats-setup")
+        self.assertLess(int(admin["helm.sh/hook-weight"]), int(job["metadata"]["annotations"]["helm.sh/hook-weight"]))
+        (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "nats-tls"]
+        self.assertEqual(volume["secret"]["secretName"], "btc-price-nats-admin-tls")
+        for comp in ("publisher", "aggregator"):
+            self.assertNotIn("annotations", certs[f"btc-price-nats-{comp}-tls"]["metadata"])
+
+    def test_cert_manager_objects_only_where_cert_manager_is(self):
+        without = render("-f", str(CHART / "values-production.yaml"))
+        self.assertEqual(of_kind(without, "Certificate"), [])
+        # The Secrets keep their names: an operator without cert-manager creates them.
+        spec = by_name(without, "Deployment", "-publisher")["spec"]["template"]["spec"]
+        self.assertIn("btc-price-nats-publisher-tls", str(spec["volumes"]))
+        forced = render("-f", str(CHART / "values-production.yaml"), "--set", "nats.tls.certManager.force=true")
+        self.assertEqual(len(of_kind(forced, "Certificate")), 4)
+
+    def test_a_ca_secret_makes_the_chart_render_its_issuer(self):
+        docs = render(*PROD, "--set", "nats.tls.certManager.caSecretName=nats-ca-keypair")
+        (issuer,) = of_kind(docs, "Issuer")
+        self.assertEqual(issuer["spec"], {"ca": {"secretName": "nats-ca-keypair"}})
+        self.assertEqual(issuer["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade")
+        for cert in of_kind(docs, "Certificate"):
+            self.assertEqual(cert["spec"]["issuerRef"], {"kind": "Issuer", "name": issuer["metadata"]["name"]})
 
 
 class AlternativeSettings(unittest.TestCase):
@@ -668,24 +830,54 @@ class NatsValues(unittest.TestCase):
     def test_least_privilege(self):
         users = self.users()
         allow = {n: set(u["permissions"]["publish"]["allow"]) for n, u in users.items() if "permissions" in u}
+        self.assertEqual(set(allow), {"publisher", "aggregator", "frontend"})
         self.assertIn("prices.ticks.>", allow["publisher"])
-        # The publisher's only KV subjects are its lease's (set up, read, write); it never consumes.
-        lease = {"$JS.API.STREAM.CREATE.KV_publisher_lease", "$JS.API.STREAM.UPDATE.KV_publisher_lease",
-                 "$JS.API.STREAM.INFO.KV_publisher_lease", "$JS.API.DIRECT.GET.KV_publisher_lease.>",
+        # The publisher's only KV subjects are its lease's (open, read, write); it never consumes.
+        lease = {"$JS.API.STREAM.INFO.KV_publisher_lease", "$JS.API.DIRECT.GET.KV_publisher_lease.>",
                  "$KV.publisher_lease.>"}
         self.assertEqual({s for s in allow["publisher"] if "KV" in s or "CONSUMER" in s}, lease)
         self.assertFalse({s for s in allow["aggregator"] | allow["frontend"] if "publisher_lease" in s})
-        self.assertIn("$KV.price_state.>", allow["aggregator"])
+        self.assertIn("$KV.price_state.BTC-USD", allow["aggregator"])
         self.assertNotIn("prices.ticks.>", allow["aggregator"])
-        self.assertFalse({s for s in allow["frontend"] if s.startswith(("prices.", "$KV."))})
-        self.assertEqual(set(users["frontend"]["permissions"]["publish"]["deny"]),
-                         {"prices.ticks.>", "$KV.price_state.>", "$KV.publisher_lease.>"})
+        # The internet-facing role creates no consumer at all, and writes nothing.
+        self.assertFalse({s for s in allow["frontend"] if "CONSUMER" in s or s.startswith(("prices.", "$KV."))})
         for name, subjects in allow.items():
             for s in subjects:
-                self.assertNotRegex(
-                    s, r"\.(DELETE|PURGE)\.(PRICES|KV_price_state|KV_publisher_lease)$|STREAM\.(DELETE|PURGE)", name)
-                self.assertNotIn(s, (">", "$JS.API.>", "$JS.>"), name)
-            self.assertEqual(users[name]["permissions"]["subscribe"]["allow"], ["_INBOX.>"])
+                # Streams and buckets are the setup step's (the admin's); consumers are deleted by nobody.
+                self.assertNotRegex(s, r"STREAM\.(CREATE|UPDATE|DELETE|PURGE)|MSG\.DELETE|CONSUMER\.(DELETE|DURABLE)", name)
+                self.assertNotIn(s, (">", "$JS.API.>", "$JS.>", "$JS.API.CONSUMER.CREATE.>"), name)
+            # Each reads replies under its own prefix only (the chart's NATS_INBOX_PREFIX).
+            inboxes = [s for s in users[name]["permissions"]["subscribe"]["allow"] if "INBOX" in s]
+            self.assertEqual(inboxes, [f"_INBOX_{name}.>"], name)
+        self.assertEqual(users["frontend"]["permissions"]["subscribe"]["allow"],
+                         ["_INBOX_frontend.>", "$KV.price_state.BTC-USD"])
+
+    def test_clients_speak_mutual_tls_with_a_certificate_from_cert_manager(self):
+        c = self.v["config"]
+        self.assertEqual((c["nats"]["tls"]["enabled"], c["nats"]["tls"]["merge"]["verify"]), (True, True))
+        self.assertEqual(c["nats"]["tls"]["secretName"], "nats-server-tls")
+        self.assertEqual((self.v["tlsCA"]["enabled"], self.v["tlsCA"]["secretName"]), (True, "nats-server-tls"))
+        extra = {(r["kind"], r["metadata"]["name"]): r for r in self.v["extraResources"]}
+        server = extra[("Certificate", "nats-server-tls")]["spec"]
+        self.assertEqual(server["issuerRef"], {"kind": "ClusterIssuer", "name": "nats-ca"})
+        self.assertIn("nats.nats.svc.cluster.local", server["dnsNames"])
+        self.assertIn("*.nats-headless.nats.svc.cluster.local", server["dnsNames"])
+        self.assertIn("server auth", server["usages"])
+        # The clients' issuer in the btc-price chart is the same CA.
+        values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+        ref = values["nats"]["tls"]["certManager"]["issuerRef"]
+        self.assertIn((ref["kind"], ref["name"]), extra)
+
+    def test_network_policy_admits_only_the_release_and_monitoring(self):
+        (policy,) = [r for r in self.v["extraResources"] if r["kind"] == "NetworkPolicy"]
+        self.assertEqual(policy["spec"]["policyTypes"], ["Ingress"])
+        rules = {p["port"]: rule["from"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+        self.assertEqual(set(rules), {4222, 6222, 8222})
+        release = rules[4222][0]
+        self.assertEqual(release["namespaceSelector"]["matchLabels"], {"kubernetes.io/metadata.name": "btc"})
+        self.assertEqual(release["podSelector"]["matchLabels"]["app.kubernetes.io/instance"], "btc-price")
+        self.assertEqual(rules[8222], [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}])
+        self.assertEqual([list(peer) for peer in rules[6222]], [["podSelector"]])
 
 
 class ValuesDocumentation(unittest.TestCase):

@@ -231,6 +231,8 @@ pub async fn write_until_done(
     metrics: &AggregatorMetrics,
 ) -> bool {
     let mut backoff = Backoff::NATS;
+    // Each failure is logged when it changes, not every retry (a bucket waited for may take long).
+    let mut last_error = String::new();
     loop {
         match writer.write(state).await {
             Ok(written) => {
@@ -244,14 +246,25 @@ pub async fn write_until_done(
             }
             Err(error) => {
                 metrics.state_writes.with_label_values(&["failed"]).inc();
-                tracing::warn!(%error, "state write failed; retrying");
+                note_once(&mut last_error, "state write failed; retrying", &error);
                 if !backoff.wait(shutdown).await {
                     return false;
                 }
                 if let Err(error) = writer.reopen().await {
-                    tracing::warn!(%error, "cannot open the state bucket");
+                    note_once(&mut last_error, "cannot open the state bucket", &error);
                 }
             }
         }
+    }
+}
+
+/// Warns about `error` unless it is the one last warned about.
+fn note_once(last: &mut String, message: &str, error: &dyn std::fmt::Display) {
+    let text = error.to_string();
+    if *last == text {
+        tracing::debug!(%error, "{message}");
+    } else {
+        tracing::warn!(%error, "{message}");
+        *last = text;
     }
 }

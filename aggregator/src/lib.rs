@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::{self, stream};
 use btc_common::backoff::Backoff;
-use btc_common::jetstream::{ensure_state_bucket, ensure_ticks_stream, retry_until_ready};
+use btc_common::jetstream::{Provision, retry_until_ready};
 use btc_common::names::TICK_SUBJECT;
 use btc_common::ops::WorkerOps;
 use tokio_util::sync::CancellationToken;
@@ -37,27 +37,38 @@ use writer::StateWriter;
 /// Following this long counts as a success: the next resync starts with a short wait again.
 const RESYNC_BACKOFF_RESET: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a state write waits for its ack before it is retried (compare-and-set: a write that
+/// landed late is found stored by the retry).
+const STATE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs the aggregator until `shutdown` is cancelled.
 pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Result<(), AggregatorError> {
     config.validate()?;
     let client = config.nats.connect("aggregator").await?;
     let metrics = Arc::new(AggregatorMetrics::default());
-    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "window not rebuilt from the stream yet"));
+    let provision = Provision::new(config.stream.clone(), config.nats.when_missing());
+    let ops = Arc::new(WorkerOps::new(
+        metrics.clone(),
+        client.clone(),
+        "window not rebuilt from the stream yet",
+        provision.clone(),
+    ));
     let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| AggregatorError::Bind { addr: config.ops_addr, source })?;
     let js = jetstream::new(client.clone());
-    let Some(kv) = retry_until_ready("state bucket", &shutdown, || ensure_state_bucket(&js, &config.stream)).await
-    else {
+    // The frontends subscribe to the state key's subject, so a write to a deleted bucket gets no
+    // "no responders" answer: it waits for its ack until this timeout before the bucket is
+    // opened (or created) again.
+    let state_js = jetstream::ContextBuilder::new().timeout(STATE_WRITE_TIMEOUT).build(client.clone());
+    let Some(kv) = retry_until_ready("state bucket", &shutdown, || provision.state_bucket(&state_js)).await else {
         return Ok(());
     };
-    let mut writer = StateWriter::new(js.clone(), config.stream.clone(), kv);
+    let mut writer = StateWriter::new(state_js, provision.clone(), kv);
     let follower = Follower { config: &config, metrics: &metrics, shutdown: &shutdown };
     let mut aggregate = None;
     let mut backoff = Backoff::NATS;
-    while let Some(stream) =
-        retry_until_ready("ticks stream", &shutdown, || ensure_ticks_stream(&js, &config.stream)).await
-    {
+    while let Some(stream) = retry_until_ready("ticks stream", &shutdown, || provision.ticks_stream(&js)).await {
         let mut current = match aggregate.take() {
             Some(current) if follow::still_matches(stream.cached_info(), &current) => current,
             _ => match rebuild_until_done(&stream, &config, &metrics, &shutdown).await {

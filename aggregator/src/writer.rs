@@ -1,11 +1,12 @@
 //! Writing the state to KV: compare-and-set on the key's revision, and never a state that stands
 //! before the stored one (`PriceState::position`), so two aggregators writing at once leave one
-//! monotone state. A bucket deleted under it is created again.
+//! monotone state. A bucket deleted under it is created again (or waited for, see
+//! [`btc_common::jetstream::WhenMissing`]).
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use async_nats::jetstream::{self};
 use btc_common::PriceState;
-use btc_common::jetstream::{StreamArgs, ensure_state_bucket};
+use btc_common::jetstream::Provision;
 use btc_common::names::STATE_KEY;
 use chrono::{DateTime, Utc};
 
@@ -24,20 +25,21 @@ pub enum Written {
 /// Writes [`PriceState`] to the state bucket with compare-and-set.
 pub struct StateWriter {
     js: jetstream::Context,
-    args: StreamArgs,
+    provision: Provision,
     kv: kv::Store,
     revision: Option<u64>,
 }
 
 impl StateWriter {
-    pub fn new(js: jetstream::Context, args: StreamArgs, kv: kv::Store) -> Self {
-        Self { js, args, kv, revision: None }
+    pub fn new(js: jetstream::Context, provision: Provision, kv: kv::Store) -> Self {
+        Self { js, provision, kv, revision: None }
     }
 
-    /// Creates the bucket again if it is gone (or brings it back to this configuration) and
-    /// forgets the cached revision: the way out after a failed write.
+    /// Creates the bucket again if it is gone (or brings it back to this configuration; as a user
+    /// that may not, opens it again once the setup step has) and forgets the cached revision: the
+    /// way out after a failed write.
     pub async fn reopen(&mut self) -> Result<(), AggregatorError> {
-        self.kv = ensure_state_bucket(&self.js, &self.args).await?;
+        self.kv = self.provision.state_bucket(&self.js).await?;
         self.revision = None;
         Ok(())
     }

@@ -11,6 +11,14 @@ pub enum CommonError {
     Stream { stream: String, reason: String },
     #[error("cannot open, create or update KV bucket {bucket}: {reason}")]
     Bucket { bucket: String, reason: String },
+    #[error(
+        "{what} does not exist, and this service's NATS user may not create it: waiting for the setup \
+         step (`publisher setup` as the NATS admin; in Kubernetes the chart's setup Job, run again by \
+         `helm upgrade`)"
+    )]
+    Missing { what: String },
+    #[error("the setup step did not finish within {timeout:?}: {last}")]
+    SetupTimeout { timeout: std::time::Duration, last: String },
     #[error("{variable}={value:?} is not a supported OTLP protocol; accepted values: {accepted}")]
     OtlpProtocol { variable: &'static str, value: String, accepted: &'static str },
     #[error(

@@ -1,6 +1,14 @@
-//! Idempotent JetStream setup: the ticks stream and the state bucket are created, or updated to
-//! this build's configuration, by whichever service starts first.
+//! The ticks stream and the KV buckets: their configuration, and how each service gets them.
+//!
+//! Who creates them depends on the service's credentials ([`WhenMissing`]). In the chart the
+//! services have users of their own that may not create or change any stream or bucket: the setup
+//! step ([`crate::setup`], the chart's hook Job) creates and updates them as the NATS admin, and a
+//! service waits while one is missing. A service connected without credentials (a bare local run
+//! against `nats-server -js`) creates what is missing itself, or brings it to this build's
+//! configuration, whichever service starts first.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::context::GetStreamErrorKind;
@@ -70,6 +78,116 @@ impl StreamArgs {
     }
 }
 
+/// What a service does when a stream or bucket it needs does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenMissing {
+    /// Create it, or bring it to this build's configuration: a client without credentials.
+    #[default]
+    Create,
+    /// Only open it, and report it [`CommonError::Missing`] until the setup step has made it: a
+    /// service with its own user, which may not create or change anything.
+    Wait,
+}
+
+/// The names [`CommonError::Missing`] gives what a service waits for.
+pub const TICKS_STREAM_WHAT: &str = "the ticks stream PRICES";
+pub const STATE_BUCKET_WHAT: &str = "the state bucket price_state";
+pub const LEASE_BUCKET_WHAT: &str = "the lease bucket publisher_lease";
+
+/// How a service gets its streams and buckets ([`WhenMissing`], and their settings for when it
+/// creates them), and what it is waiting for the setup step to create meanwhile.
+#[derive(Debug, Clone, Default)]
+pub struct Provision {
+    pub args: StreamArgs,
+    pub when_missing: WhenMissing,
+    /// Shared by the clones: the service's readiness reads it.
+    missing: Arc<Mutex<BTreeSet<&'static str>>>,
+}
+
+impl Provision {
+    pub fn new(args: StreamArgs, when_missing: WhenMissing) -> Self {
+        Self { args, when_missing, missing: Arc::default() }
+    }
+
+    pub async fn ticks_stream(&self, js: &jetstream::Context) -> Result<stream::Stream, CommonError> {
+        self.noted(TICKS_STREAM_WHAT, ticks_stream(js, &self.args, self.when_missing).await)
+    }
+
+    pub async fn state_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, CommonError> {
+        self.noted(STATE_BUCKET_WHAT, state_bucket(js, &self.args, self.when_missing).await)
+    }
+
+    pub async fn lease_bucket(&self, js: &jetstream::Context, ttl: Duration) -> Result<LeaseBucket, CommonError> {
+        self.noted(LEASE_BUCKET_WHAT, lease_bucket(js, ttl, self.args.replicas, self.when_missing).await)
+    }
+
+    /// Records whether `what` is missing (a publish found the stream gone, or stored again).
+    pub fn set_missing(&self, what: &'static str, missing: bool) {
+        let mut set = self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if missing {
+            set.insert(what);
+        } else {
+            set.remove(what);
+        }
+    }
+
+    pub fn is_missing(&self, what: &'static str) -> bool {
+        self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(what)
+    }
+
+    /// What the service waits for the setup step to create, if anything: it is not ready then.
+    pub fn missing(&self) -> Option<String> {
+        let set = self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!set.is_empty()).then(|| {
+            let names: Vec<&str> = set.iter().copied().collect();
+            format!("waiting for the setup step to create {}", names.join(" and "))
+        })
+    }
+
+    fn noted<T>(&self, what: &'static str, result: Result<T, CommonError>) -> Result<T, CommonError> {
+        match &result {
+            Ok(_) => self.set_missing(what, false),
+            Err(CommonError::Missing { .. }) => self.set_missing(what, true),
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+/// The ticks stream, created or updated ([`WhenMissing::Create`]) or only opened.
+pub async fn ticks_stream(
+    js: &jetstream::Context,
+    args: &StreamArgs,
+    when_missing: WhenMissing,
+) -> Result<stream::Stream, CommonError> {
+    match when_missing {
+        WhenMissing::Create => ensure_ticks_stream(js, args).await,
+        WhenMissing::Wait => open_stream(js, TICKS_STREAM, TICKS_STREAM_WHAT).await,
+    }
+}
+
+/// The state bucket, created or updated ([`WhenMissing::Create`]) or only opened.
+pub async fn state_bucket(
+    js: &jetstream::Context,
+    args: &StreamArgs,
+    when_missing: WhenMissing,
+) -> Result<kv::Store, CommonError> {
+    match when_missing {
+        WhenMissing::Create => ensure_state_bucket(js, args).await,
+        WhenMissing::Wait => open_state_bucket(js).await,
+    }
+}
+
+/// The stream `name`, or [`CommonError::Missing`] naming it as `what` if it does not exist.
+async fn open_stream(js: &jetstream::Context, name: &str, what: &str) -> Result<stream::Stream, CommonError> {
+    js.get_stream(name).await.map_err(|error| match error.kind() {
+        GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+            CommonError::Missing { what: what.to_string() }
+        }
+        _ => CommonError::Stream { stream: name.to_string(), reason: error.to_string() },
+    })
+}
+
 /// Creates the ticks stream, or brings an existing one to this configuration.
 pub async fn ensure_ticks_stream(js: &jetstream::Context, args: &StreamArgs) -> Result<stream::Stream, CommonError> {
     let failed = |reason: String| CommonError::Stream { stream: TICKS_STREAM.to_string(), reason };
@@ -84,9 +202,10 @@ pub async fn ensure_state_bucket(js: &jetstream::Context, args: &StreamArgs) -> 
         .map_err(|e| CommonError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
 }
 
-/// Opens the state bucket without creating it: for readers (the frontends), which may lack the
-/// permission to create it; they wait until the aggregator has.
+/// Opens the state bucket without creating it ([`CommonError::Missing`] while it does not exist):
+/// for readers (the frontends), which never create it, and for services that may not.
 pub async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, CommonError> {
+    open_stream(js, &format!("KV_{STATE_BUCKET}"), STATE_BUCKET_WHAT).await?;
     js.get_key_value(STATE_BUCKET)
         .await
         .map_err(|e| CommonError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
@@ -158,6 +277,33 @@ pub async fn ensure_lease_bucket(
     }
 }
 
+/// The lease bucket: created, or its `max_age` raised to `ttl` ([`WhenMissing::Create`]), or only
+/// opened as the setup step made it.
+pub async fn lease_bucket(
+    js: &jetstream::Context,
+    ttl: Duration,
+    replicas: usize,
+    when_missing: WhenMissing,
+) -> Result<LeaseBucket, CommonError> {
+    if when_missing == WhenMissing::Create {
+        return ensure_lease_bucket(js, ttl, replicas).await;
+    }
+    let stream = open_stream(js, &format!("KV_{LEASE_BUCKET}"), LEASE_BUCKET_WHAT).await?;
+    let max_age = stream.cached_info().config.max_age;
+    let store = js
+        .get_key_value(LEASE_BUCKET)
+        .await
+        .map_err(|e| CommonError::Bucket { bucket: LEASE_BUCKET.to_string(), reason: e.to_string() })?;
+    if max_age.is_zero() || max_age < ttl {
+        tracing::warn!(
+            ?max_age, lease_ttl = ?ttl,
+            "the lease bucket's max_age is below LEASE_TTL (or none): run the setup step with this LEASE_TTL"
+        );
+    }
+    // No server expiry at all: the holder's own TTL is all there is to go by.
+    Ok(LeaseBucket::new(store, if max_age.is_zero() { ttl } else { max_age }))
+}
+
 /// Runs a setup step until it succeeds or shutdown is requested, so a service started before NATS
 /// waits for it instead of crashing. Returns `None` on shutdown.
 pub async fn retry_until_ready<T, F, Fut>(
@@ -170,13 +316,55 @@ where
     Fut: std::future::Future<Output = Result<T, CommonError>>,
 {
     let mut backoff = Backoff::NATS;
+    // Logged when it changes, not on every retry: a service waiting for the setup step for an
+    // hour would otherwise log the same line 1,800 times.
+    let mut last_error: Option<String> = None;
     loop {
         match step().await {
-            Ok(value) => return Some(value),
-            Err(error) => tracing::warn!(%error, "{what} not ready; retrying"),
+            Ok(value) => {
+                if last_error.is_some() {
+                    tracing::info!("{what} ready");
+                }
+                return Some(value);
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if last_error.as_deref() == Some(text.as_str()) {
+                    tracing::debug!(%error, "{what} still not ready");
+                } else {
+                    tracing::warn!(%error, "{what} not ready; retrying");
+                }
+                last_error = Some(text);
+            }
         }
         if !backoff.wait(shutdown).await {
             return None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_names_what_is_missing_until_it_is_found() {
+        let provision = Provision::new(StreamArgs::default(), WhenMissing::Wait);
+        let shared = provision.clone();
+        assert_eq!(provision.missing(), None);
+        let missing: Result<(), _> = Err(CommonError::Missing { what: TICKS_STREAM_WHAT.into() });
+        assert!(provision.noted(TICKS_STREAM_WHAT, missing).is_err());
+        shared.set_missing(LEASE_BUCKET_WHAT, true);
+        assert_eq!(
+            provision.missing().as_deref(),
+            Some("waiting for the setup step to create the lease bucket publisher_lease and the ticks stream PRICES")
+        );
+        // Another failure (NATS away) says nothing about the stream's existence.
+        let other: Result<(), _> = Err(CommonError::Stream { stream: "PRICES".into(), reason: "timed out".into() });
+        let _ = provision.noted(TICKS_STREAM_WHAT, other);
+        assert!(shared.is_missing(TICKS_STREAM_WHAT));
+        let _ = provision.noted(TICKS_STREAM_WHAT, Ok(()));
+        shared.set_missing(LEASE_BUCKET_WHAT, false);
+        assert_eq!(shared.missing(), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod names;
 pub mod nats;
 pub mod ops;
+pub mod setup;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;

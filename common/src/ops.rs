@@ -13,6 +13,8 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Response, Route, get};
 use tokio_util::sync::CancellationToken;
 
+use crate::jetstream::Provision;
+
 /// What a service exposes on its ops port.
 pub trait OpsState: Send + Sync + 'static {
     /// `Ok` when the service can do its work; `Err(reason)` otherwise.
@@ -34,11 +36,13 @@ pub struct WorkerOps<M> {
     client: async_nats::Client,
     started: AtomicBool,
     waiting_for: &'static str,
+    /// Streams and buckets the service waits for the setup step to create.
+    provision: Provision,
 }
 
 impl<M: ServiceMetrics> WorkerOps<M> {
-    pub fn new(metrics: Arc<M>, client: async_nats::Client, waiting_for: &'static str) -> Self {
-        Self { metrics, client, started: AtomicBool::new(false), waiting_for }
+    pub fn new(metrics: Arc<M>, client: async_nats::Client, waiting_for: &'static str, provision: Provision) -> Self {
+        Self { metrics, client, started: AtomicBool::new(false), waiting_for, provision }
     }
 
     /// The start-up step is done.
@@ -51,6 +55,9 @@ impl<M: ServiceMetrics> OpsState for WorkerOps<M> {
     fn readiness(&self) -> Result<(), String> {
         if !crate::nats::is_connected(&self.client) {
             return Err("not connected to NATS".into());
+        }
+        if let Some(missing) = self.provision.missing() {
+            return Err(missing);
         }
         if !self.started.load(Ordering::Relaxed) {
             return Err(self.waiting_for.into());

@@ -254,9 +254,10 @@ async fn a_client_trickling_its_request_head_is_cut_at_the_head_deadline() {
         let frontend = Frontend::spawn(binary, &nats, &[("HTTP_HEADER_READ_TIMEOUT", "2s")]);
         frontend.wait_until_listening(&http).await;
         let addr = frontend.base.trim_start_matches("http://").to_string();
+        // Before connecting: the server's deadline starts at its accept, which cannot come earlier.
+        let started = tokio::time::Instant::now();
         let (mut read_half, mut write_half) =
             tokio::net::TcpStream::connect(&addr).await.expect("connects").into_split();
-        let started = tokio::time::Instant::now();
         // One byte every 500 ms: each byte resets an idle timer, the head never completes in time.
         let trickle = tokio::spawn(async move {
             for byte in b"GET /liveness HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n\r\n" {

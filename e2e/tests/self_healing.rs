@@ -12,6 +12,7 @@ use btc_common::names::{STATE_BUCKET, STATE_KEY, TICKS_STREAM};
 use chrono::{DateTime, Utc};
 use exchange_standin::Venue;
 use frontend::App;
+use support::chart::{self, UserFlags};
 use support::{DEADLINE, Pipeline, Service};
 use testkit::wait_for;
 
@@ -27,6 +28,26 @@ async fn running() -> (Pipeline, String, Service, Service, Service) {
     let aggregator = pipeline.start_aggregator("aggregator");
     pipeline.wait_for_body(&format!("{api}/btc/average"), "an average", |b| b["samples"].as_u64() >= Some(3)).await;
     (pipeline, api, publisher, aggregator, frontend)
+}
+
+/// The same pipeline under the chart's NATS users: the setup step (admin) made the streams and
+/// buckets, and each service runs with its own user, which may not create or change them.
+async fn running_under_the_charts_users() -> (Pipeline, String, [Service; 3], [UserFlags; 3]) {
+    let nats = testkit::NatsServer::start_with_config(Some(&chart::authorization()));
+    chart::run_setup(&nats).await;
+    let pipeline = Pipeline::start_with_nats(
+        nats,
+        &[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)],
+    )
+    .await
+    .with_admin("admin", chart::password_of("admin"));
+    let users = chart::SERVICE_USERS.map(UserFlags::new);
+    let [publisher_flags, aggregator_flags, frontend_flags] = &users;
+    let (api, frontend) = pipeline.start_frontend_with(App::BitcoinApi, &frontend_flags.with(&[])).await;
+    let publisher = pipeline.start_publisher(&publisher_flags.with(&[]));
+    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[]));
+    pipeline.wait_for_body(&format!("{api}/btc/average"), "an average", |b| b["samples"].as_u64() >= Some(3)).await;
+    (pipeline, api, [publisher, aggregator, frontend], users)
 }
 
 /// Waits until bitcoin-api serves a price and an average from ticks made after `since`, and
@@ -170,4 +191,33 @@ async fn the_publisher_alone_creates_a_deleted_ticks_stream_again() {
         deleted.elapsed()
     );
     assert!(deleted.elapsed() <= RECOVERY_BOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_charts_users_a_deleted_stream_comes_back_when_the_setup_step_runs_again() {
+    let (pipeline, api, [publisher, aggregator, _frontend], _users) = running_under_the_charts_users().await;
+    let since = Utc::now();
+    pipeline.jetstream().await.delete_stream(TICKS_STREAM).await.expect("stream deleted");
+    // The services may not create it: they wait, unready, saying what for.
+    for service in [&publisher, &aggregator] {
+        let url = format!("{}/readiness", service.ops_url);
+        wait_for("a service waiting for the setup step", DEADLINE, || async {
+            let (status, body) = pipeline.get_text(&url).await;
+            (status == 503 && body.contains("waiting for the setup step")).then_some(())
+        })
+        .await;
+    }
+    let js = pipeline.jetstream().await;
+    assert!(js.get_stream(TICKS_STREAM).await.is_err(), "a service user created the stream");
+
+    // The setup step runs again (the chart's Job at the next upgrade, or an operator).
+    chart::run_setup(&pipeline.nats).await;
+    let cause_gone = Instant::now();
+    let what = "stream deleted under the chart's users, setup step run again";
+    recovered(&pipeline, &api, since, cause_gone, what).await;
+    for service in [&publisher, &aggregator] {
+        let url = format!("{}/readiness", service.ops_url);
+        wait_for("ready again", DEADLINE, || async { (pipeline.get_text(&url).await.0 == 200).then_some(()) }).await;
+    }
+    settles_to_a_recomputation(&pipeline, &api, publisher, cause_gone, what).await;
 }

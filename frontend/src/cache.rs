@@ -1,4 +1,4 @@
-//! The frontends' in-memory copy of the aggregated state, kept current by watching the KV bucket.
+//! The frontends' in-memory copy of the aggregated state, kept current by following the KV bucket.
 //! Every request is served from here: no NATS round trip per request.
 
 use arc_swap::ArcSwapOption;
@@ -8,7 +8,7 @@ use btc_common::backoff::Backoff;
 use btc_common::jetstream::{open_state_bucket, retry_until_ready};
 use btc_common::names::{STATE_BUCKET, STATE_KEY};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -91,30 +91,47 @@ impl StateCache {
     }
 }
 
-/// How often the bucket's identity is checked while watching: a bucket deleted (and created
-/// again by the aggregator) ends a watch only after missed heartbeats otherwise.
+/// How often the bucket's identity is checked, and the stored state read, while following it: a
+/// bucket deleted (and created again) or a notice lost (core NATS delivers at most once) is caught
+/// up within this.
 const BUCKET_CHECK: Duration = Duration::from_secs(2);
 
-/// Keeps `cache` current until shutdown: watches the state key, and re-watches after any error
-/// or when the bucket was deleted or created again.
+/// How long a notice waits for its state to be readable by direct get (an R3 stream answers from
+/// a replica that may store it a moment after the notice); a write JetStream refused never is.
+const NOTICE_CATCH_UP: Duration = Duration::from_secs(1);
+
+/// Keeps `cache` current until shutdown.
+///
+/// No JetStream consumer: a user allowed to create one could make the server deliver a stream
+/// anywhere in the account (nats-server does not check a push consumer's deliver subject against
+/// its creator's permissions), so the frontend's user may only subscribe to the state key's
+/// subject, where each write is a notice, and read the stored state by direct get. Only a stored
+/// state is served, never a notice's payload (a write JetStream refused is heard too).
 pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shutdown: CancellationToken) {
-    let js = async_nats::jetstream::new(client);
+    let js = async_nats::jetstream::new(client.clone());
     let mut backoff = Backoff::NATS;
     while !shutdown.is_cancelled() {
         let Some(kv) = retry_until_ready("state bucket", &shutdown, || open_state_bucket(&js)).await else {
             return;
         };
         let created = kv.status().await.ok().map(|status| status.info.created);
-        // With history 1, "with history" delivers the current value first, then every update.
-        match kv.watch_with_history(STATE_KEY).await {
-            Ok(entries) => {
-                tracing::info!("watching the price state");
+        // Subscribed before the first read: a write in between is either read or heard.
+        let notices = match client.subscribe(format!("$KV.{STATE_BUCKET}.{STATE_KEY}")).await {
+            Ok(notices) => notices,
+            Err(error) => {
+                tracing::warn!(%error, "cannot subscribe to the state");
+                continue;
+            }
+        };
+        match read_stored(&kv, &cache).await {
+            Ok(_) => {
+                tracing::info!("following the price state");
                 cache.set_watching(true);
                 backoff.reset();
-                follow_entries(entries, &js, created, &cache, &shutdown).await;
+                follow_notices(notices, &kv, &js, created, &cache, &shutdown).await;
                 cache.set_watching(false);
             }
-            Err(error) => tracing::warn!(%error, "cannot watch the state"),
+            Err(error) => tracing::warn!(%error, "cannot read the state"),
         }
         if !backoff.wait(&shutdown).await {
             return;
@@ -122,10 +139,11 @@ pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shu
     }
 }
 
-/// Applies the watched entries to `cache` until the watch fails, the bucket is no longer the one
-/// created at `created`, or shutdown.
-async fn follow_entries(
-    mut entries: kv::Watch,
+/// Reads the stored state into `cache` on every notice and every [`BUCKET_CHECK`], until a read
+/// fails, the bucket is no longer the one created at `created`, or shutdown.
+async fn follow_notices(
+    mut notices: async_nats::Subscriber,
+    kv: &kv::Store,
     js: &jetstream::Context,
     created: Option<DateTime<Utc>>,
     cache: &StateCache,
@@ -134,36 +152,77 @@ async fn follow_entries(
     let mut check = tokio::time::interval(BUCKET_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let entry = tokio::select! {
+        let read = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = check.tick() => {
                 if bucket_replaced(js, created).await {
-                    tracing::warn!("the state bucket was deleted or created again; watching again");
+                    tracing::warn!("the state bucket was deleted or created again; following it again");
                     return;
                 }
-                continue;
+                read_stored(kv, cache).await.map(|_| ())
             }
-            entry = entries.next() => entry,
-        };
-        match entry {
-            Some(Ok(entry)) if entry.operation == kv::Operation::Put => match PriceState::decode(&entry.value) {
-                Ok(state) => cache.set(state),
-                Err(error) => {
-                    tracing::warn!(%error, revision = entry.revision, "unreadable state; kept the previous one")
+            notice = notices.next() => match notice {
+                Some(notice) => {
+                    // Only the newest of the notices waiting matters.
+                    let mut newest = notice;
+                    while let Some(Some(next)) = notices.next().now_or_never() {
+                        newest = next;
+                    }
+                    catch_up(kv, cache, &newest).await
                 }
+                None => return,
             },
-            Some(Ok(_)) => {}
-            Some(Err(error)) => {
-                tracing::warn!(%error, "state watch failed; watching again");
-                return;
-            }
-            None => return,
+        };
+        if let Err(error) = read {
+            tracing::warn!(%error, "cannot read the state; following it again");
+            return;
         }
     }
 }
 
+/// Reads the stored state until it stands at least where `notice`'s does, for at most
+/// [`NOTICE_CATCH_UP`].
+async fn catch_up(kv: &kv::Store, cache: &StateCache, notice: &async_nats::Message) -> Result<(), kv::EntryError> {
+    let Ok(heard) = PriceState::decode(&notice.payload) else {
+        return read_stored(kv, cache).await.map(|_| ());
+    };
+    let deadline = tokio::time::Instant::now() + NOTICE_CATCH_UP;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let stored = read_stored(kv, cache).await?;
+        if stored.is_some_and(|position| position >= heard.position()) || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Reads the stored state into `cache`; its position, or None when there is none.
+async fn read_stored(kv: &kv::Store, cache: &StateCache) -> Result<Option<StatePosition>, kv::EntryError> {
+    let Some(entry) = kv.entry(STATE_KEY).await? else {
+        return Ok(None);
+    };
+    if entry.operation != kv::Operation::Put {
+        return Ok(None);
+    }
+    match PriceState::decode(&entry.value) {
+        Ok(state) => {
+            let position = state.position();
+            cache.set(state);
+            Ok(Some(position))
+        }
+        Err(error) => {
+            tracing::warn!(%error, revision = entry.revision, "unreadable state; kept the previous one");
+            Ok(None)
+        }
+    }
+}
+
+type StatePosition = (Option<DateTime<Utc>>, u64);
+
 /// True if the server says the state bucket is gone or is not the one created at `created`;
-/// false when it cannot be asked (NATS away: the watch itself notices).
+/// false when it cannot be asked (NATS away: the next read notices).
 async fn bucket_replaced(js: &jetstream::Context, created: Option<DateTime<Utc>>) -> bool {
     match js.get_stream(format!("KV_{STATE_BUCKET}")).await {
         Ok(stream) => Some(stream.cached_info().created) != created,

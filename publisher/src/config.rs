@@ -6,6 +6,7 @@ use std::time::Duration;
 use btc_common::duration::parse_duration;
 use btc_common::jetstream::StreamArgs;
 use btc_common::nats::NatsArgs;
+use btc_common::setup::SetupArgs;
 use btc_common::telemetry::LogArgs;
 
 use crate::consensus::ConsensusRules;
@@ -17,9 +18,12 @@ use crate::poller::Plaintext;
 #[command(
     name = "publisher",
     version,
-    about = "Polls BTC/USD exchanges and publishes one consensus tick per round to NATS JetStream"
+    about = "Polls BTC/USD exchanges and publishes one consensus tick per round to NATS JetStream",
+    args_conflicts_with_subcommands = true
 )]
 pub struct PublisherConfig {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
@@ -84,6 +88,22 @@ pub struct PublisherConfig {
     /// This replica's name in the lease (the chart passes the pod name); default: the host name.
     #[arg(long, env = "POD_NAME")]
     pub replica_name: Option<String>,
+}
+
+/// What the binary does instead of publishing.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Create the ticks stream, the state bucket and the lease bucket, or bring them to this
+    /// configuration, then exit: the setup step, as the NATS admin (the chart's hook Job, `make run`).
+    Setup(SetupCommand),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SetupCommand {
+    #[command(flatten)]
+    pub setup: SetupArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl PublisherConfig {
@@ -159,6 +179,31 @@ fn parse_deadline_fraction(text: &str) -> Result<f64, String> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn setup_is_a_subcommand_with_the_stream_settings_and_the_lease_ttl() {
+        let config = PublisherConfig::try_parse_from([
+            "publisher",
+            "setup",
+            "--nats-user",
+            "admin",
+            "--nats-password-file",
+            "/etc/nats-admin/password",
+            "--nats-replicas",
+            "3",
+            "--lease-ttl",
+            "5s",
+        ])
+        .expect("parses");
+        let Some(Command::Setup(setup)) = config.command else { panic!("not the setup subcommand") };
+        assert_eq!(setup.setup.nats.user.as_deref(), Some("admin"));
+        assert_eq!(setup.setup.stream.replicas, 3);
+        assert_eq!(setup.setup.lease_ttl, Duration::from_secs(5));
+        assert_eq!(setup.setup.timeout, Duration::from_secs(120));
+        // The publisher's own flags belong to the publisher, not to its setup.
+        assert!(PublisherConfig::try_parse_from(["publisher", "setup", "--quorum", "2"]).is_err());
+        assert!(PublisherConfig::try_parse_from(["publisher"]).expect("parses").command.is_none());
+    }
 
     #[test]
     fn defaults_poll_every_source_at_their_real_urls() {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
-use btc_common::jetstream::{LeaseBucket, ensure_lease_bucket};
+use btc_common::jetstream::{LeaseBucket, Provision};
 use btc_common::{CommonError, names};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -61,8 +61,8 @@ impl LeaseValue {
 pub struct LeaseSettings {
     pub holder: String,
     pub ttl: Duration,
-    /// Replicas of the bucket's stream (`NATS_REPLICAS`).
-    pub replicas: usize,
+    /// How the bucket is got: created by this replica, or waited for (and its replicas).
+    pub provision: Provision,
 }
 
 impl LeaseSettings {
@@ -135,7 +135,7 @@ impl Lease {
         metrics: Arc<PublisherMetrics>,
     ) -> Result<Self, CommonError> {
         let js = jetstream::ContextBuilder::new().timeout(operation_timeout(settings.ttl)).build(client.clone());
-        let bucket = ensure_lease_bucket(&js, settings.ttl, settings.replicas).await?;
+        let bucket = settings.provision.lease_bucket(&js, settings.ttl).await?;
         let ttl = settings.ttl.min(bucket.max_age);
         metrics.lease_active.set(0);
         Ok(Self {
@@ -335,7 +335,7 @@ impl Lease {
     }
 
     async fn reopen_bucket(&mut self) {
-        match ensure_lease_bucket(&self.js, self.settings.ttl, self.settings.replicas).await {
+        match self.settings.provision.lease_bucket(&self.js, self.settings.ttl).await {
             Ok(bucket) => {
                 if bucket.created_ns != self.bucket.created_ns {
                     let longest = self.ttl.max(self.bucket.max_age);

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use btc_common::jetstream::{ensure_ticks_stream, retry_until_ready};
+use btc_common::jetstream::{Provision, retry_until_ready};
 use btc_common::ops::WorkerOps;
 use chrono::{DateTime, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
@@ -49,18 +49,24 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     let poller = poller::Poller::new(config.request_timeout, plaintext)?;
     let client = config.nats.connect("publisher").await?;
     let metrics = Arc::new(metrics::PublisherMetrics::default());
-    let ops = Arc::new(WorkerOps::new(metrics.clone(), client.clone(), "ticks stream or lease bucket not set up yet"));
+    let provision = Provision::new(config.stream.clone(), config.nats.when_missing());
+    let ops = Arc::new(WorkerOps::new(
+        metrics.clone(),
+        client.clone(),
+        "ticks stream or lease bucket not set up yet",
+        provision.clone(),
+    ));
     let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| PublisherError::Bind { addr: config.ops_addr, source })?;
     let js = jetstream::new(client.clone());
-    if retry_until_ready("ticks stream", &shutdown, || ensure_ticks_stream(&js, &config.stream)).await.is_none() {
+    if retry_until_ready("ticks stream", &shutdown, || provision.ticks_stream(&js)).await.is_none() {
         return Ok(());
     }
     let settings = lease::LeaseSettings {
         holder: lease::LeaseSettings::holder_name(config.replica_name.as_deref()),
         ttl: config.lease_ttl,
-        replicas: config.stream.replicas,
+        provision: provision.clone(),
     };
     let open_lease = || lease::Lease::open(&client, settings.clone(), metrics.clone());
     let Some(mut lease) = retry_until_ready("lease bucket", &shutdown, open_lease).await else {
@@ -75,7 +81,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
     );
 
     let rounds = round::Rounds::new(&config, poller, metrics.clone());
-    run_rounds(&config, &js, &metrics, &mut lease, rounds, &shutdown).await;
+    run_rounds(&config, &js, &provision, &metrics, &mut lease, rounds, &shutdown).await;
     lease.release().await;
     if let Err(error) = client.flush().await {
         tracing::warn!(%error, "could not flush NATS on shutdown");
@@ -90,6 +96,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
 async fn run_rounds(
     config: &PublisherConfig,
     js: &jetstream::Context,
+    provision: &Provision,
     metrics: &metrics::PublisherMetrics,
     lease: &mut lease::Lease,
     mut rounds: round::Rounds,
@@ -112,8 +119,7 @@ async fn run_rounds(
             tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
             continue;
         }
-        let publish =
-            publish::publish_tick(js, &config.stream, &tick, config.publish_timeout, metrics).instrument(span);
+        let publish = publish::publish_tick(js, provision, &tick, config.publish_timeout, metrics).instrument(span);
         keeping_lease(lease, publish).await;
     }
 }

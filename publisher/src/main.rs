@@ -1,9 +1,13 @@
 use clap::Parser;
 use publisher::PublisherConfig;
+use publisher::config::{Command, SetupCommand};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = PublisherConfig::parse();
+    let mut config = PublisherConfig::parse();
+    if let Some(Command::Setup(setup)) = config.command.take() {
+        return run_setup(setup).await;
+    }
     let _telemetry = match btc_common::telemetry::init("publisher", &config.log) {
         Ok(telemetry) => telemetry,
         Err(error) => {
@@ -15,6 +19,24 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "publisher failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `publisher setup`: the setup step, then exit (0 once everything exists as configured).
+async fn run_setup(command: SetupCommand) -> std::process::ExitCode {
+    let _telemetry = match btc_common::telemetry::init("publisher-setup", &command.log) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("publisher setup: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match btc_common::setup::run(&command.setup).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "setup failed");
             std::process::ExitCode::FAILURE
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, publish::PublishAck};
-use btc_common::jetstream::{StreamArgs, ensure_ticks_stream};
+use btc_common::jetstream::{Provision, TICKS_STREAM_WHAT, WhenMissing};
 use btc_common::{Tick, names};
 use tracing::Instrument;
 
@@ -16,7 +16,7 @@ use crate::metrics::PublisherMetrics;
 /// whose W3C context travels in the message headers to the aggregator.
 pub async fn publish_tick(
     js: &jetstream::Context,
-    stream: &StreamArgs,
+    provision: &Provision,
     tick: &Tick,
     give_up_after: Duration,
     metrics: &PublisherMetrics,
@@ -38,8 +38,9 @@ pub async fn publish_tick(
     );
     let mut headers = async_nats::HeaderMap::new();
     btc_common::trace_context::inject(&span, &mut headers);
-    let result =
-        publish_with_retries(js, stream, tick, &msg_id, headers, give_up_after, metrics).instrument(span.clone()).await;
+    let result = publish_with_retries(js, provision, tick, &msg_id, headers, give_up_after, metrics)
+        .instrument(span.clone())
+        .await;
     match &result {
         Some(ack) => {
             span.record("messaging.nats.stream_sequence", ack.sequence);
@@ -57,7 +58,7 @@ pub async fn publish_tick(
 
 async fn publish_with_retries(
     js: &jetstream::Context,
-    stream: &StreamArgs,
+    provision: &Provision,
     tick: &Tick,
     msg_id: &str,
     headers: async_nats::HeaderMap,
@@ -79,6 +80,7 @@ async fn publish_with_retries(
         };
         match result {
             Ok(ack) => {
+                provision.set_missing(TICKS_STREAM_WHAT, false);
                 if ack.duplicate {
                     tracing::debug!(%msg_id, seq = ack.sequence, "tick already stored (another publisher or a retry)");
                 } else {
@@ -87,22 +89,48 @@ async fn publish_with_retries(
                 return Some(ack);
             }
             Err(error) => {
-                if error.kind() == PublishErrorKind::StreamNotFound {
-                    // Deleted under us: create it again rather than fail every round until
-                    // someone does (the aggregator would too).
-                    match ensure_ticks_stream(js, stream).await {
-                        Ok(_) => tracing::warn!("the ticks stream was gone; created it again"),
-                        Err(error) => tracing::warn!(%error, "the ticks stream is gone and cannot be created"),
-                    }
-                }
+                // Waiting for the setup step is logged once, not for every attempt of every tick.
+                let waiting = error.kind() == PublishErrorKind::StreamNotFound && stream_gone(js, provision).await;
                 if tokio::time::Instant::now() + delay >= deadline {
-                    tracing::error!(%msg_id, attempt, %error, "tick not acknowledged; giving it up");
+                    if waiting {
+                        tracing::debug!(%msg_id, attempt, %error, "tick not acknowledged; giving it up");
+                    } else {
+                        tracing::error!(%msg_id, attempt, %error, "tick not acknowledged; giving it up");
+                    }
                     return None;
                 }
-                tracing::warn!(%msg_id, attempt, %error, retry_in = ?delay, "tick not acknowledged; retrying with the same id");
+                if waiting {
+                    tracing::debug!(%msg_id, attempt, %error, retry_in = ?delay, "tick not acknowledged; retrying");
+                } else {
+                    tracing::warn!(%msg_id, attempt, %error, retry_in = ?delay, "tick not acknowledged; retrying with the same id");
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
+        }
+    }
+}
+
+/// The stream was deleted under us: create it again rather than fail every round until someone
+/// does (the aggregator would too); or, as a user that may not, wait for the setup step (readiness
+/// says so meanwhile). True while waiting.
+async fn stream_gone(js: &jetstream::Context, provision: &Provision) -> bool {
+    let already_waiting = provision.is_missing(TICKS_STREAM_WHAT);
+    match provision.ticks_stream(js).await {
+        Ok(_) if provision.when_missing == WhenMissing::Create => {
+            tracing::warn!("the ticks stream was gone; created it again");
+            false
+        }
+        Ok(_) => false,
+        Err(error) if provision.when_missing == WhenMissing::Wait => {
+            if !already_waiting {
+                tracing::warn!(%error, "the ticks stream is gone: ticks are given up until it exists again");
+            }
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the ticks stream is gone and cannot be created");
+            false
         }
     }
 }

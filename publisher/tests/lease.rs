@@ -23,7 +23,7 @@ impl Replica {
     async fn open(nats: &NatsServer, name: &str, ttl: Duration) -> Self {
         let client = async_nats::connect(nats.url()).await.expect("connects");
         let metrics = Arc::new(PublisherMetrics::default());
-        let settings = LeaseSettings { holder: name.to_string(), ttl, replicas: 1 };
+        let settings = LeaseSettings { holder: name.to_string(), ttl, provision: Default::default() };
         let lease = Lease::open(&client, settings, metrics.clone()).await.expect("lease bucket");
         Self { lease, metrics }
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod chart;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -62,6 +64,8 @@ pub struct Pipeline {
     pub nats: NatsServer,
     pub stand_ins: Vec<StandIn>,
     pub http: reqwest::Client,
+    /// The test's own NATS user when the server has users (the chart's admin): (user, password).
+    pub admin: Option<(String, String)>,
 }
 
 impl Pipeline {
@@ -75,7 +79,7 @@ impl Pipeline {
         for &(venue, price) in venues {
             stand_ins.push(StandIn::start(venue, price).await.expect("stand-in starts"));
         }
-        Self { nats, stand_ins, http: reqwest::Client::new() }
+        Self { nats, stand_ins, http: reqwest::Client::new(), admin: None }
     }
 
     pub fn stand_in(&self, venue: Venue) -> &StandIn {
@@ -195,9 +199,21 @@ impl Pipeline {
         }
     }
 
+    /// The test connects as `user` (a server with the chart's users: the admin).
+    pub fn with_admin(mut self, user: &str, password: &str) -> Self {
+        self.admin = Some((user.to_string(), password.to_string()));
+        self
+    }
+
     /// A JetStream context on the test's server.
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        let client = async_nats::connect(self.nats.url()).await.expect("test client connects");
+        let options = match &self.admin {
+            Some((user, password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            None => async_nats::ConnectOptions::new(),
+        };
+        let client = options.connect(self.nats.url()).await.expect("test client connects");
         async_nats::jetstream::new(client)
     }
 }
