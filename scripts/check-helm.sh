@@ -6,8 +6,9 @@
 #      digest), each also with --kube-version 1.24.17
 #   2. Helm/tests/bad-values.yaml (string replica count, unknown key) is REJECTED by values.schema.json
 #   3. helm template (namespace btc): defaults, production and tests/alternative-values.yaml, for the
-#      current version and 1.24.17; production as in a cluster with cert-manager (--api-versions
-#      cert-manager.io/v1: the chart renders its cert-manager objects only where the API exists)
+#      current version and 1.24.17; production as in a cluster with cert-manager and the Prometheus operator
+#      (--api-versions cert-manager.io/v1, monitoring.coreos.com/v1: the chart renders those objects only
+#      where their API exists)
 #   4. kubernetes-validate --strict: the 1.24 renders against 1.24 (kubernetes-validate 1.31.0) and the
 #      others against 1.33; any ERROR or WARN fails, except "no schema" for the CRD allowlist
 #      (ServiceMonitor, PrometheusRule, cert-manager's Certificate and Issuer), which are checked
@@ -32,8 +33,9 @@ NS=btc
 RELEASE=btc-price
 KUBE_OLD=1.24.17
 KV_CURRENT_VERSION=1.33
-# A cluster that serves cert-manager: the production renders include the chart's Certificates.
-CERT_MANAGER_API="--api-versions cert-manager.io/v1"
+# A cluster that serves cert-manager and the Prometheus operator: the production renders include the
+# chart's Certificates, ServiceMonitor and PrometheusRule (the chart renders each only where its API is).
+CLUSTER_APIS="--api-versions cert-manager.io/v1 --api-versions monitoring.coreos.com/v1"
 
 for tool in "$HELM" "$PY" "$KV_OLD" "$KV_NEW" "$CHECKOV"; do
   [ -x "$tool" ] || { echo "check-helm: $tool is missing: run scripts/install-k8s-tools.sh" >&2; exit 1; }
@@ -86,9 +88,9 @@ done
 step "3. helm template -n $NS"
 declare -A RENDER_ARGS=(
   [defaults]=""
-  [production]="-f $PROD_VALUES $CERT_MANAGER_API"
+  [production]="-f $PROD_VALUES $CLUSTER_APIS"
   [defaults-$KUBE_OLD]="--kube-version $KUBE_OLD"
-  [production-$KUBE_OLD]="-f $PROD_VALUES --kube-version $KUBE_OLD $CERT_MANAGER_API"
+  [production-$KUBE_OLD]="-f $PROD_VALUES --kube-version $KUBE_OLD $CLUSTER_APIS"
   [alternatives]="-f $CHART/tests/alternative-values.yaml"
   [alternatives-$KUBE_OLD]="-f $CHART/tests/alternative-values.yaml --kube-version $KUBE_OLD"
 )
@@ -105,7 +107,7 @@ done
 mkdir -p "$tmp/checkov/defaults" "$tmp/checkov/production"
 "$HELM" template "$RELEASE" "$CHART" -n "$NS" --output-dir "$tmp/checkov/defaults" >/dev/null
 # shellcheck disable=SC2086 # the arguments are words on purpose
-"$HELM" template "$RELEASE" "$CHART" -n "$NS" -f "$PROD_VALUES" $CERT_MANAGER_API --output-dir "$tmp/checkov/production" >/dev/null
+"$HELM" template "$RELEASE" "$CHART" -n "$NS" -f "$PROD_VALUES" $CLUSTER_APIS --output-dir "$tmp/checkov/production" >/dev/null
 
 step "4. kubernetes-validate --strict"
 # The validators must still catch what they are here for: a typo (strict) and, on 1.24, a field 1.24 lacks.
