@@ -16,9 +16,8 @@
 #      Known-bad objects must fail the validators (so a broken validator cannot pass everything).
 #   5. checkov --framework kubernetes on both renders: 0 failed, passed > 0 (the RELIABILITY trap: a
 #      checkov that ran nothing exits 0), exceptions only from Helm/checkov-exceptions.yaml, none stale
-#   6. the values table in Helm/README.md matches values.yaml
-#   7. the unit tests over the rendered objects (Helm/tests/test_*.py)
-#   8. the server settings and users of Helm/nats-values.yaml load in nats-server (`-t`)
+#   6. the unit tests over the rendered objects (Helm/tests/test_*.py)
+#   7. the server settings and users of Helm/nats-values.yaml load in nats-server (`-t`)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -190,17 +189,14 @@ else
   bad "checkov (exit $checkov_rc)"; cat "$tmp/out" 2>/dev/null; sed 's/^/       /' "$tmp/checkov-raw.err"
 fi
 
-step "6. values table in Helm/README.md"
-run "scripts/helm-values-table.py --check" python3 scripts/helm-values-table.py --check
-
-step "7. unit tests over the rendered chart"
+step "6. unit tests over the rendered chart"
 if "$PY" -m unittest discover -s "$CHART/tests" -p 'test_*.py' >"$tmp/unittest.log" 2>&1; then
   ok "Helm/tests: $(grep -E '^Ran [0-9]+ tests?' "$tmp/unittest.log")"
 else
   bad "Helm/tests"; sed 's/^/       /' "$tmp/unittest.log"
 fi
 
-step "8. Helm/nats-values.yaml: the NATS server settings and users load in nats-server"
+step "7. Helm/nats-values.yaml: the NATS server settings and users load in nats-server"
 NATS_SERVER=$TOOLS/bin/nats-server
 if [ ! -x "$NATS_SERVER" ]; then
   bad "$NATS_SERVER is missing: run scripts/install-tools.sh (make tools)"

@@ -7,7 +7,6 @@ The chart is rendered with .tools/bin/helm (or $HELM); PyYAML comes with kuberne
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import re
 import subprocess
@@ -910,24 +909,6 @@ class NatsValues(unittest.TestCase):
         self.assertEqual(release["podSelector"]["matchLabels"]["app.kubernetes.io/instance"], "btc-price")
         self.assertEqual(rules[8222], [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}])
         self.assertEqual([list(peer) for peer in rules[6222]], [["podSelector"]])
-
-
-class ValuesDocumentation(unittest.TestCase):
-    def test_the_table_generator_sees_every_leaf_of_values_yaml(self):
-        spec = importlib.util.spec_from_file_location("helm_values_table", REPO / "scripts" / "helm-values-table.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        text = (CHART / "values.yaml").read_text(encoding="utf-8")
-        rows = {key for key, *_ in mod.parse(text)}
-
-        def leaves(node, prefix=""):
-            for k, v in node.items():
-                key = f"{prefix}{k}"
-                if isinstance(v, dict) and v and key not in rows:
-                    yield from leaves(v, key + ".")
-                else:
-                    yield key
-        self.assertEqual(rows, set(leaves(yaml.safe_load(text))))
 
 
 if __name__ == "__main__":
