@@ -61,8 +61,8 @@ test-deploy:
 	.tools/cargo-deny/bin/cargo-deny --log-level error --offline --locked check bans licenses sources
 	python3 scripts/check-supply-chain.py
 	PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s scripts -p 'test_*.py'
-	python3 aks-engine/validate.py aks-engine/ClusterDefinition.json
-	python3 -m unittest discover -s aks-engine -p 'test_*.py'
+	.tools/aks-engine/bin/python aks-engine/validate.py aks-engine/ClusterDefinition.json
+	PYTHONDONTWRITEBYTECODE=1 .tools/aks-engine/bin/python -m unittest discover -s aks-engine -p 'test_*.py'
 
 # The Helm chart: lint, render, schema-validate (1.24 and current), checkov, unit tests, version bump.
 test-helm: tools k8s-tools
