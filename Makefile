@@ -92,8 +92,8 @@ nats-auth-conf:
 
 # The values table of Helm/README.md, from the `## @param` comments of Helm/values.yaml.
 values-table:
-	./scripts/install-k8s-tools.sh readme-generator
-	.tools/readme-generator/node_modules/.bin/readme-generator -v Helm/values.yaml -r Helm/README.md >/dev/null
+	./scripts/install-k8s-tools.sh npm
+	.tools/npm/node_modules/.bin/readme-generator -v Helm/values.yaml -r Helm/README.md >/dev/null
 
 # Benchmarks (figures, never pass/fail): see bench/README.md.
 bench:

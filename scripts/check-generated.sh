@@ -27,9 +27,9 @@ if ! "$CARGO" test --quiet -p e2e-tests --test authorization -- --exact \
   failed=1
 fi
 
-./scripts/install-k8s-tools.sh readme-generator
+./scripts/install-k8s-tools.sh npm
 cp Helm/README.md "$tmp/README.md"
-.tools/readme-generator/node_modules/.bin/readme-generator -v Helm/values.yaml -r "$tmp/README.md" >"$tmp/rg.log" 2>&1 ||
+.tools/npm/node_modules/.bin/readme-generator -v Helm/values.yaml -r "$tmp/README.md" >"$tmp/rg.log" 2>&1 ||
   { cat "$tmp/rg.log" >&2; failed=1; }
 differs Helm/README.md "$tmp/README.md"
 
