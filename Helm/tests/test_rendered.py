@@ -1,3 +1,4 @@
+# Why: what a reviewer checks by hand in every rendered pod and policy (and checkov does not), over every values set, as unit tests.
 """Unit tests over the rendered chart: what a reviewer would check by hand in every pod and policy.
 
 Run from the repository root (scripts/check-helm.sh does):
