@@ -112,7 +112,8 @@ def describe(value):
 def resolve(schema):
     """The schema a `$ref` (to #/$defs/NAME, the only kind vlabs.schema.json has) points at."""
     while "$ref" in schema:
-        schema = {**SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[1]], **{k: v for k, v in schema.items() if k != "$ref"}}
+        siblings = {k: v for k, v in schema.items() if k != "$ref"}
+        schema = {**SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[1]], **siblings}
     return schema
 
 
@@ -149,7 +150,7 @@ def location(parts):
 
 
 def schema_issues(doc, issues):
-    """Report every schema error; return the paths of the values of the wrong JSON type."""
+    """Report every schema error; return the errors of the values of the wrong JSON type."""
     errors = list(VALIDATOR.iter_errors(doc))
     wrong_type = [error for error in errors if error.validator == "type"]
     # A value of the wrong type gets that error only: its others (enum, range) follow from it.
@@ -204,9 +205,11 @@ def message(error, path):
 
 def drop_wrong_types(doc, errors):
     """Remove the values of the wrong JSON type, so the rules below need not check types again.
-    A number (or null) in a map[string]string
-    becomes its JSON text instead, so the rules judge the value itself rather than its absence."""
-    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path], reverse=True):
+    A number (or null) in a map[string]string becomes its JSON text instead, so the rules judge
+    the value itself rather than its absence. Last first, so a removed list item leaves the
+    indices of the others to remove unchanged (paths that share a prefix differ next in one
+    container, so their next parts are both keys or both indices)."""
+    for error in sorted(errors, key=lambda e: list(e.absolute_path), reverse=True):
         *parents, last = error.absolute_path
         container = doc
         for part in parents:

@@ -1,4 +1,4 @@
-# Why: the chart checks no installed tool does: every rendered object validated (kubernetes-validate passes silently over a kind it has no schema for), checkov's failures exactly the justified exceptions, the PrometheusRule and nats-values.yaml turned into files promtool and nats-server can check; and the render helper of test_rendered.py.
+# Why: what no installed tool checks: that kubernetes-validate saw every object, that checkov fails exactly the justified exceptions, and files promtool and nats-server can check; plus the render helper of the tests.
 """Checks of the rendered chart that scripts/check-helm.sh runs, and the render helper of test_rendered.py.
 
 Run with a Python that has PyYAML (.tools/kv-current/bin/python: it comes with kubernetes-validate).
