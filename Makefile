@@ -1,5 +1,5 @@
 # The front door. `make run` runs the stack, `make test` runs every test; both install what is missing.
-.PHONY: help tools k8s-tools build run demo test test-rust test-stack test-observability test-deploy test-helm test-faults lint fmt openapi image pin-image bench clean
+.PHONY: help tools k8s-tools build run demo test check-generated generate values-table nats-auth-conf test-rust test-stack test-observability test-deploy test-helm test-faults lint fmt openapi image pin-image bench clean
 
 CARGO ?= cargo
 
@@ -7,6 +7,7 @@ help:
 	@echo "make run      build and run nats-server + publisher, aggregator, bitcoin-api, rest-api (real exchanges)"
 	@echo "make demo     the same stack fed by local exchange stand-ins (no internet needed)"
 	@echo "make test     install what is missing, then lint and run every test"
+	@echo "make generate regenerate every generated file: openapi.yaml, deploy/local/nats-auth.conf, the values table"
 	@echo "make openapi  regenerate openapi.yaml from the code"
 	@echo "make bench    HTTP, pipeline, freshness, cold start and memory figures beside their ceilings (one table)"
 	@echo "make pin-image DIGEST=sha256:... TAG=x.y.z   the release step: pin the pushed image in values-production.yaml"
@@ -26,7 +27,7 @@ run:
 demo:
 	DEMO=1 ./scripts/run-stack.sh
 
-test: tools lint test-rust test-faults test-observability test-deploy test-helm test-stack
+test: tools lint check-generated test-rust test-faults test-observability test-deploy test-helm test-stack
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -60,8 +61,8 @@ test-deploy:
 	.tools/cargo-deny/bin/cargo-deny --log-level error --offline --locked check bans licenses sources
 	python3 scripts/check-supply-chain.py
 	PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s scripts -p 'test_*.py'
-	python3 aks-engine/validate.py aks-engine/ClusterDefinition.json
-	python3 -m unittest discover -s aks-engine -p 'test_*.py'
+	.tools/aks-engine/bin/python aks-engine/validate.py aks-engine/ClusterDefinition.json
+	PYTHONDONTWRITEBYTECODE=1 .tools/aks-engine/bin/python -m unittest discover -s aks-engine -p 'test_*.py'
 
 # The Helm chart: lint, render, schema-validate (1.24 and current), checkov, unit tests, version bump.
 test-helm: tools k8s-tools
@@ -78,6 +79,21 @@ fmt:
 
 openapi:
 	$(CARGO) run --quiet -p frontend --example print-openapi > openapi.yaml
+
+# Every generated file; check-generated (in `make test`) fails when a committed one differs.
+generate: openapi nats-auth-conf values-table
+
+check-generated:
+	./scripts/check-generated.sh
+
+# The local stack's NATS users and permissions, from Helm/nats-values.yaml (as the chart's).
+nats-auth-conf:
+	UPDATE_LOCAL_NATS_CONF=1 $(CARGO) test --quiet -p e2e-tests --test authorization -- --exact the_local_stack_uses_the_charts_users_and_permissions
+
+# The values table of Helm/README.md, from the `## @param` comments of Helm/values.yaml.
+values-table:
+	./scripts/install-k8s-tools.sh npm
+	.tools/npm/node_modules/.bin/readme-generator -v Helm/values.yaml -r Helm/README.md >/dev/null
 
 # Benchmarks (figures, never pass/fail): see bench/README.md.
 bench:

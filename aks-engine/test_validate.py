@@ -1,7 +1,8 @@
-"""Tests for validate.py against the committed ClusterDefinition.json.
+# Why: proves the committed ClusterDefinition.json passes and that validate.py + vlabs.schema.json reject each documented mistake.
+"""Tests for validate.py (and vlabs.schema.json) against the committed ClusterDefinition.json.
 
-Run from the repository root:
-    python3 -m unittest discover -s aks-engine -p 'test_*.py' -v
+Run from the repository root, with the jsonschema that scripts/install-lint-tools.sh installs:
+    .tools/aks-engine/bin/python -m unittest discover -s aks-engine -p 'test_*.py' -v
 
 Every negative case mutates a deep copy of the committed definition, so each
 test proves that one specific mistake is caught on an otherwise good file.
@@ -82,6 +83,34 @@ class CommittedDefinition(ValidatorTestCase):
         for profile in [props(doc)["masterProfile"], *props(doc)["agentPoolProfiles"]]:
             self.assertEqual(profile["availabilityZones"], ["1", "2", "3"])
         self.assertNotIn("servicePrincipalProfile", props(doc))
+
+
+class Schema(ValidatorTestCase):
+    def test_is_valid_json_schema_2020_12(self):
+        validate_module.jsonschema.Draft202012Validator.check_schema(validate_module.SCHEMA)
+
+    def test_alone_accepts_the_committed_definition(self):
+        # What an editor or another tool sees with the schema alone (no key renaming, no rules).
+        errors = list(validate_module.VALIDATOR.iter_errors(committed()))
+        self.assertEqual([e.message for e in errors], [])
+
+    def test_a_value_of_the_wrong_type_gets_one_error(self):
+        doc = committed()
+        props(doc)["masterProfile"]["count"] = "3"
+        errors, _ = validate(doc)
+        self.assertEqual([e for e in errors if "masterProfile.count" in e],
+                         ['properties.masterProfile.count: must be a JSON integer, got string "3"'])
+
+    def test_null_is_absent_as_in_go(self):
+        doc = committed()
+        props(doc)["masterProfile"]["osDiskSizeGB"] = None
+        props(doc)["masterProfile"]["ipAddressCount"] = None
+        self.assertEqual(validate(doc)[0], [])
+
+    def test_a_null_pool_is_an_error(self):
+        doc = committed()
+        props(doc)["agentPoolProfiles"].append(None)
+        self.assertRejected(doc, "agentPoolProfiles[2]: must be a JSON object, got null")
 
 
 class LoadRules(ValidatorTestCase):

@@ -1,27 +1,22 @@
 #!/usr/bin/env python3
+# Why: aks-engine is retired, so nobody should install it to learn that a definition would be rejected; vlabs.schema.json holds the fields, this file the load step and the rules that compare fields.
 """Validate aks-engine "vlabs" cluster definitions (apimodels) without aks-engine.
 
 AKS Engine is retired for public Azure (last release v0.79.0, Kubernetes 1.24 the
-last version it creates), so nobody should have to install it just to find out
-that a definition would be rejected. This file re-implements, with the Python
-standard library only:
+last version it creates). Two parts:
 
-- the load-time checks of pkg/api/apiloader.go: apiVersion must be "vlabs", and
-  an unknown key anywhere in a struct is an error (keys are matched
-  case-insensitively, like Go's encoding/json; map fields accept any key);
-- the `validate:"..."` tags of pkg/api/vlabs/types.go (required fields, ranges);
-- the rules of pkg/api/vlabs/validate.go that apply to a Linux cluster on
-  public Azure (versions, names, pools, network plugin/policy pairs, load
-  balancer, addons, zones, identity);
-- project policies, marked "project policy" in their messages: 3+ masters,
-  2+ agent pools, cluster-autoscaler and RBAC on, a real network policy
-  engine, a vmSize allowlist, Linux only, no committed secrets.
+- vlabs.schema.json (JSON Schema 2020-12, checked with the `jsonschema` package):
+  the vlabs structs of pkg/api/vlabs/types.go that this project accepts, an
+  unknown key anywhere being an error (as pkg/api/apiloader.go does), their
+  JSON types, the `validate:"..."` tags, and every rule of vlabs/validate.go or
+  of this project ("project policy" in its message) that looks at one field;
+- this file: what a schema cannot say. Keys match case-insensitively, like Go's
+  encoding/json (renamed to the schema's spelling before the schema is applied),
+  and the rules that compare two or more fields (versions, pools, network
+  plugin/policy pairs, load balancer, addons, zones, identity), plus warnings.
 
-The schema below is the subset of vlabs fields this project accepts. A field
-that aks-engine knows but that is missing here is reported as unknown: add it
-to the schema (with its Go type) when you need it.
-
-Usage: python3 aks-engine/validate.py FILE...
+Usage: aks-engine/validate.py FILE...   (with the jsonschema of .tools/aks-engine:
+scripts/install-lint-tools.sh installs it from aks-engine/requirements.txt)
 Prints "OK FILE" or one "FILE: path: message" line per error and exits 1 if
 any file has an error. Warnings are printed ("FILE: warning: ...") but pass.
 """
@@ -32,315 +27,19 @@ import ipaddress
 import json
 import re
 import sys
+from pathlib import Path
+
+try:
+    import jsonschema
+except ImportError:
+    sys.exit("validate.py needs jsonschema: run scripts/install-lint-tools.sh and use .tools/aks-engine/bin/python")
+
+SCHEMA = json.loads((Path(__file__).resolve().parent / "vlabs.schema.json").read_text(encoding="utf-8"))
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 # --------------------------------------------------------------------------
-# Schema: the vlabs Go structs, as JSON key -> type.
-
-
-class Struct:
-    """A vlabs Go struct. Keys match case-insensitively; unknown keys are errors."""
-
-    def __init__(self, name, fields):
-        self.name = name
-        self.fields = fields
-        self.by_lower = {key.lower(): key for key in fields}
-
-
-class ListOf:
-    """A Go slice."""
-
-    def __init__(self, item):
-        self.item = item
-
-
-STR, INT, BOOL, FLOAT = "string", "integer", "boolean", "number"
-# map[string]string: any key is accepted, but every value must be a JSON string,
-# because Go refuses to unmarshal 3 into a string. That is why the autoscaler's
-# "min-nodes": 3 fails while "min-nodes": "3" works.
-STRMAP = "map[string]string"
-
-PUBLIC_KEY = Struct("PublicKey", {"keyData": STR})
-KEYVAULT_SECRETS = Struct(
-    "KeyVaultSecrets",
-    {
-        "sourceVault": Struct("KeyVaultID", {"id": STR}),
-        "vaultCertificates": ListOf(
-            Struct("KeyVaultCertificate", {"certificateUrl": STR, "certificateStore": STR})
-        ),
-    },
-)
-LINUX_PROFILE = Struct(
-    "LinuxProfile",
-    {
-        "adminUsername": STR,
-        "ssh": Struct("SSH", {"publicKeys": ListOf(PUBLIC_KEY)}),
-        "secrets": ListOf(KEYVAULT_SECRETS),
-        "scriptroot": STR,
-        "customSearchDomain": Struct(
-            "CustomSearchDomain", {"name": STR, "realmUser": STR, "realmPassword": STR}
-        ),
-        "customNodesDNS": Struct("CustomNodesDNS", {"dnsServer": STR}),
-    },
-)
-KEYVAULT_SECRET_REF = Struct(
-    "KeyvaultSecretRef", {"vaultID": STR, "secretName": STR, "version": STR}
-)
-SERVICE_PRINCIPAL_PROFILE = Struct(
-    "ServicePrincipalProfile",
-    {"clientId": STR, "secret": STR, "objectId": STR, "keyvaultSecretRef": KEYVAULT_SECRET_REF},
-)
-AAD_PROFILE = Struct(
-    "AADProfile", {"clientAppID": STR, "serverAppID": STR, "tenantID": STR, "adminGroupID": STR}
-)
-FEATURE_FLAGS = Struct(
-    "FeatureFlags",
-    {
-        "enableCSERunInBackground": BOOL,
-        "blockOutboundInternet": BOOL,
-        "enableIPv6DualStack": BOOL,
-        "enableTelemetry": BOOL,
-        "enableIPv6Only": BOOL,
-    },
-)
-IMAGE_REFERENCE = Struct(
-    "ImageReference",
-    {"name": STR, "resourceGroup": STR, "subscriptionId": STR, "gallery": STR, "version": STR},
-)
-EXTENSION = Struct("Extension", {"name": STR, "singleOrAll": STR, "template": STR})
-EXTENSION_PROFILE = Struct(
-    "ExtensionProfile",
-    {
-        "name": STR,
-        "version": STR,
-        "extensionParameters": STR,
-        "parametersKeyvaultSecretRef": KEYVAULT_SECRET_REF,
-        "rootURL": STR,
-        "script": STR,
-        "urlQuery": STR,
-    },
-)
-CONTAINER_SPEC = Struct(
-    "KubernetesContainerSpec",
-    {
-        "name": STR,
-        "image": STR,
-        "cpuRequests": STR,
-        "memoryRequests": STR,
-        "cpuLimits": STR,
-        "memoryLimits": STR,
-    },
-)
-ADDON = Struct(
-    "KubernetesAddon",
-    {
-        "name": STR,
-        "enabled": BOOL,
-        "mode": STR,
-        "containers": ListOf(CONTAINER_SPEC),
-        "config": STRMAP,
-        "pools": ListOf(Struct("AddonNodePoolsConfig", {"name": STR, "config": STRMAP})),
-        "data": STR,
-    },
-)
-COMPONENT = Struct(
-    "KubernetesComponent",
-    {
-        "name": STR,
-        "enabled": BOOL,
-        "containers": ListOf(CONTAINER_SPEC),
-        "config": STRMAP,
-        "data": STR,
-    },
-)
-PRIVATE_CLUSTER = Struct(
-    "PrivateCluster",
-    {
-        "enabled": BOOL,
-        "jumpboxProfile": Struct(
-            "PrivateJumpboxProfile",
-            {
-                "name": STR,
-                "vmSize": STR,
-                "osDiskSizeGB": INT,
-                "username": STR,
-                "publicKey": STR,
-                "storageProfile": STR,
-            },
-        ),
-    },
-)
-KUBERNETES_CONFIG = Struct(
-    "KubernetesConfig",
-    {
-        **dict.fromkeys(
-            [
-                "kubernetesImageBase", "kubernetesImageBaseType", "mcrKubernetesImageBase",
-                "clusterSubnet", "dnsServiceIP", "serviceCidr", "networkPolicy",
-                "networkPlugin", "networkMode", "containerRuntime", "dockerBridgeSubnet",
-                "userAssignedID", "customHyperkubeImage", "customKubeAPIServerImage",
-                "customKubeControllerManagerImage", "customKubeProxyImage",
-                "customKubeSchedulerImage", "customKubeBinaryURL", "mobyVersion",
-                "containerdVersion", "customCcmImage", "etcdVersion", "etcdDiskSizeGB",
-                "etcdEncryptionKey", "kubeReservedCgroup", "cloudProviderBackoffMode",
-                "loadBalancerSku", "azureCNIVersion", "azureCNIURLLinux", "keyVaultSku",
-                "kubeProxyMode", "privateAzureRegistryServer",
-            ],
-            STR,
-        ),
-        **dict.fromkeys(
-            [
-                "useManagedIdentity", "useCloudControllerManager", "useInstanceMetadata",
-                "enableRbac", "enableSecureKubelet", "enableAggregatedAPIs",
-                "enableDataEncryptionAtRest", "enableEncryptionWithExternalKms",
-                "enablePodSecurityPolicy", "cloudProviderBackoff", "cloudProviderRateLimit",
-                "cloudProviderDisableOutboundSNAT", "excludeMasterFromStandardLB",
-            ],
-            BOOL,
-        ),
-        **dict.fromkeys(
-            [
-                "maxPods", "gchighthreshold", "gclowthreshold", "cloudProviderBackoffRetries",
-                "cloudProviderBackoffDuration", "cloudProviderRateLimitBucket",
-                "cloudProviderRateLimitBucketWrite", "loadBalancerOutboundIPs",
-                "maximumLoadBalancerRuleCount", "outboundRuleIdleTimeoutInMinutes",
-                "etcdStorageLimitGB",
-            ],
-            INT,
-        ),
-        **dict.fromkeys(
-            [
-                "cloudProviderBackoffJitter", "cloudProviderBackoffExponent",
-                "cloudProviderRateLimitQPS", "cloudProviderRateLimitQPSWrite",
-            ],
-            FLOAT,
-        ),
-        **dict.fromkeys(
-            [
-                "containerRuntimeConfig", "kubeletConfig", "controllerManagerConfig",
-                "cloudControllerManagerConfig", "apiServerConfig", "schedulerConfig",
-            ],
-            STRMAP,
-        ),
-        "privateCluster": PRIVATE_CLUSTER,
-        "addons": ListOf(ADDON),
-        "components": ListOf(COMPONENT),
-    },
-)
-# Fields that masterProfile and agentPoolProfiles share.
-_VM_PROFILE_FIELDS = {
-    "vmSize": STR,
-    "osDiskSizeGB": INT,
-    "vnetSubnetID": STR,
-    "ipAddressCount": INT,
-    "storageProfile": STR,
-    "distro": STR,
-    "kubernetesConfig": KUBERNETES_CONFIG,
-    "imageReference": IMAGE_REFERENCE,
-    "availabilityProfile": STR,
-    "availabilityZones": ListOf(STR),
-    "singlePlacementGroup": BOOL,
-    "platformFaultDomainCount": INT,
-    "platformUpdateDomainCount": INT,
-    "auditDEnabled": BOOL,
-    "customVMTags": STRMAP,
-    "sysctldConfig": STRMAP,
-    "ultraSSDEnabled": BOOL,
-    "encryptionAtHost": BOOL,
-    "proximityPlacementGroupID": STR,
-    "osDiskCachingType": STR,
-    "preProvisionExtension": EXTENSION,
-    "extensions": ListOf(EXTENSION),
-    "fqdn": STR,
-}
-MASTER_PROFILE = Struct(
-    "MasterProfile",
-    {
-        **_VM_PROFILE_FIELDS,
-        "count": INT,
-        "dnsPrefix": STR,
-        "subjectAltNames": ListOf(STR),
-        "vnetCidr": STR,
-        "agentVnetSubnetID": STR,
-        "firstConsecutiveStaticIP": STR,
-        "HTTPSourceAddressPrefix": STR,
-        "oauthEnabled": BOOL,
-        "customFiles": ListOf(Struct("CustomFile", {"source": STR, "dest": STR})),
-        "agentSubnet": STR,
-        "cosmosEtcd": BOOL,
-    },
-)
-AGENT_POOL_PROFILE = Struct(
-    "AgentPoolProfile",
-    {
-        **_VM_PROFILE_FIELDS,
-        "name": STR,
-        "count": INT,
-        "dnsPrefix": STR,
-        "osType": STR,
-        "ports": ListOf(INT),
-        "scaleSetPriority": STR,
-        "scaleSetEvictionPolicy": STR,
-        "spotMaxPrice": FLOAT,
-        "diskSizesGB": ListOf(INT),
-        "role": STR,
-        "acceleratedNetworkingEnabled": BOOL,
-        "acceleratedNetworkingEnabledWindows": BOOL,
-        "vmssOverProvisioningEnabled": BOOL,
-        "diskEncryptionSetID": STR,
-        "customNodeLabels": STRMAP,
-        "enableVMSSNodePublicIP": BOOL,
-        "loadBalancerBackendAddressPoolIDs": ListOf(STR),
-        "dataDiskCachingType": STR,
-    },
-)
-ORCHESTRATOR_PROFILE = Struct(
-    "OrchestratorProfile",
-    {
-        "orchestratorType": STR,
-        "orchestratorRelease": STR,
-        "orchestratorVersion": STR,
-        "kubernetesConfig": KUBERNETES_CONFIG,
-    },
-)
-# windowsProfile, certificateProfile and customCloudProfile (Azure Stack) are
-# deliberately absent: this project runs Linux nodes on public Azure and lets
-# aks-engine generate the certificates.
-PROPERTIES = Struct(
-    "Properties",
-    {
-        "provisioningState": STR,
-        "orchestratorProfile": ORCHESTRATOR_PROFILE,
-        "masterProfile": MASTER_PROFILE,
-        "agentPoolProfiles": ListOf(AGENT_POOL_PROFILE),
-        "linuxProfile": LINUX_PROFILE,
-        "extensionProfiles": ListOf(EXTENSION_PROFILE),
-        "servicePrincipalProfile": SERVICE_PRINCIPAL_PROFILE,
-        "aadProfile": AAD_PROFILE,
-        "featureFlags": FEATURE_FLAGS,
-        "telemetryProfile": Struct("TelemetryProfile", {"applicationInsightsKey": STR}),
-    },
-)
-# apiloader.go checks the top level against ContainerService plus TypeMeta
-# (which contributes apiVersion).
-CONTAINER_SERVICE = Struct(
-    "ContainerService",
-    {
-        "apiVersion": STR,
-        "id": STR,
-        "location": STR,
-        "name": STR,
-        "plan": Struct(
-            "ResourcePurchasePlan",
-            {"name": STR, "product": STR, "promotionCode": STR, "publisher": STR},
-        ),
-        "tags": STRMAP,
-        "type": STR,
-        "properties": PROPERTIES,
-    },
-)
-
-# --------------------------------------------------------------------------
-# Rule data (from aks-engine v0.79.0 unless marked as project policy).
+# Rule data (from aks-engine v0.79.0 unless marked as project policy); the
+# values a single field may take are in vlabs.schema.json.
 
 # common/versions.go: the versions marked creatable on public Azure.
 CREATABLE_VERSIONS = {
@@ -352,38 +51,16 @@ CREATABLE_VERSIONS = {
 }
 DEFAULT_RELEASE = "1.23"  # what aks-engine picks when release and version are both empty
 
-DNS_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,43}[A-Za-z0-9]$")  # common/helper.go
-POOL_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # it becomes part of the VM names
-LABEL_KEY_RE = re.compile(
-    r"^(([a-zA-Z0-9-]+[.])*[a-zA-Z0-9-]+[/])?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"
-)
-LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
-SSH_KEY_RE = re.compile(
-    r"^(ssh-(rsa|ed25519)|ecdsa-sha2-nistp(256|384|521)) ([A-Za-z0-9+/=]+)( .*)?$"
-)
 SUBNET_ID_RE = re.compile(
     r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Network"
     r"/virtualNetworks/([^/]+)/subnets/([^/]+)$",
     re.IGNORECASE,
 )
-
-DISTROS = {
-    "", "ubuntu", "ubuntu-18.04", "ubuntu-18.04-gen2", "ubuntu-20.04",
-    "ubuntu-20.04-gen2", "flatcar", "aks-ubuntu-16.04", "aks-ubuntu-18.04",
-    "aks-ubuntu-20.04", "acc-16.04",
+UBUNTU_DISTROS = {
+    "ubuntu", "ubuntu-18.04", "ubuntu-18.04-gen2", "ubuntu-20.04", "ubuntu-20.04-gen2",
+    "aks-ubuntu-16.04", "aks-ubuntu-18.04", "aks-ubuntu-20.04", "acc-16.04",
 }
-UBUNTU_DISTROS = DISTROS - {"", "flatcar"}
-CACHING_TYPES = {"", "None", "ReadOnly", "ReadWrite"}
 AVAILABILITY_SET, VMSS = "AvailabilitySet", "VirtualMachineScaleSets"
-AVAILABILITY_PROFILES = {"", AVAILABILITY_SET, VMSS}
-MASTER_STORAGE_PROFILES = {"", "StorageAccount", "ManagedDisks"}
-POOL_STORAGE_PROFILES = {"", "StorageAccount", "ManagedDisks", "Ephemeral"}
-OS_TYPES = {"", "Linux", "Windows"}
-SCALE_SET_PRIORITIES = {"", "Regular", "Low", "Spot"}
-EVICTION_POLICIES = {"", "Delete", "Deallocate"}
-
-NETWORK_PLUGINS = {"", "kubenet", "azure", "cilium", "antrea"}
-NETWORK_POLICIES = {"", "calico", "cilium", "antrea", "azure", "none"}
 # validate.go networkPluginPlusPolicyAllowed (flannel is only accepted on upgrade).
 NETWORK_PAIRS = {
     ("", ""), ("azure", ""), ("azure", "azure"), ("kubenet", ""), ("cilium", "cilium"),
@@ -393,24 +70,6 @@ NETWORK_PAIRS = {
 # Project policy: an engine that enforces NetworkPolicy objects. With no engine
 # the API server still accepts NetworkPolicies and nothing enforces them.
 ENFORCING_POLICIES = {"azure", "calico"}
-NETWORK_MODES = {"", "bridge", "transparent"}
-CONTAINER_RUNTIMES = {"", "docker", "containerd"}
-PROXY_MODES = {"", "iptables", "ipvs"}
-ADDON_MODES = {"", "EnsureExists", "Reconcile"}
-MAX_OUTBOUND_IPS = 16
-MIN_MAX_PODS = 5
-
-# Project policy, not a vlabs rule. aks-engine checks vmSize only against the
-# ARM template's allowedValues at deploy time, so a typo costs a failed
-# deployment. These sizes have at least 2 vCPUs (aks-engine's minimum) and
-# premium storage. Add a size here when you need it.
-ALLOWED_VM_SIZES = {
-    "Standard_D2s_v3", "Standard_D4s_v3", "Standard_D8s_v3", "Standard_D16s_v3",
-    "Standard_DS2_v2", "Standard_DS3_v2", "Standard_DS4_v2",
-    "Standard_E2s_v3", "Standard_E4s_v3", "Standard_E8s_v3",
-    "Standard_F2s_v2", "Standard_F4s_v2", "Standard_F8s_v2",
-}
-AZURE_ZONES = {"1", "2", "3"}
 MASTER_MIN_OS_DISK_GB = 100  # aks-engine docs: masters need a 100 GB disk
 
 # --------------------------------------------------------------------------
@@ -447,95 +106,123 @@ def describe(value):
 
 
 # --------------------------------------------------------------------------
-# Load step: strict keys and JSON types, as aks-engine's loader does.
-
-_SCALAR_TYPES = {
-    STR: lambda v: isinstance(v, str),
-    INT: lambda v: isinstance(v, int) and not isinstance(v, bool),
-    BOOL: lambda v: isinstance(v, bool),
-    FLOAT: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-}
+# Load step: aks-engine's keys (case-insensitive), then the schema.
 
 
-def normalize(value, kind, path, issues):
-    """Check value against the schema and return it with every struct key renamed
-    to its vlabs spelling, so the rules below can use plain dict lookups.
-    Values of the wrong JSON type are reported and dropped (returned as None)."""
-    if value is None:
-        return None  # null is a nil pointer or zero value in Go: same as absent
-    if isinstance(kind, Struct):
-        return _normalize_struct(value, kind, path, issues)
-    if isinstance(kind, ListOf):
-        return _normalize_list(value, kind, path, issues)
-    if kind == STRMAP:
-        return _normalize_string_map(value, path, issues)
-    if not _SCALAR_TYPES[kind](value):
-        issues.error(path, f"must be a JSON {kind}, got {describe(value)}")
-        return None
-    return value
+def resolve(schema):
+    """The schema a `$ref` (to #/$defs/NAME, the only kind vlabs.schema.json has) points at."""
+    while "$ref" in schema:
+        siblings = {k: v for k, v in schema.items() if k != "$ref"}
+        schema = {**SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[1]], **siblings}
+    return schema
 
 
-def _normalize_struct(value, kind, path, issues):
-    if not isinstance(value, dict):
-        issues.error(path, f"must be a JSON object, got {describe(value)}")
-        return None
+def canonical_keys(value, schema, path, issues):
+    """value with every struct key renamed to its vlabs spelling, as Go's encoding/json matches
+    them case-insensitively, and without its null fields. Unknown keys stay (the schema reports
+    them); a second spelling of a key is reported and dropped, where Go would silently keep the
+    last one."""
+    schema = resolve(schema)
+    if isinstance(value, list) and "items" in schema:
+        return [canonical_keys(item, schema["items"], f"{path}[{i}]", issues) for i, item in enumerate(value)]
+    if not isinstance(value, dict) or "properties" not in schema:
+        return value
+    by_lower = {key.lower(): key for key in schema["properties"]}
     out = {}
     for key, item in value.items():
-        canonical = kind.by_lower.get(key.lower())
-        if canonical is None:
-            issues.error(
-                join(path, key),
-                f"unknown key '{key}': not a field of vlabs {kind.name} "
-                "(aks-engine rejects unknown keys when it loads the file)",
-            )
-            continue
+        if item is None:
+            continue  # null is a nil pointer or zero value in Go: the same as absent
+        canonical = by_lower.get(key.lower(), key)
         if canonical in out:
-            # Go would silently keep whichever spelling came last.
             issues.error(join(path, key), f"duplicate key: '{key}' is a second spelling of '{canonical}'")
             continue
-        normalized = normalize(item, kind.fields[canonical], join(path, canonical), issues)
-        if normalized is not None:
-            out[canonical] = normalized
+        sub = schema["properties"].get(canonical)
+        out[canonical] = canonical_keys(item, sub, join(path, canonical), issues) if sub else item
     return out
 
 
-def _normalize_list(value, kind, path, issues):
-    if not isinstance(value, list):
-        issues.error(path, f"must be a JSON array, got {describe(value)}")
-        return None
-    out = []
-    for index, item in enumerate(value):
-        item_path = f"{path}[{index}]"
-        if item is None and isinstance(kind.item, Struct):
-            issues.error(item_path, "must be an object, got null")
+def location(parts):
+    """'properties.agentPoolProfiles[1].name' for the jsonschema path of a value."""
+    path = ""
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else join(path, part)
+    return path
+
+
+def schema_issues(doc, issues):
+    """Report every schema error; return the errors of the values of the wrong JSON type."""
+    errors = list(VALIDATOR.iter_errors(doc))
+    wrong_type = [error for error in errors if error.validator == "type"]
+    # A value of the wrong type gets that error only: its others (enum, range) follow from it.
+    mistyped = {tuple(error.absolute_path) for error in wrong_type}
+    for error in errors:
+        path = location(error.absolute_path)
+        value, keyword = error.instance, error.validator
+        if keyword != "type" and tuple(error.absolute_path) in mistyped:
             continue
-        normalized = normalize(item, kind.item, item_path, issues)
-        if normalized is not None:
-            out.append(normalized)
-    return out
+        if keyword == "required":
+            for key in error.validator_value:
+                if key not in value:
+                    issues.error(join(path, key), "is required")
+            continue
+        if keyword == "additionalProperties" and error.validator_value is False:
+            for key in value.keys() - error.schema.get("properties", {}).keys():
+                issues.error(
+                    join(path, key),
+                    f"unknown key '{key}': not a field of {error.schema.get('title', 'this object')} "
+                    "(aks-engine rejects unknown keys when it loads the file)",
+                )
+            continue
+        issues.error(path, message(error, path))
+    return wrong_type
 
 
-def _normalize_string_map(value, path, issues):
-    if not isinstance(value, dict):
-        issues.error(path, f"must be a JSON object, got {describe(value)}")
-        return None
-    out = {}
-    for key, item in value.items():
-        if not isinstance(item, str):
-            issues.error(
-                join(path, key),
-                f"must be a JSON string (vlabs declares this map as {STRMAP}), "
-                f"got {describe(item)}; write {json.dumps(json.dumps(item))}",
-            )
-            # Keep the JSON text, so later rules judge the value itself
-            # instead of also reporting the key as missing.
-            item = json.dumps(item)
-        out[key] = item
-    return out
+def message(error, path):
+    """The schema's own x-messages for the keyword, else a plain sentence."""
+    value, keyword, expected = error.instance, error.validator, error.validator_value
+    template = error.schema.get("x-messages", {}).get(keyword)
+    if template:
+        return template.format(
+            value=value,
+            described=describe(value),
+            quoted=json.dumps(json.dumps(value)),
+            allowed=", ".join(map(str, expected)) if isinstance(expected, list) else expected,
+            count=len(value) if isinstance(value, (list, dict, str)) else value,
+        )
+    name = path.rsplit(".", 1)[-1].split("[")[0] or "value"
+    if keyword == "type":
+        return f"must be a JSON {expected}, got {describe(value)}"
+    if keyword == "enum":
+        return f"{name} '{value}' is not one of {', '.join(repr(v) for v in expected)}"
+    if keyword == "const":
+        return f"must be {json.dumps(expected)}, got {describe(value)}"
+    if keyword in ("minimum", "maximum") and {"minimum", "maximum"} <= error.schema.keys():
+        return f"must be between {error.schema['minimum']} and {error.schema['maximum']}, got {value}"
+    if keyword == "minLength" and expected == 1:
+        return "must not be empty"
+    return error.message
+
+
+def drop_wrong_types(doc, errors):
+    """Remove the values of the wrong JSON type, so the rules below need not check types again.
+    A number (or null) in a map[string]string becomes its JSON text instead, so the rules judge
+    the value itself rather than its absence. Last first, so a removed list item leaves the
+    indices of the others to remove unchanged (paths that share a prefix differ next in one
+    container, so their next parts are both keys or both indices)."""
+    for error in sorted(errors, key=lambda e: list(e.absolute_path), reverse=True):
+        *parents, last = error.absolute_path
+        container = doc
+        for part in parents:
+            container = container[part]
+        if list(error.absolute_schema_path)[-2:-1] == ["additionalProperties"]:
+            container[last] = json.dumps(error.instance)
+        else:
+            del container[last]
 
 
 # --------------------------------------------------------------------------
-# Rules. Every check takes the normalized properties and an Issues collector.
+# Rules that compare fields. Every check takes the properties (keys in their vlabs spelling,
+# values of the schema's JSON types) and an Issues collector.
 
 P = "properties"
 OP = f"{P}.orchestratorProfile"
@@ -555,35 +242,6 @@ def kubernetes_config(props):
 
 def pools(props):
     return props.get("agentPoolProfiles", [])
-
-
-def check_api_version(doc, issues):
-    api_version = doc.get("apiVersion")
-    if api_version != "vlabs":
-        issues.error("apiVersion", f'must be "vlabs", got {describe(api_version)}')
-
-
-def check_required(props, issues):
-    """The validate:"required" tags of vlabs/types.go. In Go, "required" on an
-    int or string means non-zero / non-empty."""
-    for key in ("orchestratorProfile", "masterProfile", "linuxProfile"):
-        if key not in props:
-            issues.error(join(P, key), "is required")
-    master = props.get("masterProfile")
-    if master is not None:
-        for key in ("count", "dnsPrefix", "vmSize"):
-            if not master.get(key):
-                issues.error(join(MP, key), "is required")
-    for index, pool in enumerate(pools(props)):
-        for key in ("name", "count", "vmSize"):
-            if not pool.get(key):
-                issues.error(pool_path(index, key), "is required")
-    linux = props.get("linuxProfile")
-    if linux is not None:
-        if not linux.get("adminUsername"):
-            issues.error(join(LP, "adminUsername"), "is required")
-        if not linux.get("ssh", {}).get("publicKeys"):
-            issues.error(join(LP, "ssh.publicKeys"), "is required and needs at least one key")
 
 
 def strip_v(version):
@@ -627,39 +285,6 @@ def resolve_version(props, issues):
     return CREATABLE_VERSIONS[release]
 
 
-def check_orchestrator_type(props, issues):
-    orchestrator = props.get("orchestratorProfile")
-    if orchestrator is None:
-        return
-    kind = orchestrator.get("orchestratorType", "")
-    if kind and kind.lower() != "kubernetes":
-        issues.error(
-            join(OP, "orchestratorType"),
-            f"must be Kubernetes (or empty), got '{kind}'; "
-            "aks-engine v0.79.0 creates nothing else",
-        )
-
-
-def check_vm_size(path, vm_size, issues):
-    if vm_size and vm_size not in ALLOWED_VM_SIZES:
-        issues.error(
-            path,
-            f"project policy: vmSize '{vm_size}' is not in the allowlist "
-            f"({', '.join(sorted(ALLOWED_VM_SIZES))}); add it to validate.py if you need it",
-        )
-
-
-def check_enum(path, value, allowed, issues, what="value"):
-    if value not in allowed:
-        shown = ", ".join(repr(v) for v in sorted(allowed))
-        issues.error(path, f"{what} '{value}' is not one of {shown}")
-
-
-def check_range(path, value, low, high, issues):
-    if value is not None and not low <= value <= high:
-        issues.error(path, f"must be between {low} and {high}, got {value}")
-
-
 def check_image_reference(path, profile, issues):
     image = profile.get("imageReference")
     if image and bool(image.get("name")) != bool(image.get("resourceGroup")):
@@ -670,30 +295,8 @@ def check_master(props, issues):
     master = props.get("masterProfile")
     if master is None:
         return
-    count = master.get("count")
-    if count and count not in (1, 3, 5):
-        issues.error(join(MP, "count"), f"masterProfile.count must be 1, 3 or 5, got {count}")
-    elif count == 1:
+    if master.get("count") == 1:
         issues.warn(join(MP, "count"), "1 control plane VM has no redundancy; use 3 or 5")
-    dns_prefix = master.get("dnsPrefix", "")
-    if dns_prefix and not DNS_PREFIX_RE.match(dns_prefix):
-        issues.error(
-            join(MP, "dnsPrefix"),
-            f"dnsPrefix '{dns_prefix}' is invalid: it must be 3-45 characters, start with "
-            "a letter, end with a letter or digit, and contain only letters, digits and '-'",
-        )
-    check_vm_size(join(MP, "vmSize"), master.get("vmSize"), issues)
-    check_range(join(MP, "osDiskSizeGB"), master.get("osDiskSizeGB"), 0, 2048, issues)
-    check_range(join(MP, "ipAddressCount"), master.get("ipAddressCount"), 0, 256, issues)
-    check_enum(join(MP, "storageProfile"), master.get("storageProfile", ""), MASTER_STORAGE_PROFILES, issues)
-    check_enum(join(MP, "osDiskCachingType"), master.get("osDiskCachingType", ""), CACHING_TYPES, issues)
-    check_enum(join(MP, "distro"), master.get("distro", ""), DISTROS, issues, "distro")
-    check_enum(
-        join(MP, "availabilityProfile"),
-        master.get("availabilityProfile", ""),
-        AVAILABILITY_PROFILES,
-        issues,
-    )
     if master.get("auditDEnabled") and master.get("distro", "") not in UBUNTU_DISTROS | {""}:
         issues.error(join(MP, "auditDEnabled"), "auditd needs an Ubuntu-based distro")
     if "singlePlacementGroup" in master and master.get("availabilityProfile") == AVAILABILITY_SET:
@@ -732,12 +335,6 @@ def check_pools(props, issues):
     all_pools = pools(props)
     for index, pool in enumerate(all_pools):
         name = pool.get("name", "")
-        if name and not POOL_NAME_RE.match(name):
-            issues.error(
-                pool_path(index, "name"),
-                f"pool name '{name}' is invalid: it must start with a lowercase letter, "
-                "be at most 12 characters and contain only a-z and 0-9",
-            )
         if name and name in seen:
             issues.error(
                 pool_path(index, "name"),
@@ -758,71 +355,30 @@ def check_pools(props, issues):
 
 def check_pool(props, index, pool, issues):
     path = pool_path(index)
-    count = pool.get("count")
-    if count:
-        check_range(join(path, "count"), count, 1, 1000, issues)
-    check_vm_size(join(path, "vmSize"), pool.get("vmSize"), issues)
-    check_range(join(path, "osDiskSizeGB"), pool.get("osDiskSizeGB"), 0, 2048, issues)
-    check_range(join(path, "ipAddressCount"), pool.get("ipAddressCount"), 0, 256, issues)
-    check_enum(join(path, "osType"), pool.get("osType", ""), OS_TYPES, issues, "osType")
-    if pool.get("osType") == "Windows":
-        issues.error(
-            join(path, "osType"),
-            "project policy: Linux pools only (Windows needs a windowsProfile)",
-        )
-    profile = pool.get("availabilityProfile", "")
-    check_enum(
-        join(path, "availabilityProfile"),
-        profile,
-        AVAILABILITY_PROFILES,
-        issues,
-        "availabilityProfile",
-    )
-    check_enum(join(path, "distro"), pool.get("distro", ""), DISTROS, issues, "distro")
-    if pool.get("dnsPrefix"):
-        issues.error(join(path, "dnsPrefix"), "must be empty for Kubernetes")
-    if pool.get("ports"):
-        issues.error(join(path, "ports"), "must be empty for Kubernetes")
-    if pool.get("role"):
-        issues.error(join(path, "role"), "must be empty")
     check_scale_set_priority(path, pool, issues)
     check_pool_storage(path, pool, issues)
     check_pool_vmss_features(props, path, pool, issues)
-    check_node_labels(path, pool.get("customNodeLabels", {}), issues)
     check_image_reference(path, pool, issues)
-    if any(not pool_id for pool_id in pool.get("loadBalancerBackendAddressPoolIDs", [])):
-        issues.error(join(path, "loadBalancerBackendAddressPoolIDs"), "must not contain empty strings")
 
 
 def check_scale_set_priority(path, pool, issues):
-    priority = pool.get("scaleSetPriority", "")
-    eviction = pool.get("scaleSetEvictionPolicy", "")
-    check_enum(join(path, "scaleSetPriority"), priority, SCALE_SET_PRIORITIES, issues)
-    check_enum(join(path, "scaleSetEvictionPolicy"), eviction, EVICTION_POLICIES, issues)
-    if priority == "Regular" and eviction:
+    if pool.get("scaleSetPriority") == "Regular" and pool.get("scaleSetEvictionPolicy"):
         issues.error(join(path, "scaleSetEvictionPolicy"), "must be empty when scaleSetPriority is Regular")
 
 
 def check_pool_storage(path, pool, issues):
     storage = pool.get("storageProfile", "")
     profile = pool.get("availabilityProfile", "")
-    check_enum(join(path, "storageProfile"), storage, POOL_STORAGE_PROFILES, issues, "storageProfile")
     if profile != AVAILABILITY_SET and storage == "StorageAccount":
         issues.error(
             join(path, "storageProfile"),
             "VirtualMachineScaleSets do not support StorageAccount disks; use ManagedDisks",
         )
-    for key in ("osDiskCachingType", "dataDiskCachingType"):
-        check_enum(join(path, key), pool.get(key, ""), CACHING_TYPES, issues, key)
     if storage == "Ephemeral" and pool.get("osDiskCachingType", "") not in ("", "ReadOnly"):
         issues.error(join(path, "osDiskCachingType"), "Ephemeral OS disks need ReadOnly caching")
     disks = pool.get("diskSizesGB", [])
     if not disks:
         return
-    if len(disks) > 4:
-        issues.error(join(path, "diskSizesGB"), f"at most 4 data disks, got {len(disks)}")
-    for i, size in enumerate(disks):
-        check_range(f"{join(path, 'diskSizesGB')}[{i}]", size, 1, 32767, issues)
     if storage not in ("StorageAccount", "ManagedDisks"):
         issues.error(
             join(path, "storageProfile"),
@@ -845,21 +401,6 @@ def check_pool_vmss_features(props, path, pool, issues):
             issues.error(join(path, "enableVMSSNodePublicIP"), "needs VirtualMachineScaleSets")
         if kubernetes_config(props).get("loadBalancerSku", "").lower() != "basic":
             issues.error(join(path, "enableVMSSNodePublicIP"), "needs the Basic load balancer")
-    if pool.get("acceleratedNetworkingEnabledWindows"):
-        issues.error(
-            join(path, "acceleratedNetworkingEnabledWindows"),
-            "is unstable in aks-engine; set it to false",
-        )
-
-
-def check_node_labels(path, labels, issues):
-    for key, value in labels.items():
-        label_path = join(join(path, "customNodeLabels"), key)
-        prefix = key.split("/")[0] if "/" in key else ""
-        if not LABEL_KEY_RE.match(key) or len(prefix) > 253:
-            issues.error(label_path, f"'{key}' is not a valid Kubernetes label key")
-        if value and not LABEL_VALUE_RE.match(value):
-            issues.error(label_path, f"'{value}' is not a valid Kubernetes label value")
 
 
 def check_vnet(props, issues):
@@ -903,30 +444,16 @@ def check_linux_profile(props, issues):
     for index, key in enumerate(linux.get("ssh", {}).get("publicKeys", [])):
         path = f"{LP}.ssh.publicKeys[{index}].keyData"
         check_ssh_key(path, key.get("keyData", ""), issues)
-    for index, secret in enumerate(linux.get("secrets", [])):
-        path = f"{LP}.secrets[{index}]"
-        if not secret.get("vaultCertificates"):
-            issues.error(join(path, "vaultCertificates"), "must not be empty")
-        if not secret.get("sourceVault", {}).get("id"):
-            issues.error(join(path, "sourceVault.id"), "is required")
 
 
 def check_ssh_key(path, key_data, issues):
-    if not key_data:
-        # aks-engine's message. (`aks-engine deploy` would generate a key for an
-        # empty first keyData, but then nobody has the private half.)
-        issues.error(path, "KeyData in LinuxProfile.SSH.PublicKeys cannot be empty string")
+    # The schema checks the form (an empty one is aks-engine's error: `aks-engine deploy` would
+    # generate a key for it, but then nobody has the private half). Stricter than aks-engine: the
+    # base64 blob starts with the key type again, which catches truncated or mangled copy-pastes.
+    key_type, _, rest = key_data.partition(" ")
+    if not rest:
         return
-    match = SSH_KEY_RE.match(key_data)
-    if not match:
-        issues.error(
-            path,
-            "must look like 'ssh-ed25519 AAAA... comment' (ssh-rsa, ssh-ed25519 or ecdsa-sha2-nistp*)",
-        )
-        return
-    # Stricter than aks-engine: the base64 blob starts with the key type again,
-    # which catches truncated or mangled copy-pastes.
-    key_type, blob = match.group(1), match.group(4)
+    blob = rest.split(" ", 1)[0]
     try:
         raw = base64.b64decode(blob, validate=True)
         length = int.from_bytes(raw[:4], "big")
@@ -947,30 +474,13 @@ def check_kubernetes_config(props, version, issues):
     check_network(config, issues)
     check_load_balancer(config, issues)
     check_cidrs(config, issues)
-    check_config_limits(config, issues)
     check_rbac(config, version, issues)
-    check_enum(
-        join(KC, "containerRuntime"),
-        config.get("containerRuntime", ""),
-        CONTAINER_RUNTIMES,
-        issues,
-        "containerRuntime",
-    )
-    check_enum(
-        join(KC, "kubeProxyMode"),
-        config.get("kubeProxyMode", ""),
-        PROXY_MODES,
-        issues,
-        "kubeProxyMode",
-    )
 
 
 def check_network(config, issues):
     plugin = config.get("networkPlugin", "")
     policy = config.get("networkPolicy", "")
     mode = config.get("networkMode", "")
-    check_enum(join(KC, "networkPlugin"), plugin, NETWORK_PLUGINS, issues, "networkPlugin")
-    check_enum(join(KC, "networkPolicy"), policy, NETWORK_POLICIES, issues, "networkPolicy")
     if (plugin, policy) not in NETWORK_PAIRS:
         issues.error(KC, f"networkPolicy '{policy}' is not supported with networkPlugin '{plugin}'")
     if policy not in ENFORCING_POLICIES:
@@ -979,7 +489,6 @@ def check_network(config, issues):
             f"project policy: networkPolicy must be azure or calico, got '{policy}'; "
             "without a policy engine, NetworkPolicies are silently ignored",
         )
-    check_enum(join(KC, "networkMode"), mode, NETWORK_MODES, issues, "networkMode")
     if mode and plugin != "azure":
         issues.error(join(KC, "networkMode"), "networkMode needs networkPlugin 'azure'")
     if mode and policy == "calico" and mode != "transparent":
@@ -991,26 +500,16 @@ def check_network(config, issues):
 
 def check_load_balancer(config, issues):
     sku = config.get("loadBalancerSku", "")
-    if sku and sku.lower() not in ("standard", "basic"):
-        issues.error(
-            join(KC, "loadBalancerSku"),
-            f"'{sku}' is invalid; only Standard and Basic are supported",
-        )
     if sku.lower() == "standard" and not config.get("excludeMasterFromStandardLB"):
         issues.error(
             join(KC, "excludeMasterFromStandardLB"),
             "a Standard loadBalancerSku must exclude the masters: set excludeMasterFromStandardLB to true",
         )
-    outbound_ips = config.get("loadBalancerOutboundIPs")
-    if outbound_ips is not None:
-        if sku.lower() == "basic":
-            issues.error(join(KC, "loadBalancerOutboundIPs"), "needs the Standard load balancer")
-        check_range(join(KC, "loadBalancerOutboundIPs"), outbound_ips, 0, MAX_OUTBOUND_IPS, issues)
+    if config.get("loadBalancerOutboundIPs") is not None and sku.lower() == "basic":
+        issues.error(join(KC, "loadBalancerOutboundIPs"), "needs the Standard load balancer")
     idle = config.get("outboundRuleIdleTimeoutInMinutes", 0)
-    if idle and sku.lower() != "basic":
-        check_range(join(KC, "outboundRuleIdleTimeoutInMinutes"), idle, 4, 120, issues)
-    if config.get("maximumLoadBalancerRuleCount", 0) < 0:
-        issues.error(join(KC, "maximumLoadBalancerRuleCount"), "must not be negative")
+    if idle and sku.lower() != "basic" and not 4 <= idle <= 120:
+        issues.error(join(KC, "outboundRuleIdleTimeoutInMinutes"), f"must be between 4 and 120, got {idle}")
 
 
 def parse_network(path, cidr, issues):
@@ -1064,21 +563,6 @@ def check_service_cidr(config, issues):
         )
 
 
-def check_config_limits(config, issues):
-    max_pods = config.get("maxPods", 0)
-    if max_pods and max_pods < MIN_MAX_PODS:
-        issues.error(join(KC, "maxPods"), f"must be at least {MIN_MAX_PODS}, got {max_pods}")
-    etcd_limit = config.get("etcdStorageLimitGB", 0)
-    if etcd_limit and etcd_limit < 2:
-        issues.error(join(KC, "etcdStorageLimitGB"), f"must be at least 2, got {etcd_limit}")
-    key = config.get("etcdEncryptionKey", "")
-    if key:
-        try:
-            base64.b64decode(key, validate=True)
-        except binascii.Error:
-            issues.error(join(KC, "etcdEncryptionKey"), "must be base64")
-
-
 def check_rbac(config, version, issues):
     rbac = config.get("enableRbac")
     if rbac is False and version:
@@ -1123,8 +607,8 @@ def check_addons(props, issues):
     for index, addon in enumerate(kubernetes_config(props).get("addons", [])):
         path = f"{KC}.addons[{index}]"
         name = addon.get("name", "")
-        check_addon_data(path, addon, issues)
-        check_enum(join(path, "mode"), addon.get("mode", ""), ADDON_MODES, issues, "mode")
+        if addon.get("data") and (addon.get("config") or addon.get("containers")):
+            issues.error(path, "config and containers must be empty when data is set")
         if addon.get("enabled") is True:
             enabled.add(name)
             check_enabled_addon(props, path, addon, issues)
@@ -1137,18 +621,6 @@ def check_addons(props, issues):
         issues.error(f"{KC}.addons", "kube-dns and coredns are both enabled; enable only one")
     if "cluster-autoscaler" not in enabled:
         issues.error(f"{KC}.addons", "project policy: enable the cluster-autoscaler addon")
-
-
-def check_addon_data(path, addon, issues):
-    data = addon.get("data", "")
-    if not data:
-        return
-    if addon.get("config") or addon.get("containers"):
-        issues.error(path, "config and containers must be empty when data is set")
-    try:
-        base64.b64decode(data, validate=True)
-    except binascii.Error:
-        issues.error(join(path, "data"), "must be base64")
 
 
 def check_enabled_addon(props, path, addon, issues):
@@ -1220,13 +692,6 @@ def check_zones(props, issues):
     if master is None:
         return
     profiles = [(MP, master)] + [(pool_path(i), pool) for i, pool in enumerate(pools(props))]
-    for path, profile in profiles:
-        zones = profile.get("availabilityZones", [])
-        if any(zone not in AZURE_ZONES for zone in zones) or len(set(zones)) != len(zones):
-            issues.error(
-                join(path, "availabilityZones"),
-                f'zones must be distinct values out of "1", "2", "3", got {zones}',
-            )
     without = [path for path, profile in profiles if not profile.get("availabilityZones")]
     if without:
         for path in without:
@@ -1268,14 +733,11 @@ def validate(doc):
     if not isinstance(doc, dict):
         issues.error("(root)", f"must be a JSON object, got {describe(doc)}")
         return issues.errors, issues.warnings
-    normalized = normalize(doc, CONTAINER_SERVICE, "", issues)
-    check_api_version(normalized, issues)
-    props = normalized.get("properties")
+    doc = canonical_keys(doc, SCHEMA, "", issues)
+    drop_wrong_types(doc, schema_issues(doc, issues))
+    props = doc.get("properties")
     if props is None:
-        issues.error(P, "is required")
         return issues.errors, issues.warnings
-    check_required(props, issues)
-    check_orchestrator_type(props, issues)
     version = resolve_version(props, issues)
     check_master(props, issues)
     check_pools(props, issues)

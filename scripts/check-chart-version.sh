@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: no chart tool enforces a version bump per change; a chart change without one would ship under an old version.
 # Fails when files under Helm/ changed between a base commit and HEAD but Helm/Chart.yaml's `version`
 # did not increase (semver). Usage: scripts/check-chart-version.sh [BASE]
 #   BASE defaults to `git merge-base HEAD origin/main` when origin/main exists, else HEAD~1.

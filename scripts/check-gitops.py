@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Why: no installed validator knows Argo CD's Application or checks that the chart paths and values files it names exist in this repository.
 """Checks the Argo CD Applications in deploy/argocd: valid YAML, the fields Argo CD requires, and
 that every path and values file they name exists in this repository (so a moved chart cannot leave
 a broken deployment). Needs PyYAML (run it with the kubernetes-validate venv's python)."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Why: promtool checks the rules' syntax, not that each metric they and the dashboard query is one the services export, nor that each alert has its runbook section.
 """Checks the dashboard and the alert rules against the code: valid JSON/YAML shapes, and every
 metric they query is one the services really export (so a renamed metric cannot leave a silent
 panel or an alert that never fires); and every alert against its runbook: a `runbook_url` of

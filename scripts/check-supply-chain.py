@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Why: hadolint, zizmor and cargo-deny do not check digest-pinned FROMs, auditable binaries and pinned actions together; this does, offline.
 """Supply-chain checks no linter makes (`make test-deploy`; offline, Python standard library only).
 
     scripts/check-supply-chain.py [--root DIR]      the checks below on the repository (or DIR)

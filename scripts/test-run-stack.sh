@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Why: make demo is what a newcomer runs first; this proves it shows prices and stops cleanly.
 # Checks `make demo` end to end as a newcomer would use it: the script starts the stack on spare
 # ports, curl sees a price from several sources, an average, rest-api's OK and Swagger UI; then
 # SIGINT stops every process.

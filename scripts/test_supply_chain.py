@@ -1,3 +1,4 @@
+# Why: proves check-supply-chain.py and pin-image-digest.py pass here and fail on each defect they exist for.
 """Tests of scripts/check-supply-chain.py and scripts/pin-image-digest.py (`make test-deploy`):
 the checks pass on this repository, and each fails on the defect it is there for, on a copy.
 

@@ -155,6 +155,12 @@ NATS_TLS_KEY: /etc/nats-tls/tls.key
 {{- if and $v.enabled $v.certManager.enabled (or $v.certManager.force (.Capabilities.APIVersions.Has "cert-manager.io/v1")) }}true{{ end }}
 {{- end }}
 
+{{/* Whether the cluster serves the Prometheus operator's API: without it, a ServiceMonitor or
+PrometheusRule fails the whole release ("ensure CRDs are installed first"). */}}
+{{- define "btc-price.monitoringApi" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
+{{- end }}
+
 {{/* The TLS Secret of a role: its own Certificate's with cert-manager, else nats.tls.secretName. */}}
 {{- define "btc-price.natsTlsSecret" -}}
 {{- if .root.Values.nats.tls.certManager.enabled }}

@@ -1,3 +1,4 @@
+# Why: what a reviewer checks by hand in every rendered pod and policy (and checkov does not), over every values set, as unit tests.
 """Unit tests over the rendered chart: what a reviewer would check by hand in every pod and policy.
 
 Run from the repository root (scripts/check-helm.sh does):
@@ -7,7 +8,6 @@ The chart is rendered with .tools/bin/helm (or $HELM); PyYAML comes with kuberne
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import re
 import subprocess
@@ -22,8 +22,10 @@ import yaml  # noqa: E402  (chart_checks exits with a hint when PyYAML is missin
 
 CHART = chart_checks.CHART
 REPO = chart_checks.REPO
-# As scripts/check-helm.sh renders production: after the release step, in a cluster that serves cert-manager.
-PROD = ["-f", str(chart_checks.production_values()), "--api-versions", "cert-manager.io/v1"]
+# As scripts/check-helm.sh renders production: after the release step, in a cluster that serves
+# cert-manager and the Prometheus operator.
+MONITORING_API = ["--api-versions", "monitoring.coreos.com/v1"]
+PROD = ["-f", str(chart_checks.production_values()), "--api-versions", "cert-manager.io/v1", *MONITORING_API]
 OLD = ["--kube-version", "1.24.17"]
 ALT = ["-f", str(CHART / "tests" / "alternative-values.yaml")]
 APP_COMPONENTS = ["publisher", "aggregator", "bitcoin-api", "rest-api"]
@@ -224,6 +226,26 @@ class Configuration(unittest.TestCase):
                     for var in env.values():
                         if "fieldRef" in var.get("valueFrom", {}):
                             self.assertEqual(var["valueFrom"]["fieldRef"]["apiVersion"], "v1")
+
+    def test_every_field_ref_names_its_api_version(self):
+        # The API server fills in apiVersion v1; without it in the chart, a server-side apply after Helm
+        # (Argo CD's ServerSideApply=true) conflicts on each such field.
+        def field_refs(node, path=""):
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k == "fieldRef":
+                        yield path, v
+                    yield from field_refs(v, f"{path}.{k}")
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    yield from field_refs(v, f"{path}[{i}]")
+
+        for label, docs in renders().items():
+            refs = [(f"{d['kind']}/{d['metadata']['name']}{p}", ref) for d in docs for p, ref in field_refs(d)]
+            self.assertGreaterEqual(len(refs), 9, label)  # two per Deployment, CONSUMER_NAME in the aggregator
+            for where, ref in refs:
+                with self.subTest(render=label, at=where):
+                    self.assertEqual(ref.get("apiVersion"), "v1")
 
     def test_service_settings(self):
         docs = render()
@@ -750,7 +772,7 @@ class Exposure(unittest.TestCase):
         self.assertEqual(ing["spec"]["tls"][0]["hosts"], [r["host"] for r in ing["spec"]["rules"]])
 
     def test_monitoring_objects_only_when_enabled(self):
-        kinds = {d["kind"] for d in render()}
+        kinds = {d["kind"] for d in render(*MONITORING_API)}
         self.assertFalse(kinds & {"ServiceMonitor", "PrometheusRule"})
         prod = render(*PROD)
         rule = of_kind(prod, "PrometheusRule")[0]
@@ -762,6 +784,16 @@ class Exposure(unittest.TestCase):
                          (CHART / "files" / "grafana-dashboard.json").read_text(encoding="utf-8").strip())
         sm = of_kind(prod, "ServiceMonitor")[0]
         self.assertEqual([e["port"] for e in sm["spec"]["endpoints"]], ["ops"])
+
+    def test_monitoring_objects_only_where_the_cluster_serves_the_prometheus_operator_api(self):
+        # Enabled, but a cluster without monitoring.coreos.com/v1 would refuse the whole release
+        # ("ensure CRDs are installed first"): the chart leaves them out there.
+        with_api = {d["kind"] for d in render(*PROD)}
+        self.assertTrue({"ServiceMonitor", "PrometheusRule"} <= with_api)
+        without = render("-f", str(chart_checks.production_values()), "--api-versions", "cert-manager.io/v1")
+        self.assertFalse({d["kind"] for d in without} & {"ServiceMonitor", "PrometheusRule"})
+        # Everything else is the same.
+        self.assertEqual(len(without), len(render(*PROD)) - 2)
 
     def test_every_alert_links_its_runbook_under_the_base_the_values_set(self):
         base = "https://wiki.example.com/btc-price/runbooks"
@@ -878,24 +910,6 @@ class NatsValues(unittest.TestCase):
         self.assertEqual(release["podSelector"]["matchLabels"]["app.kubernetes.io/instance"], "btc-price")
         self.assertEqual(rules[8222], [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}])
         self.assertEqual([list(peer) for peer in rules[6222]], [["podSelector"]])
-
-
-class ValuesDocumentation(unittest.TestCase):
-    def test_the_table_generator_sees_every_leaf_of_values_yaml(self):
-        spec = importlib.util.spec_from_file_location("helm_values_table", REPO / "scripts" / "helm-values-table.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        text = (CHART / "values.yaml").read_text(encoding="utf-8")
-        rows = {key for key, *_ in mod.parse(text)}
-
-        def leaves(node, prefix=""):
-            for k, v in node.items():
-                key = f"{prefix}{k}"
-                if isinstance(v, dict) and v and key not in rows:
-                    yield from leaves(v, key + ".")
-                else:
-                    yield key
-        self.assertEqual(rows, set(leaves(yaml.safe_load(text))))
 
 
 if __name__ == "__main__":
