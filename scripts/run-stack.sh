@@ -24,9 +24,11 @@ REST_API_OPS_ADDR=${REST_API_OPS_ADDR:-127.0.0.1:9093}
 STANDIN_BASE_PORT=${STANDIN_BASE_PORT:-9100}
 
 ./scripts/install-tools.sh
-cargo_flags=(--bins -p publisher -p aggregator -p frontend -p exchange-standin)
+# The workspace's feature set, as `make test` builds it: no second compile of the dependencies.
+cargo_flags=(--workspace --bins)
 if [ "$PROFILE" = release ]; then cargo_flags+=(--release); fi
 cargo build "${cargo_flags[@]}"
+if [ -n "${BUILD_ONLY:-}" ]; then exit 0; fi
 bin=target/$PROFILE
 
 logs=$RUN_DIR/logs
