@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use btc_common::{PriceState, QuoteStatus};
 use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
@@ -13,6 +14,7 @@ use btc_common::metrics::age_seconds;
 
 use super::encoded::{EncodedJson, OpenObject};
 use super::errors::ErrorBody;
+use super::freshness::{self, Stale};
 use crate::cache::{CachedState, StateCache};
 
 /// Seconds a client should wait before asking again after a 503.
@@ -136,31 +138,31 @@ pub enum AverageResponse {
 pub struct BitcoinApi {
     cache: Arc<StateCache>,
     stale_after: Duration,
+    bodies: BodiesMemo,
 }
 
 impl BitcoinApi {
     pub fn new(cache: Arc<StateCache>, stale_after: Duration) -> Self {
-        Self { cache, stale_after }
+        Self { cache, stale_after, bodies: BodiesMemo::default() }
     }
 
-    /// The state if it is fresh, else the 503 body.
-    fn fresh_state(&self) -> Result<(Arc<CachedState>, f64), ErrorBody> {
-        let Some(state) = self.cache.get() else {
+    /// The state, its bodies and its price's age if it is fresh, else the 503 body.
+    fn fresh_state(&self) -> Result<(Arc<CachedState>, Arc<EncodedBodies>, f64), ErrorBody> {
+        let Some((cached, bodies)) = self.cache.get().and_then(|cached| self.bodies.of(cached)) else {
             return Err(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_price_yet",
                 "no price has been received yet",
             ));
         };
-        let age = age_seconds(state.state.latest.data_time());
-        if age > self.stale_after.as_secs_f64() {
-            return Err(ErrorBody::new(
+        match freshness::judge(&cached.state, self.stale_after) {
+            Ok(age) => Ok((cached, bodies, age)),
+            Err(Stale { age_seconds, limit }) => Err(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "stale_price",
-                format!("the newest price is {age:.0} s old, above the {} s limit", self.stale_after.as_secs()),
-            ));
+                format!("the newest price is {age_seconds:.0} s old, above the {} s limit", limit.as_secs()),
+            )),
         }
-        Ok((state, age))
     }
 }
 
@@ -172,9 +174,7 @@ impl BitcoinApi {
     #[oai(path = "/btc/USD", method = "get", operation_id = "current_price")]
     async fn current_price(&self) -> PriceResponse {
         match self.fresh_state() {
-            Ok((cached, age_seconds)) => {
-                PriceResponse::Ok(EncodedJson::new(cached.bodies.price.close_with(age_seconds)))
-            }
+            Ok((_, bodies, age_seconds)) => PriceResponse::Ok(EncodedJson::new(bodies.price.close_with(age_seconds))),
             Err(body) => PriceResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
         }
     }
@@ -185,17 +185,18 @@ impl BitcoinApi {
     #[oai(path = "/btc/average", method = "get", operation_id = "average_price")]
     async fn average_price(&self) -> AverageResponse {
         match self.fresh_state() {
-            Ok((cached, _)) => {
+            Ok((cached, bodies, _)) => {
                 let age = age_seconds(cached.state.average.to);
-                AverageResponse::Ok(EncodedJson::new(cached.bodies.average.close_with(age)))
+                AverageResponse::Ok(EncodedJson::new(bodies.average.close_with(age)))
             }
             Err(body) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
         }
     }
 }
 
-/// The bodies of `/btc/USD` and `/btc/average` for one state, encoded once when the state
-/// arrives; each request only adds its `age_seconds`.
+/// The bodies of `/btc/USD` and `/btc/average` for one state, encoded once per state (by the
+/// first request that needs them); each request only adds its `age_seconds`. Kept here, not in
+/// the cache: the cache holds the state, each app its own wire format.
 #[derive(Debug, Clone)]
 pub struct EncodedBodies {
     price: OpenObject,
@@ -208,6 +209,32 @@ impl EncodedBodies {
             price: OpenObject::encode(&current_price(state), "age_seconds")?,
             average: OpenObject::encode(&average_price(state), "age_seconds")?,
         })
+    }
+}
+
+/// The bodies of the state last served, swapped whole like the cache's state.
+#[derive(Default)]
+struct BodiesMemo(ArcSwapOption<(Arc<CachedState>, Arc<EncodedBodies>)>);
+
+impl BodiesMemo {
+    /// The bodies of `cached`, encoded now if it is a state not served before. A state that
+    /// cannot be encoded leaves the previous one served, as if it had not arrived.
+    fn of(&self, cached: Arc<CachedState>) -> Option<(Arc<CachedState>, Arc<EncodedBodies>)> {
+        let memo = self.0.load_full();
+        if let Some(memo) = memo.as_ref().filter(|memo| Arc::ptr_eq(&memo.0, &cached)) {
+            return Some((memo.0.clone(), memo.1.clone()));
+        }
+        match EncodedBodies::encode(&cached.state) {
+            Ok(bodies) => {
+                let pair = (cached, Arc::new(bodies));
+                self.0.store(Some(Arc::new(pair.clone())));
+                Some(pair)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot encode the state; kept the previous one");
+                memo.map(|memo| (memo.0.clone(), memo.1.clone()))
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod bitcoin;
 pub mod encoded;
 pub mod errors;
+pub mod freshness;
 pub mod health;
 pub mod rest;
 
