@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use poem_openapi::OpenApi;
 
-use crate::api::{bitcoin::BitcoinApi, health::HealthApi, rest::RestApi};
+use crate::api::{bitcoin::BitcoinApi, probes::ProbesApi, rest::RestApi};
 use crate::server::App;
 
 /// The spec, as JSON.
@@ -34,8 +34,8 @@ pub fn of(app: App) -> &'static [&'static str] {
     static BITCOIN_API: OnceLock<Vec<&'static str>> = OnceLock::new();
     static REST_API: OnceLock<Vec<&'static str>> = OnceLock::new();
     match app {
-        App::BitcoinApi => BITCOIN_API.get_or_init(|| table(<(BitcoinApi, HealthApi)>::meta())),
-        App::RestApi => REST_API.get_or_init(|| table(<(RestApi, HealthApi)>::meta())),
+        App::BitcoinApi => BITCOIN_API.get_or_init(|| table(<(BitcoinApi, ProbesApi)>::meta())),
+        App::RestApi => REST_API.get_or_init(|| table(<(RestApi, ProbesApi)>::meta())),
     }
 }
 

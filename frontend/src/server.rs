@@ -12,7 +12,7 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, bitcoin::BitcoinApi, health, health::HealthApi, rest::RestApi};
+use crate::api::{self, bitcoin::BitcoinApi, probes, probes::ProbesApi, rest::RestApi};
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
@@ -83,10 +83,10 @@ fn public_endpoint(
     metrics: Arc<FrontendMetrics>,
     spans: Option<ServerSpans>,
 ) -> BoxEndpoint<'static> {
-    let health = HealthApi::new(cache.clone(), app.serves_state());
+    let probes = ProbesApi::new(cache.clone(), app.serves_state());
     let (api, docs) = match app {
-        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache, stale_after), health)),
-        App::RestApi => api_and_docs(app, (RestApi, health)),
+        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache, stale_after), probes)),
+        App::RestApi => api_and_docs(app, (RestApi, probes)),
     };
     let cors = hardening::cors(&limits);
     let routes = Dispatch { api, docs }.with_if(cors.is_some(), cors.unwrap_or_default());
@@ -106,7 +106,7 @@ struct FrontendOps {
 
 impl OpsState for FrontendOps {
     fn readiness(&self) -> Result<(), String> {
-        health::readiness(&self.cache, self.serves_state)
+        probes::readiness(&self.cache, self.serves_state)
     }
 
     fn metrics(&self) -> String {

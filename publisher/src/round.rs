@@ -17,20 +17,20 @@ use chrono::{DateTime, Utc};
 use tokio::task::{Id, JoinSet};
 use tracing::Instrument;
 
+use crate::breaker::{BreakerRules, BreakerState, SourceBreaker, Transition};
 use crate::config::PublisherConfig;
 use crate::consensus::{Consensus, ConsensusRules, NoTick, OutlierFilter};
 use crate::exchanges::Source;
-use crate::health::{BreakerRules, BreakerState, SourceHealth, Transition};
+use crate::fetch::{FetchError, Fetcher};
 use crate::metrics::PublisherMetrics;
-use crate::poller::{FetchError, Poller};
 use crate::quote::Quote;
 
 /// Everything the publisher remembers between rounds.
 pub struct Rounds {
     sources: Vec<Polled>,
-    poller: Poller,
+    fetcher: Fetcher,
     consensus: ConsensusRules,
-    breaker: BreakerRules,
+    breaker_rules: BreakerRules,
     max_quote_age: Duration,
     /// How long after its slot's start a round waits for its requests.
     round_deadline: Duration,
@@ -45,7 +45,7 @@ pub struct Rounds {
 struct Polled {
     source: Source,
     url: String,
-    health: SourceHealth,
+    breaker: SourceBreaker,
     /// Its newest quote, fresh or not: a round uses it while it is fresh.
     latest: Option<Quote>,
     /// Its last failure kind while it fails, to log a failure once and its recovery once.
@@ -53,23 +53,23 @@ struct Polled {
 }
 
 impl Rounds {
-    pub fn new(config: &PublisherConfig, poller: Poller, metrics: Arc<PublisherMetrics>) -> Self {
+    pub fn new(config: &PublisherConfig, fetcher: Fetcher, metrics: Arc<PublisherMetrics>) -> Self {
         let sources = config
             .endpoints()
             .into_iter()
             .map(|(source, url)| Polled {
                 source,
                 url,
-                health: SourceHealth::new(source.exchange().min_interval()),
+                breaker: SourceBreaker::new(source.exchange().min_interval()),
                 latest: None,
                 failing: None,
             })
             .collect();
         Self {
             sources,
-            poller,
+            fetcher,
             consensus: config.consensus_rules(),
-            breaker: config.breaker_rules(),
+            breaker_rules: config.breaker_rules(),
             max_quote_age: config.max_quote_age,
             round_deadline: config.round_deadline(),
             in_flight: InFlight::default(),
@@ -89,8 +89,8 @@ impl Rounds {
             let Some(polled) = self.sources.iter_mut().find(|polled| polled.source == source) else {
                 continue;
             };
-            polled.record(result, &self.breaker);
-            let open = matches!(polled.health.state(), BreakerState::Open { .. });
+            polled.record(result, &self.breaker_rules);
+            let open = matches!(polled.breaker.state(), BreakerState::Open { .. });
             self.metrics.circuit_open.with_label_values(&[source.name()]).set(i64::from(open));
         }
         self.consensus_tick(slot)
@@ -104,15 +104,15 @@ impl Rounds {
         for polled in &mut self.sources {
             // Checked first: `is_due` moves an expired breaker to half-open, which is the trial
             // request's to do.
-            if self.in_flight.contains(polled.source) || !polled.health.is_due(now) {
+            if self.in_flight.contains(polled.source) || !polled.breaker.is_due(now) {
                 continue;
             }
-            polled.health.record_request(now);
-            let (source, url, poller, metrics) =
-                (polled.source, polled.url.clone(), self.poller.clone(), self.metrics.clone());
+            polled.breaker.record_request(now);
+            let (source, url, fetcher, metrics) =
+                (polled.source, polled.url.clone(), self.fetcher.clone(), self.metrics.clone());
             let request = async move {
                 let started = Instant::now();
-                let result = poller.fetch(source, &url).await;
+                let result = fetcher.fetch(source, &url).await;
                 let name = source.name();
                 let outcome = result.as_ref().err().map_or("ok", FetchError::kind);
                 metrics.fetches.with_label_values(&[name, outcome]).inc();
@@ -166,11 +166,11 @@ impl Rounds {
 
 impl Polled {
     /// Takes the outcome of a request: the quote, or the failure for the breaker and the log.
-    fn record(&mut self, result: Result<Quote, FetchError>, breaker: &BreakerRules) {
+    fn record(&mut self, result: Result<Quote, FetchError>, rules: &BreakerRules) {
         let source = self.source;
         match result {
             Ok(quote) => {
-                if self.health.on_success() == Some(Transition::Closed) {
+                if self.breaker.on_success() == Some(Transition::Closed) {
                     tracing::info!(%source, "circuit breaker closed");
                 }
                 if let Some(kind) = self.failing.take() {
@@ -181,8 +181,8 @@ impl Polled {
             Err(error) => {
                 let now = Instant::now();
                 if let FetchError::RateLimited { retry_after, .. } = &error {
-                    self.health.on_rate_limited(now, *retry_after, breaker);
-                } else if let Some(Transition::Opened { cooldown }) = self.health.on_failure(now, breaker) {
+                    self.breaker.on_rate_limited(now, *retry_after, rules);
+                } else if let Some(Transition::Opened { cooldown }) = self.breaker.on_failure(now, rules) {
                     tracing::warn!(%source, ?cooldown, "circuit breaker opened");
                 }
                 let first = self.failing.replace(error.kind()) != Some(error.kind());

@@ -1,5 +1,5 @@
 //! When the price is fresh enough to serve: the one rule behind the 503 of the price routes and
-//! the `btc_price_age_seconds` gauge. Readiness never follows it ([`super::health`] says why).
+//! the `btc_price_age_seconds` gauge. Readiness never follows it ([`super::probes`] says why).
 
 use std::time::Duration;
 

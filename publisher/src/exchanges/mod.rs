@@ -4,7 +4,7 @@
 //! turns the body of one HTTP 200 answer into a [`Parsed`] price or a [`ParseError`], and reads
 //! the rate-limit signals the exchange sends without a 429: in the body
 //! ([`ParseError::RateLimited`]) or in headers ([`Exchange::throttle`]). HTTP status codes,
-//! timeouts, backoff and the circuit breaker are handled once, in `poller` and `health`.
+//! timeouts, backoff and the circuit breaker are handled once, in `fetch` and `breaker`.
 //! Adding an exchange means one new file here and one line in [`Source`].
 
 use std::fmt;
@@ -217,7 +217,7 @@ pub(crate) fn unix_millis_field(value: Option<&Value>, field: &'static str) -> R
 /// The `btc_publisher_fetches_total` outcome an adapter's reading of a 200 ends in.
 #[cfg(test)]
 pub(crate) fn outcome(result: &Result<Parsed, ParseError>) -> &'static str {
-    result.as_ref().map_or_else(|error| crate::poller::FetchError::from(error.clone()).kind(), |_| "ok")
+    result.as_ref().map_or_else(|error| crate::fetch::FetchError::from(error.clone()).kind(), |_| "ok")
 }
 
 #[cfg(test)]

@@ -30,20 +30,20 @@ pub enum ReadinessResponse {
     NotReady(PlainText<String>),
 }
 
-pub struct HealthApi {
+pub struct ProbesApi {
     cache: Arc<StateCache>,
     /// True for an app that serves the state (bitcoin-api): it is ready only while watching it.
     serves_state: bool,
 }
 
-impl HealthApi {
+impl ProbesApi {
     pub fn new(cache: Arc<StateCache>, serves_state: bool) -> Self {
         Self { cache, serves_state }
     }
 }
 
 #[OpenApi(tag = "ApiTags::Health")]
-impl HealthApi {
+impl ProbesApi {
     /// Liveness probe
     ///
     /// `OK` while the process can serve, independent of NATS and of the exchanges.
