@@ -286,3 +286,61 @@ fn average_price(state: &PriceState) -> AveragePrice {
         age_seconds: 0.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use btc_common::{Dispersion, SCHEMA_VERSION, Tick, WindowAverage};
+
+    use super::*;
+
+    fn state(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
+        PriceState {
+            schema_version: SCHEMA_VERSION,
+            latest: Tick {
+                schema_version: SCHEMA_VERSION,
+                pair: "BTC-USD".into(),
+                time,
+                oldest_quote_time: Some(time),
+                price,
+                dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
+                sources: vec![],
+            },
+            average: WindowAverage {
+                window_seconds: 600,
+                time_weighted: price,
+                mean: price,
+                samples: 1,
+                from: time,
+                to: time,
+                covered_seconds: 1.0,
+                gap_seconds: 599.0,
+                complete: false,
+            },
+            stream_sequence: sequence,
+            stream_created: None,
+        }
+    }
+
+    #[test]
+    fn bodies_are_encoded_once_per_state() {
+        let memo = BodiesMemo::default();
+        let first = Arc::new(CachedState { state: state(Utc::now(), 1, 100.0) });
+        let (_, a) = memo.of(first.clone()).expect("bodies");
+        let (_, again) = memo.of(first).expect("bodies");
+        assert!(Arc::ptr_eq(&a, &again), "the same state was encoded twice");
+        let second = Arc::new(CachedState { state: state(Utc::now(), 2, 101.0) });
+        let (served, b) = memo.of(second.clone()).expect("bodies");
+        assert!(Arc::ptr_eq(&served, &second) && !Arc::ptr_eq(&a, &b));
+        let body: serde_json::Value = serde_json::from_slice(&b.price.close_with(0.5)).expect("JSON");
+        assert_eq!((body["price"].as_f64(), body["age_seconds"].as_f64()), (Some(101.0), Some(0.5)));
+    }
+
+    #[test]
+    fn a_price_is_fresh_up_to_the_limit_on_its_oldest_quote() {
+        let limit = Duration::from_secs(30);
+        let fresh = state(Utc::now() - chrono::Duration::seconds(20), 1, 100.0);
+        assert!(freshness::judge(&fresh, limit).is_ok_and(|age| (20.0..21.0).contains(&age)));
+        let stale = state(Utc::now() - chrono::Duration::seconds(40), 1, 100.0);
+        assert!(matches!(freshness::judge(&stale, limit), Err(Stale { limit: l, .. }) if l == limit));
+    }
+}
