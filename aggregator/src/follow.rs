@@ -1,4 +1,5 @@
-//! Following the durable consumer: apply a batch, write the state, ack the batch.
+//! Following the durable consumer: pull a batch, apply it ([`crate::batch`], pure), write the
+//! state, ack the batch.
 //!
 //! Anything that stops the pulls (NATS gone for a while, the consumer deleted or expired after
 //! `inactive_threshold`, the stream deleted, created again or purged) ends [`follow`] with
@@ -15,9 +16,10 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::batch::{Delivered, apply_batch};
 use crate::config::AggregatorConfig;
 use crate::metrics::AggregatorMetrics;
-use crate::state::{Aggregate, TickOutcome};
+use crate::state::Aggregate;
 use crate::writer::{StateWriter, Written};
 
 /// How often the stream's identity and first sequence are checked while following.
@@ -57,25 +59,10 @@ impl Follower<'_> {
         let mut check = tokio::time::interval(STREAM_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let next = tokio::select! {
-                _ = self.shutdown.cancelled() => return Followed::Shutdown,
-                _ = check.tick() => {
-                    if stream_changed(stream, aggregate).await {
-                        return Followed::Resync;
-                    }
-                    continue;
-                }
-                next = messages.next() => next,
+            let batch = match self.next_batch(stream, aggregate, &mut messages, &mut check).await {
+                Ok(batch) => batch,
+                Err(followed) => return followed,
             };
-            let first = match next {
-                Some(Ok(message)) => message,
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "pulling ticks failed; setting up again");
-                    return Followed::Resync;
-                }
-                None => return Followed::Resync,
-            };
-            let batch = gather(first, &mut messages, self.config.batch_size as usize);
             if !self.apply_and_write(&batch, aggregate, writer).await {
                 // Shutdown before the write landed: leave the batch unacked, it is redelivered.
                 return Followed::Shutdown;
@@ -84,6 +71,35 @@ impl Follower<'_> {
                 if let Err(error) = message.ack_with(AckKind::Ack).await {
                     tracing::warn!(%error, "ack failed; the tick will be redelivered and skipped");
                 }
+            }
+        }
+    }
+
+    /// Waits for the next batch, checking the stream's identity meanwhile; how following ends
+    /// when no batch can come.
+    async fn next_batch(
+        &self,
+        stream: &stream::Stream,
+        aggregate: &Aggregate,
+        messages: &mut consumer::pull::Stream,
+        check: &mut tokio::time::Interval,
+    ) -> Result<Vec<jetstream::Message>, Followed> {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Err(Followed::Shutdown),
+                _ = check.tick() => {
+                    if stream_changed(stream, aggregate).await {
+                        return Err(Followed::Resync);
+                    }
+                }
+                next = messages.next() => return match next {
+                    Some(Ok(first)) => Ok(gather(first, messages, self.config.batch_size as usize)),
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "pulling ticks failed; setting up again");
+                        Err(Followed::Resync)
+                    }
+                    None => Err(Followed::Resync),
+                },
             }
         }
     }
@@ -123,15 +139,29 @@ impl Follower<'_> {
         aggregate: &mut Aggregate,
         writer: &mut StateWriter,
     ) -> bool {
-        let before = aggregate.applied_sequence();
-        let newest_span = apply_batch(aggregate, batch, &self.config.consumer_name, self.metrics);
+        let consumer = &self.config.consumer_name;
+        let delivered = batch.iter().filter_map(|message| {
+            let info = message.info().ok()?;
+            Some(Delivered {
+                sequence: info.stream_sequence,
+                pending: info.pending,
+                stored_at: info.published,
+                payload: &message.payload,
+                span: process_span(message, info.stream_sequence, consumer),
+            })
+        });
+        let applied = apply_batch(aggregate, delivered);
+        for outcome in &applied.outcomes {
+            self.metrics.count_tick(*outcome);
+        }
+        if let Some(pending) = applied.pending {
+            self.metrics.lag.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
         self.metrics.observe_window(aggregate);
-        let Some(state) = aggregate.state().filter(|_| aggregate.applied_sequence() > before) else {
-            return true;
-        };
+        let Some(state) = applied.state else { return true };
         // The write belongs to the trace of the newest tick of the batch.
         let write_span = tracing::info_span!(
-            parent: newest_span.as_ref().and_then(|s| s.id()),
+            parent: applied.newest_span.as_ref().and_then(|s| s.id()),
             "write state",
             otel.name = %format!("put $KV.{STATE_BUCKET}.{STATE_KEY}"),
             otel.kind = "producer",
@@ -153,26 +183,6 @@ fn gather(first: jetstream::Message, messages: &mut consumer::pull::Stream, limi
         }
     }
     batch
-}
-
-/// Applies every message of a batch in order; returns the span of the last one.
-fn apply_batch(
-    aggregate: &mut Aggregate,
-    batch: &[jetstream::Message],
-    consumer: &str,
-    metrics: &AggregatorMetrics,
-) -> Option<tracing::Span> {
-    let mut last_span = None;
-    for message in batch {
-        let Ok(info) = message.info() else { continue };
-        metrics.lag.set(i64::try_from(info.pending).unwrap_or(i64::MAX));
-        let span = process_span(message, info.stream_sequence, consumer);
-        let outcome: TickOutcome =
-            span.in_scope(|| aggregate.ingest(info.stream_sequence, &message.payload, info.published));
-        metrics.count_tick(outcome);
-        last_span = Some(span);
-    }
-    last_span
 }
 
 /// True if the stream was created again, or no longer holds a tick the window holds (purged):

@@ -8,6 +8,7 @@
 //! (NATS gone, the consumer or the stream deleted, a purge) leads back to the setup, which
 //! resumes from where the aggregate stands or rebuilds it from the stream.
 
+pub mod batch;
 pub mod config;
 pub mod error;
 pub mod follow;

@@ -14,13 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::bitcoin::EncodedBodies;
-
-/// One state as served: the state and its answers, encoded once when it arrives.
+/// One state as served. Each app derives its own answers from it (bitcoin-api encodes its
+/// bodies once per state, see `api::bitcoin`): the cache knows no wire format.
 #[derive(Debug)]
 pub struct CachedState {
     pub state: PriceState,
-    pub bodies: EncodedBodies,
 }
 
 /// The latest state and the NATS connection it comes from.
@@ -44,17 +42,14 @@ impl StateCache {
         self.state.load_full()
     }
 
-    /// Encodes and stores `state` unless the cache already holds one that stands later (watch
+    /// Stores `state` unless the cache already holds one that stands later (watch
     /// redelivery after a reconnect must not move the price back in time; a state from a ticks
     /// stream created again stands after every state of the old one). Only the watch task writes.
     pub fn set(&self, state: PriceState) {
         if self.state.load().as_ref().is_some_and(|current| state.position() < current.state.position()) {
             return;
         }
-        match EncodedBodies::encode(&state) {
-            Ok(bodies) => self.state.store(Some(Arc::new(CachedState { state, bodies }))),
-            Err(error) => tracing::warn!(%error, "cannot encode the state; kept the previous one"),
-        }
+        self.state.store(Some(Arc::new(CachedState { state })));
     }
 
     pub fn start_draining(&self) {
@@ -187,14 +182,15 @@ async fn catch_up(kv: &kv::Store, cache: &StateCache, notice: &async_nats::Messa
         return read_stored(kv, cache).await.map(|_| ());
     };
     let deadline = tokio::time::Instant::now() + NOTICE_CATCH_UP;
-    let mut pause = Duration::from_millis(5);
+    // 5 ms first: a replica usually stores the write within milliseconds of the notice. Capped at
+    // 100 ms so a slow replica is still read about ten times within the catch-up second.
+    let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
     loop {
         let stored = read_stored(kv, cache).await?;
         if stored.is_some_and(|position| position >= heard.position()) || tokio::time::Instant::now() >= deadline {
             return Ok(());
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

@@ -9,6 +9,7 @@ pub mod frontline;
 pub mod hardening;
 pub mod idle;
 pub mod metrics;
+pub mod routes;
 pub mod server;
 pub mod server_span;
 

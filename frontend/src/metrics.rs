@@ -6,7 +6,9 @@ use std::time::Duration;
 use btc_common::metrics::{self, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry};
 use poem::http::{Method, StatusCode};
 
+use crate::api::freshness;
 use crate::cache::StateCache;
+use crate::routes;
 
 pub struct FrontendMetrics {
     registry: Registry,
@@ -32,7 +34,7 @@ impl FrontendMetrics {
         let registry = Registry::new();
         let r = &registry;
         metrics::build_info(r, app);
-        let routes: Vec<&'static str> = app_routes.iter().copied().chain([DOCS, UNMATCHED]).collect();
+        let routes: Vec<&'static str> = app_routes.iter().copied().chain([routes::DOCS, UNMATCHED]).collect();
         let mut metrics = Self {
             requests: metrics::counter_vec(
                 r,
@@ -72,7 +74,7 @@ impl FrontendMetrics {
         if let Some(index) = self.routes[..known].iter().position(|route| *route == path) {
             return RouteLabel(index);
         }
-        RouteLabel(if path == DOCS || path.starts_with("/docs/") { known } else { known + 1 })
+        RouteLabel(if routes::is_docs_ui(path) { known } else { known + 1 })
     }
 
     /// The label value of `route`, or `None` for `unmatched`.
@@ -156,7 +158,7 @@ impl StateGauges {
                 let state = &cached.state;
                 self.price.set(state.latest.price);
                 self.average.set(state.average.time_weighted);
-                self.price_age.set(metrics::age_seconds(state.latest.data_time()));
+                self.price_age.set(freshness::price_age_seconds(state));
             }
             // No price at all is the stalest of all: an age alert fires instead of seeing 0.
             None => self.price_age.set(f64::INFINITY),
@@ -167,7 +169,6 @@ impl StateGauges {
     }
 }
 
-const DOCS: &str = "/docs";
 const UNMATCHED: &str = "unmatched";
 
 #[cfg(test)]

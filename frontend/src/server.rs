@@ -12,7 +12,7 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, bitcoin::BitcoinApi, health, health::HealthApi, rest::RestApi};
+use crate::api::{self, bitcoin::BitcoinApi, probes, probes::ProbesApi, rest::RestApi};
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
@@ -20,6 +20,7 @@ use crate::frontline::Frontline;
 use crate::hardening::{self, Limits};
 use crate::idle::{ConnectionTimeouts, IdleTimeoutAcceptor};
 use crate::metrics::FrontendMetrics;
+use crate::routes;
 use crate::server_span::ServerSpans;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
@@ -59,15 +60,6 @@ impl App {
             App::RestApi => SocketAddr::from(([0, 0, 0, 0], 9093)),
         }
     }
-
-    /// Routes of the app, for the metrics' bounded `route` label.
-    fn routes(self) -> &'static [&'static str] {
-        const COMMON: [&str; 4] = ["/readiness", "/liveness", "/openapi.json", "/openapi.yaml"];
-        match self {
-            App::BitcoinApi => &["/btc/USD", "/btc/average", COMMON[0], COMMON[1], COMMON[2], COMMON[3]],
-            App::RestApi => &["/", COMMON[0], COMMON[1], COMMON[2], COMMON[3]],
-        }
-    }
 }
 
 /// The app's public HTTP endpoint over `cache`: its API, `/openapi.json`, `/openapi.yaml`, `/docs`,
@@ -78,7 +70,7 @@ pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxE
 
 /// [`endpoint`] with explicit HTTP limits.
 pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
-    let metrics = Arc::new(FrontendMetrics::new(app.name(), app.routes(), app.serves_state()));
+    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), app.serves_state()));
     public_endpoint(app, cache, stale_after, limits, metrics, None)
 }
 
@@ -91,10 +83,10 @@ fn public_endpoint(
     metrics: Arc<FrontendMetrics>,
     spans: Option<ServerSpans>,
 ) -> BoxEndpoint<'static> {
-    let health = HealthApi::new(cache.clone(), app.serves_state());
+    let probes = ProbesApi::new(cache.clone(), app.serves_state());
     let (api, docs) = match app {
-        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache, stale_after), health)),
-        App::RestApi => api_and_docs(app, (RestApi, health)),
+        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache, stale_after), probes)),
+        App::RestApi => api_and_docs(app, (RestApi, probes)),
     };
     let cors = hardening::cors(&limits);
     let routes = Dispatch { api, docs }.with_if(cors.is_some(), cors.unwrap_or_default());
@@ -114,7 +106,7 @@ struct FrontendOps {
 
 impl OpsState for FrontendOps {
     fn readiness(&self) -> Result<(), String> {
-        health::readiness(&self.cache, self.serves_state)
+        probes::readiness(&self.cache, self.serves_state)
     }
 
     fn metrics(&self) -> String {
@@ -127,9 +119,9 @@ fn api_and_docs<T: OpenApi + 'static>(app: App, apis: T) -> (BoxEndpoint<'static
     let service = OpenApiService::new(apis, format!("{} ({})", api::TITLE, app.name()), env!("CARGO_PKG_VERSION"))
         .description(api::DESCRIPTION);
     let docs = Route::new()
-        .at("/openapi.json", service.spec_endpoint())
-        .at("/openapi.yaml", service.spec_endpoint_yaml())
-        .nest("/docs", service.swagger_ui());
+        .at(routes::SPEC_JSON, service.spec_endpoint())
+        .at(routes::SPEC_YAML, service.spec_endpoint_yaml())
+        .nest(routes::DOCS, service.swagger_ui());
     (service.into_endpoint(), docs)
 }
 
@@ -144,12 +136,7 @@ impl Endpoint for Dispatch {
     type Output = Response;
 
     async fn call(&self, request: poem::Request) -> poem::Result<Response> {
-        let path = request.uri().path();
-        if matches!(path, "/openapi.json" | "/openapi.yaml" | "/docs") || path.starts_with("/docs/") {
-            self.docs.call(request).await
-        } else {
-            self.api.call(request).await
-        }
+        if routes::is_docs(request.uri().path()) { self.docs.call(request).await } else { self.api.call(request).await }
     }
 }
 
@@ -217,7 +204,7 @@ async fn serve(
     let acceptor = IdleTimeoutAcceptor::new(acceptor, timeouts);
     let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(listen);
 
-    let metrics = Arc::new(FrontendMetrics::new(app.name(), app.routes(), app.serves_state()));
+    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), app.serves_state()));
     let ops_listen = config.ops_addr.unwrap_or_else(|| app.default_ops_addr());
     let (ops_addr, ops) =
         btc_common::ops::serve(ops_listen, ops_state(app, cache.clone(), metrics.clone()), stop_serving.clone())

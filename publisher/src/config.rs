@@ -9,10 +9,10 @@ use btc_common::nats::NatsArgs;
 use btc_common::setup::SetupArgs;
 use btc_common::telemetry::LogArgs;
 
+use crate::breaker::BreakerRules;
 use crate::consensus::ConsensusRules;
 use crate::exchanges::Source;
-use crate::health::BreakerRules;
-use crate::poller::Plaintext;
+use crate::fetch::Plaintext;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(

@@ -2,15 +2,15 @@
 //! publishes it to JetStream with a de-duplicating message id. Of several replicas, only the one
 //! holding the lease ([`lease`]) polls; the others stand by.
 
+pub mod breaker;
 pub mod config;
 pub mod consensus;
 pub mod error;
 pub mod excerpt;
 pub mod exchanges;
-pub mod health;
+pub mod fetch;
 pub mod lease;
 pub mod metrics;
-pub mod poller;
 pub mod publish;
 pub mod quote;
 pub mod round;
@@ -38,7 +38,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
         return Err(PublisherError::LeaseTtl { ttl: config.lease_ttl, poll_interval: config.poll_interval });
     }
     let plaintext = config.plaintext();
-    if plaintext == poller::Plaintext::Allowed {
+    if plaintext == fetch::Plaintext::Allowed {
         let http: Vec<&str> =
             config.endpoints().iter().filter(|(_, url)| url.starts_with("http://")).map(|(s, _)| s.name()).collect();
         tracing::warn!(
@@ -46,7 +46,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
             "SOURCE_URLS has plain http URLs (for local stand-ins); these sources are not authenticated"
         );
     }
-    let poller = poller::Poller::new(config.request_timeout, plaintext)?;
+    let fetcher = fetch::Fetcher::new(config.request_timeout, plaintext)?;
     let client = config.nats.connect("publisher").await?;
     let metrics = Arc::new(metrics::PublisherMetrics::default());
     let provision = Provision::new(config.stream.clone(), config.nats.when_missing());
@@ -80,7 +80,7 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
         replica = %settings.holder, instance = lease.instance(), lease_ttl = ?lease.ttl(), "publisher started"
     );
 
-    let rounds = round::Rounds::new(&config, poller, metrics.clone());
+    let rounds = round::Rounds::new(&config, fetcher, metrics.clone());
     run_rounds(&config, &js, &provision, &metrics, &mut lease, rounds, &shutdown).await;
     lease.release().await;
     if let Err(error) = client.flush().await {

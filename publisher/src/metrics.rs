@@ -29,8 +29,43 @@ pub const LEASE_TRANSITIONS: [&str; 3] = ["acquired", "lost", "released"];
 impl Default for PublisherMetrics {
     fn default() -> Self {
         let registry = Registry::new();
-        let r = &registry;
-        metrics::build_info(r, "publisher");
+        metrics::build_info(&registry, "publisher");
+        let exchanges = ExchangeSeries::new(&registry);
+        let ticks = TickSeries::new(&registry);
+        Self {
+            fetches: exchanges.fetches,
+            fetch_duration: exchanges.fetch_duration,
+            outliers: exchanges.outliers,
+            source_up: exchanges.source_up,
+            circuit_open: exchanges.circuit_open,
+            publish_attempts: ticks.publish_attempts,
+            ticks: ticks.ticks,
+            rounds_without_tick: ticks.rounds_without_tick,
+            last_tick_timestamp: ticks.last_tick_timestamp,
+            last_tick_age: ticks.last_tick_age,
+            lease_active: metrics::int_gauge(
+                &registry,
+                "btc_publisher_lease_active",
+                "1 while this replica holds the lease and polls the exchanges, 0 while it stands by.",
+            ),
+            lease_transitions: lease_transitions(&registry),
+            nats: NatsGauge::new(&registry),
+            registry,
+        }
+    }
+}
+
+/// The series about the exchanges, per source.
+struct ExchangeSeries {
+    fetches: IntCounterVec,
+    fetch_duration: HistogramVec,
+    outliers: IntCounterVec,
+    source_up: IntGaugeVec,
+    circuit_open: IntGaugeVec,
+}
+
+impl ExchangeSeries {
+    fn new(r: &Registry) -> Self {
         Self {
             fetches: metrics::counter_vec(
                 r,
@@ -51,6 +86,34 @@ impl Default for PublisherMetrics {
                 "Times a source's quote was excluded as too far from the median.",
                 &["source"],
             ),
+            source_up: metrics::int_gauge_vec(
+                r,
+                "btc_publisher_source_up",
+                "1 if the source's last request gave a valid quote, else 0.",
+                &["source"],
+            ),
+            circuit_open: metrics::int_gauge_vec(
+                r,
+                "btc_publisher_circuit_open",
+                "1 while the source's circuit breaker is open, else 0.",
+                &["source"],
+            ),
+        }
+    }
+}
+
+/// The series about the rounds' ticks and their publishing.
+struct TickSeries {
+    publish_attempts: IntCounter,
+    ticks: IntCounterVec,
+    rounds_without_tick: IntCounterVec,
+    last_tick_timestamp: Gauge,
+    last_tick_age: Gauge,
+}
+
+impl TickSeries {
+    fn new(r: &Registry) -> Self {
+        Self {
             publish_attempts: metrics::counter(
                 r,
                 "btc_publisher_publish_attempts_total",
@@ -68,18 +131,6 @@ impl Default for PublisherMetrics {
                 "Rounds that published nothing, by reason (no_quotes, no_quorum).",
                 &["reason"],
             ),
-            source_up: metrics::int_gauge_vec(
-                r,
-                "btc_publisher_source_up",
-                "1 if the source's last request gave a valid quote, else 0.",
-                &["source"],
-            ),
-            circuit_open: metrics::int_gauge_vec(
-                r,
-                "btc_publisher_circuit_open",
-                "1 while the source's circuit breaker is open, else 0.",
-                &["source"],
-            ),
             last_tick_timestamp: metrics::gauge(
                 r,
                 "btc_publisher_last_tick_timestamp_seconds",
@@ -90,14 +141,6 @@ impl Default for PublisherMetrics {
                 "btc_publisher_last_tick_age_seconds",
                 "Seconds since the newest acknowledged tick's time (at scrape); +Inf before the first.",
             ),
-            lease_active: metrics::int_gauge(
-                r,
-                "btc_publisher_lease_active",
-                "1 while this replica holds the lease and polls the exchanges, 0 while it stands by.",
-            ),
-            lease_transitions: lease_transitions(r),
-            nats: NatsGauge::new(r),
-            registry,
         }
     }
 }

@@ -17,49 +17,62 @@ use chrono::{DateTime, Utc};
 use tokio::task::{Id, JoinSet};
 use tracing::Instrument;
 
+use crate::breaker::{BreakerRules, BreakerState, SourceBreaker, Transition};
 use crate::config::PublisherConfig;
-use crate::consensus::{ConsensusRules, NoTick, OutlierFilter};
+use crate::consensus::{Consensus, ConsensusRules, NoTick, OutlierFilter};
 use crate::exchanges::Source;
-use crate::health::{BreakerRules, BreakerState, SourceHealth, Transition};
+use crate::fetch::{FetchError, Fetcher};
 use crate::metrics::PublisherMetrics;
-use crate::poller::{FetchError, Poller};
 use crate::quote::Quote;
 
 /// Everything the publisher remembers between rounds.
 pub struct Rounds {
-    endpoints: Vec<(Source, String)>,
-    poller: Poller,
+    sources: Vec<Polled>,
+    fetcher: Fetcher,
     consensus: ConsensusRules,
-    breaker: BreakerRules,
+    breaker_rules: BreakerRules,
     max_quote_age: Duration,
     /// How long after its slot's start a round waits for its requests.
     round_deadline: Duration,
-    health: HashMap<Source, SourceHealth>,
     in_flight: InFlight<Result<Quote, FetchError>>,
-    latest: HashMap<Source, Quote>,
-    /// Last failure kind per source, to log a failure once and its recovery once.
-    failing: HashMap<Source, &'static str>,
     filter: OutlierFilter,
     /// Why the previous round made no tick, to log a lost or regained quorum once.
     last_no_tick: Option<NoTick>,
     metrics: Arc<PublisherMetrics>,
 }
 
+/// What the rounds know of one source.
+struct Polled {
+    source: Source,
+    url: String,
+    breaker: SourceBreaker,
+    /// Its newest quote, fresh or not: a round uses it while it is fresh.
+    latest: Option<Quote>,
+    /// Its last failure kind while it fails, to log a failure once and its recovery once.
+    failing: Option<&'static str>,
+}
+
 impl Rounds {
-    pub fn new(config: &PublisherConfig, poller: Poller, metrics: Arc<PublisherMetrics>) -> Self {
-        let endpoints = config.endpoints();
-        let health = endpoints.iter().map(|(s, _)| (*s, SourceHealth::new(s.exchange().min_interval()))).collect();
+    pub fn new(config: &PublisherConfig, fetcher: Fetcher, metrics: Arc<PublisherMetrics>) -> Self {
+        let sources = config
+            .endpoints()
+            .into_iter()
+            .map(|(source, url)| Polled {
+                source,
+                url,
+                breaker: SourceBreaker::new(source.exchange().min_interval()),
+                latest: None,
+                failing: None,
+            })
+            .collect();
         Self {
-            endpoints,
-            poller,
+            sources,
+            fetcher,
             consensus: config.consensus_rules(),
-            breaker: config.breaker_rules(),
+            breaker_rules: config.breaker_rules(),
             max_quote_age: config.max_quote_age,
             round_deadline: config.round_deadline(),
-            health,
             in_flight: InFlight::default(),
-            latest: HashMap::new(),
-            failing: HashMap::new(),
             filter: OutlierFilter::default(),
             last_no_tick: None,
             metrics,
@@ -73,11 +86,12 @@ impl Rounds {
         let deadline = tokio::time::Instant::now() + left;
         self.start_due_requests();
         for (source, result) in self.in_flight.until(deadline).await {
-            self.record(source, result);
-            if let Some(health) = self.health.get(&source) {
-                let open = matches!(health.state(), BreakerState::Open { .. });
-                self.metrics.circuit_open.with_label_values(&[source.name()]).set(i64::from(open));
-            }
+            let Some(polled) = self.sources.iter_mut().find(|polled| polled.source == source) else {
+                continue;
+            };
+            polled.record(result, &self.breaker_rules);
+            let open = matches!(polled.breaker.state(), BreakerState::Open { .. });
+            self.metrics.circuit_open.with_label_values(&[source.name()]).set(i64::from(open));
         }
         self.consensus_tick(slot)
     }
@@ -87,23 +101,18 @@ impl Rounds {
     /// child of the round that started it.
     fn start_due_requests(&mut self) {
         let now = Instant::now();
-        for (source, url) in &self.endpoints {
+        for polled in &mut self.sources {
             // Checked first: `is_due` moves an expired breaker to half-open, which is the trial
             // request's to do.
-            if self.in_flight.contains(*source) {
+            if self.in_flight.contains(polled.source) || !polled.breaker.is_due(now) {
                 continue;
             }
-            let Some(health) = self.health.get_mut(source) else {
-                continue;
-            };
-            if !health.is_due(now) {
-                continue;
-            }
-            health.record_request(now);
-            let (source, url, poller, metrics) = (*source, url.clone(), self.poller.clone(), self.metrics.clone());
+            polled.breaker.record_request(now);
+            let (source, url, fetcher, metrics) =
+                (polled.source, polled.url.clone(), self.fetcher.clone(), self.metrics.clone());
             let request = async move {
                 let started = Instant::now();
-                let result = poller.fetch(source, &url).await;
+                let result = fetcher.fetch(source, &url).await;
                 let name = source.name();
                 let outcome = result.as_ref().err().map_or("ok", FetchError::kind);
                 metrics.fetches.with_label_values(&[name, outcome]).inc();
@@ -115,45 +124,12 @@ impl Rounds {
         }
     }
 
-    fn record(&mut self, source: Source, result: Result<Quote, FetchError>) {
-        let Some(health) = self.health.get_mut(&source) else {
-            return;
-        };
-        match result {
-            Ok(quote) => {
-                if health.on_success() == Some(Transition::Closed) {
-                    tracing::info!(%source, "circuit breaker closed");
-                }
-                if let Some(kind) = self.failing.remove(&source) {
-                    tracing::info!(%source, previous_failure = kind, "source recovered");
-                }
-                self.latest.insert(source, quote);
-            }
-            Err(error) => {
-                let now = Instant::now();
-                if let FetchError::RateLimited { retry_after, .. } = &error {
-                    health.on_rate_limited(now, *retry_after, &self.breaker);
-                } else if let Some(Transition::Opened { cooldown }) = health.on_failure(now, &self.breaker) {
-                    tracing::warn!(%source, ?cooldown, "circuit breaker opened");
-                }
-                let first = self.failing.insert(source, error.kind()) != Some(error.kind());
-                if first && matches!(error, FetchError::RateLimited { .. }) {
-                    tracing::warn!(%source, %error, "source asks us to slow down; backing off (breaker untouched)");
-                } else if first {
-                    tracing::warn!(%source, %error, "source failed; skipping it until it answers again");
-                } else {
-                    tracing::debug!(%source, %error, "source still failing");
-                }
-            }
-        }
-    }
-
     fn consensus_tick(&mut self, slot: DateTime<Utc>) -> Option<Tick> {
         let oldest_fresh = Utc::now() - self.max_quote_age;
         let fresh: Vec<Quote> = self
-            .endpoints
+            .sources
             .iter()
-            .filter_map(|(source, _)| self.latest.get(source))
+            .filter_map(|polled| polled.latest.as_ref())
             .filter(|quote| quote.effective_time() >= oldest_fresh)
             .cloned()
             .collect();
@@ -170,30 +146,7 @@ impl Rounds {
                 if self.last_no_tick.take().is_some() {
                     tracing::info!(used = consensus.dispersion.used, "quorum regained; publishing ticks again");
                 }
-                let oldest_quote_time = consensus
-                    .quotes
-                    .iter()
-                    .filter(|(_, status)| *status == QuoteStatus::Used)
-                    .map(|(quote, _)| quote.effective_time())
-                    .min();
-                Some(Tick {
-                    schema_version: SCHEMA_VERSION,
-                    pair: names::PAIR.to_string(),
-                    time: slot,
-                    oldest_quote_time,
-                    price: consensus.price,
-                    dispersion: consensus.dispersion,
-                    sources: consensus
-                        .quotes
-                        .into_iter()
-                        .map(|(quote, status)| SourceQuote {
-                            source: quote.source.name().to_string(),
-                            price: quote.price.get(),
-                            quote_time: quote.effective_time(),
-                            status,
-                        })
-                        .collect(),
-                })
+                Some(tick_of(consensus, slot))
             }
             Err(no_tick) => {
                 let reason = match no_tick {
@@ -208,6 +161,68 @@ impl Rounds {
                 None
             }
         }
+    }
+}
+
+impl Polled {
+    /// Takes the outcome of a request: the quote, or the failure for the breaker and the log.
+    fn record(&mut self, result: Result<Quote, FetchError>, rules: &BreakerRules) {
+        let source = self.source;
+        match result {
+            Ok(quote) => {
+                if self.breaker.on_success() == Some(Transition::Closed) {
+                    tracing::info!(%source, "circuit breaker closed");
+                }
+                if let Some(kind) = self.failing.take() {
+                    tracing::info!(%source, previous_failure = kind, "source recovered");
+                }
+                self.latest = Some(quote);
+            }
+            Err(error) => {
+                let now = Instant::now();
+                if let FetchError::RateLimited { retry_after, .. } = &error {
+                    self.breaker.on_rate_limited(now, *retry_after, rules);
+                } else if let Some(Transition::Opened { cooldown }) = self.breaker.on_failure(now, rules) {
+                    tracing::warn!(%source, ?cooldown, "circuit breaker opened");
+                }
+                let first = self.failing.replace(error.kind()) != Some(error.kind());
+                if first && matches!(error, FetchError::RateLimited { .. }) {
+                    tracing::warn!(%source, %error, "source asks us to slow down; backing off (breaker untouched)");
+                } else if first {
+                    tracing::warn!(%source, %error, "source failed; skipping it until it answers again");
+                } else {
+                    tracing::debug!(%source, %error, "source still failing");
+                }
+            }
+        }
+    }
+}
+
+/// The tick of `slot` from a round's consensus.
+fn tick_of(consensus: Consensus, slot: DateTime<Utc>) -> Tick {
+    let oldest_quote_time = consensus
+        .quotes
+        .iter()
+        .filter(|(_, status)| *status == QuoteStatus::Used)
+        .map(|(quote, _)| quote.effective_time())
+        .min();
+    Tick {
+        schema_version: SCHEMA_VERSION,
+        pair: names::PAIR.to_string(),
+        time: slot,
+        oldest_quote_time,
+        price: consensus.price,
+        dispersion: consensus.dispersion,
+        sources: consensus
+            .quotes
+            .into_iter()
+            .map(|(quote, status)| SourceQuote {
+                source: quote.source.name().to_string(),
+                price: quote.price.get(),
+                quote_time: quote.effective_time(),
+                status,
+            })
+            .collect(),
     }
 }
 

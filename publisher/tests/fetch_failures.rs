@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use exchange_standin::{Behaviour, StandIn, Venue};
 use publisher::exchanges::{ParseError, Source};
-use publisher::poller::{FetchError, Plaintext, Poller};
+use publisher::fetch::{FetchError, Fetcher, Plaintext};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -16,8 +16,8 @@ fn source_of(venue: Venue) -> Source {
 async fn fetch(venue: Venue, behaviour: Behaviour) -> Result<f64, FetchError> {
     let stand_in = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
     stand_in.set_behaviour(behaviour);
-    let poller = Poller::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
-    poller.fetch(source_of(venue), &stand_in.base_url()).await.map(|quote| quote.price.get())
+    let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
+    fetcher.fetch(source_of(venue), &stand_in.base_url()).await.map(|quote| quote.price.get())
 }
 
 #[tokio::test]
@@ -106,8 +106,8 @@ async fn impossible_prices_are_never_quotes() {
 
 #[tokio::test]
 async fn an_unreachable_exchange_is_a_transport_error() {
-    let poller = Poller::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
+    let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let result = poller.fetch(Source::Kraken, &format!("http://127.0.0.1:{port}")).await;
+    let result = fetcher.fetch(Source::Kraken, &format!("http://127.0.0.1:{port}")).await;
     assert!(matches!(result, Err(FetchError::Transport(_))), "{result:?}");
 }

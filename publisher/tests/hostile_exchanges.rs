@@ -11,8 +11,8 @@ use clap::Parser;
 use exchange_standin::{Behaviour, StandIn, Venue, source_urls};
 use publisher::PublisherConfig;
 use publisher::exchanges::Source;
+use publisher::fetch::{FetchError, Fetcher, Plaintext};
 use publisher::metrics::PublisherMetrics;
-use publisher::poller::{FetchError, Plaintext, Poller};
 use publisher::round::Rounds;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -36,7 +36,7 @@ async fn a_redirect_is_refused_and_never_followed() {
     let target = StandIn::start(venue, 12_345.0).await.expect("stand-in starts");
     let port = target.addr().port();
     let redirecting = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
-    let poller = Poller::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
+    let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
     for location in [
         // Another port of the same host, another host name, and a plain-http URL.
         format!("http://127.0.0.1:{port}{}", ticker_path(venue)),
@@ -45,7 +45,7 @@ async fn a_redirect_is_refused_and_never_followed() {
     ] {
         for status in [301, 302, 303, 307, 308] {
             redirecting.set_behaviour(Behaviour::Redirect { status, location: location.clone() });
-            let result = poller.fetch(source_of(venue), &redirecting.base_url()).await;
+            let result = fetcher.fetch(source_of(venue), &redirecting.base_url()).await;
             assert_eq!(result.as_ref().map_err(FetchError::kind).err(), Some("redirect"), "{status} {location}");
             match result {
                 Err(FetchError::Redirect { status: got, .. }) => assert_eq!(got, status),
@@ -59,9 +59,9 @@ async fn a_redirect_is_refused_and_never_followed() {
 #[tokio::test]
 async fn the_exchanges_own_urls_are_polled_over_https_only() {
     // What the publisher runs with when SOURCE_URLS names no http URL.
-    let poller = Poller::new(TIMEOUT, Plaintext::Refused).expect("HTTP client");
+    let fetcher = Fetcher::new(TIMEOUT, Plaintext::Refused).expect("HTTP client");
     let plain = StandIn::start(Venue::Coinbase, 97_000.0).await.expect("stand-in starts");
-    let result = poller.fetch(Source::Coinbase, &plain.base_url()).await;
+    let result = fetcher.fetch(Source::Coinbase, &plain.base_url()).await;
     assert_eq!(result.as_ref().map_err(FetchError::kind).err(), Some("insecure_url"), "{result:?}");
     assert_eq!(plain.requests(), 0, "a plain-http request was sent");
     for source in Source::ALL {
@@ -96,7 +96,7 @@ async fn an_exchange_error_of_64_kib_reaches_the_log_short_and_escaped() {
     for venue in Venue::ALL {
         let stand_in = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
         // As much as the publisher reads of a body (64 KiB), nearly all of it error text.
-        stand_in.set_behaviour(Behaviour::HugeError { body_bytes: publisher::poller::MAX_BODY_BYTES });
+        stand_in.set_behaviour(Behaviour::HugeError { body_bytes: publisher::fetch::MAX_BODY_BYTES });
         stand_ins.push(stand_in);
     }
     let names: Vec<&str> = Venue::ALL.iter().map(|venue| venue.name()).collect();
@@ -110,8 +110,8 @@ async fn an_exchange_error_of_64_kib_reaches_the_log_short_and_escaped() {
         "500ms".into(),
     ])
     .expect("publisher config");
-    let poller = Poller::new(config.request_timeout, config.plaintext()).expect("HTTP client");
-    let mut rounds = Rounds::new(&config, poller, Arc::new(PublisherMetrics::default()));
+    let fetcher = Fetcher::new(config.request_timeout, config.plaintext()).expect("HTTP client");
+    let mut rounds = Rounds::new(&config, fetcher, Arc::new(PublisherMetrics::default()));
 
     let captured = Captured::default();
     let writer = captured.clone();

@@ -8,8 +8,8 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::Parser;
 use exchange_standin::{Behaviour, StandIn, Venue, source_urls};
 use publisher::PublisherConfig;
+use publisher::fetch::{Fetcher, Plaintext};
 use publisher::metrics::PublisherMetrics;
-use publisher::poller::{Plaintext, Poller};
 use publisher::round::Rounds;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -65,8 +65,8 @@ impl Harness {
         args.extend(extra.iter().map(|arg| arg.to_string()));
         let config = PublisherConfig::try_parse_from(args).expect("publisher config");
         let metrics = Arc::new(PublisherMetrics::default());
-        let poller = Poller::new(config.request_timeout, Plaintext::Allowed).expect("HTTP client");
-        let rounds = Rounds::new(&config, poller, metrics.clone());
+        let fetcher = Fetcher::new(config.request_timeout, Plaintext::Allowed).expect("HTTP client");
+        let rounds = Rounds::new(&config, fetcher, metrics.clone());
         let asked = vec![Vec::new(); stand_ins.len()];
         Self { stand_ins, rounds, metrics, asked }
     }

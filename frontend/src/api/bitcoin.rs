@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use btc_common::{PriceState, QuoteStatus};
 use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
@@ -13,6 +14,7 @@ use btc_common::metrics::age_seconds;
 
 use super::encoded::{EncodedJson, OpenObject};
 use super::errors::ErrorBody;
+use super::freshness::{self, Stale};
 use crate::cache::{CachedState, StateCache};
 
 /// Seconds a client should wait before asking again after a 503.
@@ -136,31 +138,31 @@ pub enum AverageResponse {
 pub struct BitcoinApi {
     cache: Arc<StateCache>,
     stale_after: Duration,
+    bodies: BodiesMemo,
 }
 
 impl BitcoinApi {
     pub fn new(cache: Arc<StateCache>, stale_after: Duration) -> Self {
-        Self { cache, stale_after }
+        Self { cache, stale_after, bodies: BodiesMemo::default() }
     }
 
-    /// The state if it is fresh, else the 503 body.
-    fn fresh_state(&self) -> Result<(Arc<CachedState>, f64), ErrorBody> {
-        let Some(state) = self.cache.get() else {
+    /// The state, its bodies and its price's age if it is fresh, else the 503 body.
+    fn fresh_state(&self) -> Result<(Arc<CachedState>, Arc<EncodedBodies>, f64), ErrorBody> {
+        let Some((cached, bodies)) = self.cache.get().and_then(|cached| self.bodies.of(cached)) else {
             return Err(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_price_yet",
                 "no price has been received yet",
             ));
         };
-        let age = age_seconds(state.state.latest.data_time());
-        if age > self.stale_after.as_secs_f64() {
-            return Err(ErrorBody::new(
+        match freshness::judge(&cached.state, self.stale_after) {
+            Ok(age) => Ok((cached, bodies, age)),
+            Err(Stale { age_seconds, limit }) => Err(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "stale_price",
-                format!("the newest price is {age:.0} s old, above the {} s limit", self.stale_after.as_secs()),
-            ));
+                format!("the newest price is {age_seconds:.0} s old, above the {} s limit", limit.as_secs()),
+            )),
         }
-        Ok((state, age))
     }
 }
 
@@ -172,9 +174,7 @@ impl BitcoinApi {
     #[oai(path = "/btc/USD", method = "get", operation_id = "current_price")]
     async fn current_price(&self) -> PriceResponse {
         match self.fresh_state() {
-            Ok((cached, age_seconds)) => {
-                PriceResponse::Ok(EncodedJson::new(cached.bodies.price.close_with(age_seconds)))
-            }
+            Ok((_, bodies, age_seconds)) => PriceResponse::Ok(EncodedJson::new(bodies.price.close_with(age_seconds))),
             Err(body) => PriceResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
         }
     }
@@ -185,17 +185,18 @@ impl BitcoinApi {
     #[oai(path = "/btc/average", method = "get", operation_id = "average_price")]
     async fn average_price(&self) -> AverageResponse {
         match self.fresh_state() {
-            Ok((cached, _)) => {
+            Ok((cached, bodies, _)) => {
                 let age = age_seconds(cached.state.average.to);
-                AverageResponse::Ok(EncodedJson::new(cached.bodies.average.close_with(age)))
+                AverageResponse::Ok(EncodedJson::new(bodies.average.close_with(age)))
             }
             Err(body) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
         }
     }
 }
 
-/// The bodies of `/btc/USD` and `/btc/average` for one state, encoded once when the state
-/// arrives; each request only adds its `age_seconds`.
+/// The bodies of `/btc/USD` and `/btc/average` for one state, encoded once per state (by the
+/// first request that needs them); each request only adds its `age_seconds`. Kept here, not in
+/// the cache: the cache holds the state, each app its own wire format.
 #[derive(Debug, Clone)]
 pub struct EncodedBodies {
     price: OpenObject,
@@ -208,6 +209,32 @@ impl EncodedBodies {
             price: OpenObject::encode(&current_price(state), "age_seconds")?,
             average: OpenObject::encode(&average_price(state), "age_seconds")?,
         })
+    }
+}
+
+/// The bodies of the state last served, swapped whole like the cache's state.
+#[derive(Default)]
+struct BodiesMemo(ArcSwapOption<(Arc<CachedState>, Arc<EncodedBodies>)>);
+
+impl BodiesMemo {
+    /// The bodies of `cached`, encoded now if it is a state not served before. A state that
+    /// cannot be encoded leaves the previous one served, as if it had not arrived.
+    fn of(&self, cached: Arc<CachedState>) -> Option<(Arc<CachedState>, Arc<EncodedBodies>)> {
+        let memo = self.0.load_full();
+        if let Some(memo) = memo.as_ref().filter(|memo| Arc::ptr_eq(&memo.0, &cached)) {
+            return Some((memo.0.clone(), memo.1.clone()));
+        }
+        match EncodedBodies::encode(&cached.state) {
+            Ok(bodies) => {
+                let pair = (cached, Arc::new(bodies));
+                self.0.store(Some(Arc::new(pair.clone())));
+                Some(pair)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot encode the state; kept the previous one");
+                memo.map(|memo| (memo.0.clone(), memo.1.clone()))
+            }
+        }
     }
 }
 
@@ -257,5 +284,63 @@ fn average_price(state: &PriceState) -> AveragePrice {
         gap_seconds: average.gap_seconds,
         complete: average.complete,
         age_seconds: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use btc_common::{Dispersion, SCHEMA_VERSION, Tick, WindowAverage};
+
+    use super::*;
+
+    fn state(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
+        PriceState {
+            schema_version: SCHEMA_VERSION,
+            latest: Tick {
+                schema_version: SCHEMA_VERSION,
+                pair: "BTC-USD".into(),
+                time,
+                oldest_quote_time: Some(time),
+                price,
+                dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
+                sources: vec![],
+            },
+            average: WindowAverage {
+                window_seconds: 600,
+                time_weighted: price,
+                mean: price,
+                samples: 1,
+                from: time,
+                to: time,
+                covered_seconds: 1.0,
+                gap_seconds: 599.0,
+                complete: false,
+            },
+            stream_sequence: sequence,
+            stream_created: None,
+        }
+    }
+
+    #[test]
+    fn bodies_are_encoded_once_per_state() {
+        let memo = BodiesMemo::default();
+        let first = Arc::new(CachedState { state: state(Utc::now(), 1, 100.0) });
+        let (_, a) = memo.of(first.clone()).expect("bodies");
+        let (_, again) = memo.of(first).expect("bodies");
+        assert!(Arc::ptr_eq(&a, &again), "the same state was encoded twice");
+        let second = Arc::new(CachedState { state: state(Utc::now(), 2, 101.0) });
+        let (served, b) = memo.of(second.clone()).expect("bodies");
+        assert!(Arc::ptr_eq(&served, &second) && !Arc::ptr_eq(&a, &b));
+        let body: serde_json::Value = serde_json::from_slice(&b.price.close_with(0.5)).expect("JSON");
+        assert_eq!((body["price"].as_f64(), body["age_seconds"].as_f64()), (Some(101.0), Some(0.5)));
+    }
+
+    #[test]
+    fn a_price_is_fresh_up_to_the_limit_on_its_oldest_quote() {
+        let limit = Duration::from_secs(30);
+        let fresh = state(Utc::now() - chrono::Duration::seconds(20), 1, 100.0);
+        assert!(freshness::judge(&fresh, limit).is_ok_and(|age| (20.0..21.0).contains(&age)));
+        let stale = state(Utc::now() - chrono::Duration::seconds(40), 1, 100.0);
+        assert!(matches!(freshness::judge(&stale, limit), Err(Stale { limit: l, .. }) if l == limit));
     }
 }

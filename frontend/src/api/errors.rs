@@ -8,7 +8,7 @@ use poem_openapi::Object;
 /// An error answer.
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ErrorBody {
-    /// Machine-readable code, e.g. `not_found`, `no_fresh_price`.
+    /// Machine-readable code, e.g. `not_found`, `no_price_yet`, `stale_price`.
     pub error: String,
     /// What went wrong, for people.
     pub message: String,

@@ -4,7 +4,8 @@
 pub mod bitcoin;
 pub mod encoded;
 pub mod errors;
-pub mod health;
+pub mod freshness;
+pub mod probes;
 pub mod rest;
 
 use poem_openapi::OpenApiService;
@@ -18,7 +19,7 @@ pub fn public_spec_yaml() -> String {
     let cache = std::sync::Arc::new(crate::cache::StateCache::default());
     let stale_after = std::time::Duration::from_secs(30);
     OpenApiService::new(
-        (bitcoin::BitcoinApi::new(cache.clone(), stale_after), rest::RestApi, health::HealthApi::new(cache, true)),
+        (bitcoin::BitcoinApi::new(cache.clone(), stale_after), rest::RestApi, probes::ProbesApi::new(cache, true)),
         TITLE,
         env!("CARGO_PKG_VERSION"),
     )

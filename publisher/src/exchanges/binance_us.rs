@@ -3,7 +3,7 @@
 //! The answer is `{"symbol": "BTCUSD", "price": "97012.35000000"}`: a decimal string with eight
 //! decimals and no time. `symbol` is checked when present, so a URL pointing at another market
 //! cannot pass its price off as BTC/USD. Errors are `{"code": -1121, "msg": "Invalid symbol."}`,
-//! checked before `price`. Binance.US bans IPs that ignore 429 (HTTP 418); that is the poller's job.
+//! checked before `price`. Binance.US bans IPs that ignore 429 (HTTP 418); that is the fetcher's job.
 //! Every answer carries the weight the IP has used this minute (`X-MBX-USED-WEIGHT-1M`, and the
 //! older `X-MBX-USED-WEIGHT`): near the limit, [`Exchange::throttle`] asks to wait for the next minute.
 

@@ -4,7 +4,7 @@
 //! turns the body of one HTTP 200 answer into a [`Parsed`] price or a [`ParseError`], and reads
 //! the rate-limit signals the exchange sends without a 429: in the body
 //! ([`ParseError::RateLimited`]) or in headers ([`Exchange::throttle`]). HTTP status codes,
-//! timeouts, backoff and the circuit breaker are handled once, in `poller` and `health`.
+//! timeouts, backoff and the circuit breaker are handled once, in `fetch` and `breaker`.
 //! Adding an exchange means one new file here and one line in [`Source`].
 
 use std::fmt;
@@ -217,11 +217,16 @@ pub(crate) fn unix_millis_field(value: Option<&Value>, field: &'static str) -> R
 /// The `btc_publisher_fetches_total` outcome an adapter's reading of a 200 ends in.
 #[cfg(test)]
 pub(crate) fn outcome(result: &Result<Parsed, ParseError>) -> &'static str {
-    result.as_ref().map_or_else(|error| crate::poller::FetchError::from(error.clone()).kind(), |_| "ok")
+    result.as_ref().map_or_else(|error| crate::fetch::FetchError::from(error.clone()).kind(), |_| "ok")
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
     use super::*;
 
     #[test]
@@ -286,83 +291,116 @@ mod tests {
         (Source::Coingecko, r#"{"bitcoin": {"usd": 97012.35, "last_updated_at": 1764010740}}"#),
     ];
 
-    /// Xorshift64: deterministic, so a failing input is reproduced by rerunning the test.
-    struct XorShift(u64);
+    #[rustfmt::skip]
+    const TOKENS: [&str; 22] = [
+        "0", "-", "-5", "1e308", "NaN", "\"NaN\"", "0.0", "\"\"", "null", "true", "[", "]", "{", "}", ",", ":", "\"",
+        "\"error\"", "99999999999", "9223372036854775808", "[\"error\", 1, \"x\"]", "{\"error\": \"x\"}",
+    ];
 
-    impl XorShift {
-        fn next_u64(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
+    /// One change to a real body; positions are taken relative to the body as it is by then.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(Index, u8),
+        Insert(Index, Index),
+        Cut(Index, usize),
+        Truncate(Index),
+        /// Another digit where there is one: a price that still parses, but a different one.
+        Digit(Index, u8),
+    }
 
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next_u64() % bound.max(1) as u64) as usize
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Flip(at, byte)),
+            (any::<Index>(), any::<Index>()).prop_map(|(at, token)| Edit::Insert(at, token)),
+            (any::<Index>(), 0..12usize).prop_map(|(at, len)| Edit::Cut(at, len)),
+            any::<Index>().prop_map(Edit::Truncate),
+            (any::<Index>(), 0..10u8).prop_map(|(at, digit)| Edit::Digit(at, digit)),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
+        let at = |index: &Index, bytes: &Vec<u8>| index.index(bytes.len() + 1);
+        match edit {
+            Edit::Flip(i, byte) => {
+                let at = at(i, bytes);
+                if at < bytes.len() {
+                    bytes[at] = *byte;
+                }
+            }
+            Edit::Insert(i, token) => {
+                let at = at(i, bytes);
+                bytes.splice(at..at, TOKENS[token.index(TOKENS.len())].bytes());
+            }
+            Edit::Cut(i, len) => {
+                let at = at(i, bytes);
+                let end = (at + len).min(bytes.len());
+                bytes.drain(at..end);
+            }
+            Edit::Truncate(i) => {
+                let at = at(i, bytes);
+                bytes.truncate(at);
+            }
+            Edit::Digit(i, digit) => {
+                let at = at(i, bytes);
+                if at < bytes.len() && bytes[at].is_ascii_digit() {
+                    bytes[at] = b'0' + digit;
+                }
+            }
         }
     }
 
     /// Random bytes, or a real body with a few byte flips, JSON-token insertions, cuts and
     /// truncations: mostly-valid JSON reaches the adapters' field logic, not only the JSON parser.
-    fn fuzz_input(rng: &mut XorShift) -> Vec<u8> {
-        #[rustfmt::skip]
-        const TOKENS: [&str; 22] = [
-            "0", "-", "-5", "1e308", "NaN", "\"NaN\"", "0.0", "\"\"", "null", "true", "[", "]", "{", "}", ",", ":", "\"",
-            "\"error\"", "99999999999", "9223372036854775808", "[\"error\", 1, \"x\"]", "{\"error\": \"x\"}",
-        ];
-        if rng.below(4) == 0 {
-            let len = rng.below(64);
-            return (0..len).map(|_| rng.next_u64() as u8).collect();
-        }
-        let mut bytes = REAL_BODIES[rng.below(REAL_BODIES.len())].1.as_bytes().to_vec();
-        for _ in 0..rng.below(4) {
-            let at = rng.below(bytes.len() + 1);
-            match rng.below(5) {
-                0 if at < bytes.len() => bytes[at] = rng.next_u64() as u8,
-                1 => {
-                    let token = TOKENS[rng.below(TOKENS.len())];
-                    bytes.splice(at..at, token.bytes());
-                }
-                2 => {
-                    let end = (at + rng.below(12)).min(bytes.len());
-                    bytes.drain(at..end);
-                }
-                3 => bytes.truncate(at),
-                _ if at < bytes.len() && bytes[at].is_ascii_digit() => bytes[at] = b'0' + rng.below(10) as u8,
-                _ => {}
+    fn fuzz_input() -> impl Strategy<Value = Vec<u8>> {
+        let junk = proptest::collection::vec(any::<u8>(), 0..64);
+        let edited = (any::<Index>(), proptest::collection::vec(edit(), 0..4)).prop_map(|(body, edits)| {
+            let mut bytes = REAL_BODIES[body.index(REAL_BODIES.len())].1.as_bytes().to_vec();
+            for edit in &edits {
+                apply(&mut bytes, edit);
             }
-        }
-        bytes
+            bytes
+        });
+        prop_oneof![1 => junk, 3 => edited]
     }
 
     #[test]
-    fn no_input_panics_an_adapter_or_yields_an_impossible_price() {
-        use crate::quote::MAX_PLAUSIBLE_PRICE;
-
+    fn the_real_bodies_parse() {
         for (source, body) in REAL_BODIES {
             assert!(source.exchange().parse(body.as_bytes()).is_ok(), "{source}: corpus body does not parse");
         }
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        let mut accepted = 0;
-        for case in 0..2_000 {
-            let input = fuzz_input(&mut rng);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn no_input_panics_an_adapter_or_yields_an_impossible_price(input in fuzz_input()) {
+            use crate::quote::MAX_PLAUSIBLE_PRICE;
+
+            let shown = String::from_utf8_lossy(&input);
             for source in Source::ALL {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.exchange().parse(&input)));
-                let shown = String::from_utf8_lossy(&input);
-                let Ok(result) = result else {
-                    panic!("{source} panicked on case {case}: {shown:?}");
-                };
-                if let Ok(parsed) = result {
+                // A panic fails the case, and proptest shrinks the input to a small one.
+                if let Ok(parsed) = source.exchange().parse(&input) {
                     let price = parsed.price.get();
-                    assert!(
+                    prop_assert!(
                         price.is_finite() && price > 0.0 && price <= MAX_PLAUSIBLE_PRICE,
-                        "{source} accepted {price} from case {case}: {shown:?}"
+                        "{} accepted {} from {:?}", source, price, shown
                     );
-                    accepted += 1;
                 }
             }
         }
-        // Guards against a generator that only ever produces junk, which would test nothing.
+    }
+
+    /// Guards against a generator that only ever produces junk, which would test nothing.
+    #[test]
+    fn the_fuzz_input_often_reaches_the_adapters_field_logic() {
+        let mut runner = TestRunner::deterministic();
+        let strategy = fuzz_input();
+        let mut accepted = 0;
+        for _ in 0..2_000 {
+            let input = strategy.new_tree(&mut runner).expect("an input").current();
+            accepted += Source::ALL.iter().filter(|source| source.exchange().parse(&input).is_ok()).count();
+        }
         assert!(accepted > 100, "only {accepted} inputs parsed");
     }
 }

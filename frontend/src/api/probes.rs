@@ -4,7 +4,7 @@
 //! liveness probe that followed a dependency would restart healthy pods during an outage.
 //! Readiness says whether *this pod* can serve: bitcoin-api when it is connected to NATS and
 //! watching the state, rest-api as soon as it listens; both fail while draining on shutdown. A
-//! stale price is shared by every replica, so it never fails readiness: that would empty the
+//! stale price ([`super::freshness`]) is shared by every replica, so it never fails readiness: that would empty the
 //! Service and hand clients the ingress's HTML 503 instead of the app's JSON 503.
 
 use std::sync::Arc;
@@ -30,20 +30,20 @@ pub enum ReadinessResponse {
     NotReady(PlainText<String>),
 }
 
-pub struct HealthApi {
+pub struct ProbesApi {
     cache: Arc<StateCache>,
     /// True for an app that serves the state (bitcoin-api): it is ready only while watching it.
     serves_state: bool,
 }
 
-impl HealthApi {
+impl ProbesApi {
     pub fn new(cache: Arc<StateCache>, serves_state: bool) -> Self {
         Self { cache, serves_state }
     }
 }
 
 #[OpenApi(tag = "ApiTags::Health")]
-impl HealthApi {
+impl ProbesApi {
     /// Liveness probe
     ///
     /// `OK` while the process can serve, independent of NATS and of the exchanges.

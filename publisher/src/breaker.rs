@@ -44,8 +44,9 @@ pub enum Transition {
     Closed,
 }
 
+/// When one source may be asked next: its pacing, its rate-limit backoff and its breaker.
 #[derive(Debug, Clone)]
-pub struct SourceHealth {
+pub struct SourceBreaker {
     min_interval: Duration,
     last_request: Option<Instant>,
     backoff_until: Option<Instant>,
@@ -53,7 +54,7 @@ pub struct SourceHealth {
     state: BreakerState,
 }
 
-impl SourceHealth {
+impl SourceBreaker {
     pub fn new(min_interval: Duration) -> Self {
         Self {
             min_interval,
@@ -128,43 +129,43 @@ mod tests {
     #[test]
     fn respects_the_minimum_interval() {
         let start = Instant::now();
-        let mut health = SourceHealth::new(SECOND);
-        assert!(health.is_due(start));
-        health.record_request(start);
-        assert!(!health.is_due(start + Duration::from_millis(999)));
-        assert!(health.is_due(start + SECOND));
+        let mut breaker = SourceBreaker::new(SECOND);
+        assert!(breaker.is_due(start));
+        breaker.record_request(start);
+        assert!(!breaker.is_due(start + Duration::from_millis(999)));
+        assert!(breaker.is_due(start + SECOND));
     }
 
     #[test]
     fn honours_retry_after_without_opening_the_breaker() {
         let rules = BreakerRules::default();
         let start = Instant::now();
-        let mut health = SourceHealth::new(SECOND);
-        health.record_request(start);
-        health.on_rate_limited(start, Some(Duration::from_secs(7)), &rules);
-        assert!(!health.is_due(start + Duration::from_secs(6)));
-        assert!(health.is_due(start + Duration::from_secs(7)));
-        assert_eq!(health.state(), BreakerState::Closed);
+        let mut breaker = SourceBreaker::new(SECOND);
+        breaker.record_request(start);
+        breaker.on_rate_limited(start, Some(Duration::from_secs(7)), &rules);
+        assert!(!breaker.is_due(start + Duration::from_secs(6)));
+        assert!(breaker.is_due(start + Duration::from_secs(7)));
+        assert_eq!(breaker.state(), BreakerState::Closed);
         // Without Retry-After the default backoff applies.
-        health.on_rate_limited(start, None, &rules);
-        assert!(!health.is_due(start + Duration::from_secs(29)));
-        assert!(health.is_due(start + Duration::from_secs(30)));
+        breaker.on_rate_limited(start, None, &rules);
+        assert!(!breaker.is_due(start + Duration::from_secs(29)));
+        assert!(breaker.is_due(start + Duration::from_secs(30)));
     }
 
     #[test]
     fn breaker_opens_half_opens_and_closes() {
         let rules = BreakerRules { failures_to_open: 3, cooldown: 10 * SECOND, ..BreakerRules::default() };
         let start = Instant::now();
-        let mut health = SourceHealth::new(SECOND);
-        assert_eq!(health.on_failure(start, &rules), None);
-        assert_eq!(health.on_failure(start, &rules), None);
-        assert_eq!(health.on_failure(start, &rules), Some(Transition::Opened { cooldown: 10 * SECOND }));
-        assert!(!health.is_due(start + 9 * SECOND));
-        assert!(health.is_due(start + 10 * SECOND));
-        assert_eq!(health.state(), BreakerState::HalfOpen { cooldown: 10 * SECOND });
-        assert_eq!(health.on_success(), Some(Transition::Closed));
-        assert_eq!(health.state(), BreakerState::Closed);
-        assert_eq!(health.on_success(), None);
+        let mut breaker = SourceBreaker::new(SECOND);
+        assert_eq!(breaker.on_failure(start, &rules), None);
+        assert_eq!(breaker.on_failure(start, &rules), None);
+        assert_eq!(breaker.on_failure(start, &rules), Some(Transition::Opened { cooldown: 10 * SECOND }));
+        assert!(!breaker.is_due(start + 9 * SECOND));
+        assert!(breaker.is_due(start + 10 * SECOND));
+        assert_eq!(breaker.state(), BreakerState::HalfOpen { cooldown: 10 * SECOND });
+        assert_eq!(breaker.on_success(), Some(Transition::Closed));
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert_eq!(breaker.on_success(), None);
     }
 
     #[test]
@@ -176,13 +177,13 @@ mod tests {
             ..Default::default()
         };
         let start = Instant::now();
-        let mut health = SourceHealth::new(SECOND);
-        health.on_failure(start, &rules);
+        let mut breaker = SourceBreaker::new(SECOND);
+        breaker.on_failure(start, &rules);
         let mut now = start + 100 * SECOND;
-        assert!(health.is_due(now));
-        assert_eq!(health.on_failure(now, &rules), Some(Transition::Opened { cooldown: 200 * SECOND }));
+        assert!(breaker.is_due(now));
+        assert_eq!(breaker.on_failure(now, &rules), Some(Transition::Opened { cooldown: 200 * SECOND }));
         now += 200 * SECOND;
-        assert!(health.is_due(now));
-        assert_eq!(health.on_failure(now, &rules), Some(Transition::Opened { cooldown: 300 * SECOND }));
+        assert!(breaker.is_due(now));
+        assert_eq!(breaker.on_failure(now, &rules), Some(Transition::Opened { cooldown: 300 * SECOND }));
     }
 }

@@ -90,13 +90,13 @@ impl FetchError {
 
 /// Sends ticker requests with one shared connection pool.
 #[derive(Debug, Clone)]
-pub struct Poller {
+pub struct Fetcher {
     client: reqwest::Client,
     timeout: Duration,
     plaintext: Plaintext,
 }
 
-impl Poller {
+impl Fetcher {
     pub fn new(timeout: Duration, plaintext: Plaintext) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("btc-price-publisher/", env!("CARGO_PKG_VERSION")))

@@ -1,0 +1,121 @@
+//! Applying one batch of delivered ticks to the aggregate: pure (no NATS, no metrics, no clock),
+//! so the consumer loop in [`crate::follow`] only moves data in and out of it.
+
+use btc_common::PriceState;
+use chrono::{DateTime, Utc};
+
+use crate::state::{Aggregate, TickOutcome};
+
+/// One tick as the stream delivered it, with the span its processing belongs to.
+pub struct Delivered<'a> {
+    pub sequence: u64,
+    /// Messages the consumer still had pending after this one.
+    pub pending: u64,
+    /// When the stream stored it: ticks are judged by this, never by this host's clock.
+    pub stored_at: DateTime<Utc>,
+    pub payload: &'a [u8],
+    pub span: tracing::Span,
+}
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct BatchApplied {
+    /// What became of each tick, in order.
+    pub outcomes: Vec<TickOutcome>,
+    /// The consumer's pending count after the batch's last tick.
+    pub pending: Option<u64>,
+    /// The state to write, when the batch moved the aggregate forward and there is a tick.
+    pub state: Option<PriceState>,
+    /// The span of the batch's newest tick: the state write belongs to its trace.
+    pub newest_span: Option<tracing::Span>,
+}
+
+/// Applies every tick of a batch in order, each inside its own span.
+pub fn apply_batch<'a>(aggregate: &mut Aggregate, batch: impl IntoIterator<Item = Delivered<'a>>) -> BatchApplied {
+    let before = aggregate.applied_sequence();
+    let mut applied = BatchApplied::default();
+    for tick in batch {
+        let outcome = tick.span.in_scope(|| aggregate.ingest(tick.sequence, tick.payload, tick.stored_at));
+        applied.outcomes.push(outcome);
+        applied.pending = Some(tick.pending);
+        applied.newest_span = Some(tick.span);
+    }
+    // Only a batch that moved the position needs a write; one of redeliveries changes nothing.
+    applied.state = aggregate.state().filter(|_| aggregate.applied_sequence() > before);
+    applied
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::state::WindowRules;
+    use crate::window::Applied;
+
+    const RULES: WindowRules = WindowRules {
+        window: Duration::from_secs(600),
+        max_hold: Duration::from_secs(5),
+        max_clock_skew: Duration::from_secs(60),
+    };
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().expect("valid time")
+    }
+
+    fn tick(seconds: i64, price: f64) -> Vec<u8> {
+        format!(
+            r#"{{"schema_version":1,"pair":"BTC-USD","time":"{}","price":{price},
+            "dispersion":{{"low":{price},"high":{price},"std_dev":0,"used":3}},"sources":[]}}"#,
+            at(seconds).to_rfc3339()
+        )
+        .into_bytes()
+    }
+
+    fn delivered(sequence: u64, pending: u64, seconds: i64, payload: &[u8]) -> Delivered<'_> {
+        Delivered { sequence, pending, stored_at: at(seconds), payload, span: tracing::Span::none() }
+    }
+
+    #[test]
+    fn a_batch_is_applied_in_order_and_yields_the_state_to_write() {
+        let (a, b) = (tick(0, 100.0), tick(1, 102.0));
+        let mut aggregate = Aggregate::new(RULES);
+        let applied = apply_batch(&mut aggregate, [delivered(1, 1, 0, &a), delivered(2, 0, 1, &b)]);
+        assert_eq!(applied.outcomes, [TickOutcome::Applied(Applied::Appended); 2]);
+        assert_eq!(applied.pending, Some(0));
+        let state = applied.state.expect("a state to write");
+        assert_eq!(state.latest.price, 102.0);
+        assert_eq!(aggregate.applied_sequence(), 2);
+        assert!(applied.newest_span.is_some());
+    }
+
+    #[test]
+    fn a_batch_of_redeliveries_writes_nothing() {
+        let a = tick(0, 100.0);
+        let mut aggregate = Aggregate::new(RULES);
+        apply_batch(&mut aggregate, [delivered(1, 0, 0, &a)]);
+        let applied = apply_batch(&mut aggregate, [delivered(1, 0, 0, &a)]);
+        assert_eq!(applied.outcomes, [TickOutcome::AlreadyApplied]);
+        assert!(applied.state.is_none());
+    }
+
+    #[test]
+    fn invalid_and_future_ticks_are_counted_and_skipped_but_move_the_position() {
+        let (bad, future) = (b"not a tick".to_vec(), tick(120, 100.0));
+        let mut aggregate = Aggregate::new(RULES);
+        let applied = apply_batch(&mut aggregate, [delivered(1, 1, 0, &bad), delivered(2, 0, 0, &future)]);
+        assert_eq!(applied.outcomes, [TickOutcome::Invalid, TickOutcome::Future]);
+        // No tick yet, so nothing to write, but neither is read again.
+        assert!(applied.state.is_none());
+        assert_eq!(aggregate.applied_sequence(), 2);
+    }
+
+    #[test]
+    fn an_empty_batch_changes_nothing() {
+        let mut aggregate = Aggregate::new(RULES);
+        let applied = apply_batch(&mut aggregate, []);
+        assert!(applied.outcomes.is_empty() && applied.pending.is_none() && applied.state.is_none());
+    }
+}

@@ -1,0 +1,69 @@
+//! The one route table: every path an app serves, for the router, the metrics' bounded `route`
+//! label and the spans' `http.route`.
+//!
+//! The API's own paths are read from its poem-openapi description (the `#[oai(path)]` attributes
+//! are their only spelling); the spec and Swagger UI paths are the constants here.
+
+use std::sync::OnceLock;
+
+use poem_openapi::OpenApi;
+
+use crate::api::{bitcoin::BitcoinApi, probes::ProbesApi, rest::RestApi};
+use crate::server::App;
+
+/// The spec, as JSON.
+pub const SPEC_JSON: &str = "/openapi.json";
+/// The spec, as YAML.
+pub const SPEC_YAML: &str = "/openapi.yaml";
+/// Swagger UI: this page and the assets under it.
+pub const DOCS: &str = "/docs";
+
+/// True for Swagger UI's page and its assets.
+pub fn is_docs_ui(path: &str) -> bool {
+    path.strip_prefix(DOCS).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// True for the spec and Swagger UI paths, served by every app beside its API.
+pub fn is_docs(path: &str) -> bool {
+    path == SPEC_JSON || path == SPEC_YAML || is_docs_ui(path)
+}
+
+/// The exact paths `app` serves: its API's, then the spec's (Swagger UI's assets are not listed:
+/// they are matched by [`is_docs_ui`]).
+pub fn of(app: App) -> &'static [&'static str] {
+    static BITCOIN_API: OnceLock<Vec<&'static str>> = OnceLock::new();
+    static REST_API: OnceLock<Vec<&'static str>> = OnceLock::new();
+    match app {
+        App::BitcoinApi => BITCOIN_API.get_or_init(|| table(<(BitcoinApi, ProbesApi)>::meta())),
+        App::RestApi => REST_API.get_or_init(|| table(<(RestApi, ProbesApi)>::meta())),
+    }
+}
+
+/// The API's paths and the spec's. Built once per app and kept for the process's life, so the
+/// labels can be `&'static`.
+fn table(apis: Vec<poem_openapi::registry::MetaApi>) -> Vec<&'static str> {
+    let api_paths = apis.into_iter().flat_map(|api| api.paths).map(|path| &*Box::leak(path.path.into_boxed_str()));
+    api_paths.chain([SPEC_JSON, SPEC_YAML]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_app_lists_its_api_and_spec_paths() {
+        let mut bitcoin = of(App::BitcoinApi).to_vec();
+        bitcoin.sort_unstable();
+        assert_eq!(bitcoin, ["/btc/USD", "/btc/average", "/liveness", "/openapi.json", "/openapi.yaml", "/readiness"]);
+        let mut rest = of(App::RestApi).to_vec();
+        rest.sort_unstable();
+        assert_eq!(rest, ["/", "/liveness", "/openapi.json", "/openapi.yaml", "/readiness"]);
+    }
+
+    #[test]
+    fn swagger_ui_is_its_page_and_what_is_under_it_only() {
+        assert!(is_docs_ui("/docs") && is_docs_ui("/docs/") && is_docs_ui("/docs/index.css"));
+        assert!(!is_docs_ui("/docsx") && !is_docs_ui("/doc"));
+        assert!(is_docs("/openapi.json") && is_docs("/openapi.yaml") && !is_docs("/btc/USD"));
+    }
+}
