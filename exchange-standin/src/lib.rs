@@ -9,100 +9,24 @@
 use std::fmt;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use poem::http::{Method, StatusCode, header};
+use poem::Server;
 use poem::listener::TcpAcceptor;
-use poem::{Endpoint, Request, Response, Server};
 use tokio::sync::watch;
 
 mod bodies;
 mod demo;
+mod endpoint;
+mod venue;
 
 pub use bodies::HOSTILE_TEXT;
 use demo::XorShift;
 pub use demo::{DemoConfig, run, shutdown_signal};
-
-/// Venues, same names as the publisher's `SOURCES` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Venue {
-    Coinbase,
-    Kraken,
-    Bitstamp,
-    Gemini,
-    Bitfinex,
-    BinanceUs,
-    Cexio,
-    Coingecko,
-}
-
-impl Venue {
-    pub const ALL: [Venue; 8] = [
-        Venue::Coinbase,
-        Venue::Kraken,
-        Venue::Bitstamp,
-        Venue::Gemini,
-        Venue::Bitfinex,
-        Venue::BinanceUs,
-        Venue::Cexio,
-        Venue::Coingecko,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Venue::Coinbase => "coinbase",
-            Venue::Kraken => "kraken",
-            Venue::Bitstamp => "bitstamp",
-            Venue::Gemini => "gemini",
-            Venue::Bitfinex => "bitfinex",
-            Venue::BinanceUs => "binanceus",
-            Venue::Cexio => "cexio",
-            Venue::Coingecko => "coingecko",
-        }
-    }
-
-    /// The route the stand-in serves, without the query (which is ignored).
-    pub fn path(self) -> &'static str {
-        match self {
-            Venue::Coinbase => "/v2/prices/BTC-USD/spot",
-            Venue::Kraken => "/0/public/Ticker",
-            Venue::Bitstamp => "/api/v2/ticker/btcusd/",
-            Venue::Gemini => "/v1/pubticker/btcusd",
-            Venue::Bitfinex => "/v2/ticker/tBTCUSD",
-            Venue::BinanceUs => "/api/v3/ticker/price",
-            Venue::Cexio => "/api/last_price/BTC/USD",
-            Venue::Coingecko => "/api/v3/simple/price",
-        }
-    }
-
-    /// The price as this venue shows it: rounded to its tick (Bitstamp whole dollars, Kraken and
-    /// cex.io 0.1, Coinbase, Gemini, Binance.US and CoinGecko cents, Bitfinex five significant
-    /// digits). Tests compare what the publisher read against this, not against the set price.
-    pub fn quoted(self, price: f64) -> f64 {
-        bodies::round_to(price, bodies::decimals(self, price))
-    }
-}
-
-impl fmt::Display for Venue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Venue {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let wanted = text.trim().to_ascii_lowercase();
-        Venue::ALL.into_iter().find(|venue| venue.name() == wanted).ok_or_else(|| {
-            let known: Vec<&str> = Venue::ALL.iter().map(|v| v.name()).collect();
-            format!("unknown venue {text:?}; known venues: {}", known.join(", "))
-        })
-    }
-}
+use endpoint::VenueEndpoint;
+pub use venue::Venue;
 
 /// How the stand-in answers the next requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +74,7 @@ pub enum Behaviour {
 pub const BINANCE_WEIGHT_LIMIT: u32 = 1200;
 
 /// State shared by the handle and the server task.
-struct Shared {
+pub(crate) struct Shared {
     venue: Venue,
     price_bits: AtomicU64,
     noise_bits: AtomicU64,
@@ -191,7 +115,7 @@ impl Shared {
 }
 
 /// Counts a request as active while it lives, so a cancelled request is counted out too.
-struct Active<'a>(&'a Shared);
+pub(crate) struct Active<'a>(&'a Shared);
 
 impl<'a> Active<'a> {
     fn enter(shared: &'a Shared) -> Self {
@@ -330,130 +254,4 @@ fn stopped(shutdown: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 
         // An error means the sender is gone, which is a shutdown too.
         let _ = receiver.wait_for(|stop| *stop).await;
     }
-}
-
-struct VenueEndpoint {
-    shared: Arc<Shared>,
-}
-
-impl Endpoint for VenueEndpoint {
-    type Output = Response;
-
-    async fn call(&self, request: Request) -> poem::Result<Response> {
-        let shared = &self.shared;
-        let count = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        let _active = Active::enter(shared);
-        let venue = shared.venue;
-        tracing::debug!(venue = venue.name(), uri = %request.uri(), count, "request");
-        if request.uri().path() != venue.path() {
-            return Ok(Response::builder().status(StatusCode::NOT_FOUND).body("not found"));
-        }
-        if request.method() != Method::GET && request.method() != Method::HEAD {
-            return Ok(Response::builder().status(StatusCode::METHOD_NOT_ALLOWED).body("method not allowed"));
-        }
-        let weight = shared.spend_weight(since_epoch());
-        let mut behaviour = shared.behaviour.subscribe();
-        let mut shutdown = shared.shutdown.subscribe();
-        loop {
-            let current = behaviour.borrow_and_update().clone();
-            match current {
-                Behaviour::Hang => {}
-                Behaviour::Delayed { delay_ms } => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {
-                            return Ok(with_weight(venue, weight, &current, answer(shared, &Behaviour::Normal)));
-                        }
-                        _ = shutdown.wait_for(|stop| *stop) => break,
-                    }
-                }
-                _ => return Ok(with_weight(venue, weight, &current, answer(shared, &current))),
-            }
-            tokio::select! {
-                changed = behaviour.changed() => if changed.is_err() { break },
-                _ = shutdown.wait_for(|stop| *stop) => break,
-            }
-        }
-        Ok(Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("stand-in shutting down"))
-    }
-}
-
-fn since_epoch() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
-}
-
-/// Binance.US reports the weight used this minute on every answer, in the current header and in
-/// the older one without the interval.
-fn with_weight(venue: Venue, own: u32, behaviour: &Behaviour, mut response: Response) -> Response {
-    if venue != Venue::BinanceUs {
-        return response;
-    }
-    let used = match behaviour {
-        Behaviour::UsedWeight(used) => *used,
-        Behaviour::ThrottledIn200 => BINANCE_WEIGHT_LIMIT,
-        _ => own,
-    };
-    for name in ["x-mbx-used-weight-1m", "x-mbx-used-weight"] {
-        response.headers_mut().insert(name, header::HeaderValue::from(used));
-    }
-    response
-}
-
-fn answer(shared: &Shared, behaviour: &Behaviour) -> Response {
-    let venue = shared.venue;
-    let now = since_epoch();
-    let price = shared.price_now();
-    let (status, body) = match behaviour {
-        Behaviour::Normal | Behaviour::Hang | Behaviour::Delayed { .. } | Behaviour::UsedWeight(_) => {
-            (200, bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now))
-        }
-        Behaviour::RawPrice(raw) => (200, bodies::ticker(venue, price, Some(raw), now)),
-        Behaviour::MissingField => (200, bodies::ticker(venue, price, None, now)),
-        Behaviour::Garbage => {
-            // Half a real answer, as a connection cut mid-body delivers it.
-            let mut whole = bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now).into_bytes();
-            whole.truncate(whole.len() / 2);
-            return json_response(StatusCode::OK, whole);
-        }
-        Behaviour::SlowBody { byte_every_ms } => {
-            let whole = bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now).into_bytes();
-            let (mut writer, reader) = tokio::io::duplex(64);
-            let pause = std::time::Duration::from_millis(*byte_every_ms);
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                for byte in whole {
-                    tokio::time::sleep(pause).await;
-                    if writer.write_all(&[byte]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            return Response::builder()
-                .status(StatusCode::OK)
-                .content_type("application/json")
-                .body(poem::Body::from_async_read(reader));
-        }
-        Behaviour::Status(status) => (*status, bodies::error(venue, *status)),
-        Behaviour::RateLimited { .. } => (429, bodies::error(venue, 429)),
-        Behaviour::ExchangeError => bodies::exchange_error(venue),
-        Behaviour::ThrottledIn200 => bodies::throttled(venue, price, now),
-        Behaviour::HugeError { body_bytes } => (200, bodies::huge_error(venue, *body_bytes)),
-        Behaviour::Redirect { status, location } => {
-            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND);
-            let mut response = Response::builder().status(status).body(format!("moved to {location}"));
-            if let Ok(value) = header::HeaderValue::from_str(location) {
-                response.headers_mut().insert(header::LOCATION, value);
-            }
-            return response;
-        }
-    };
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, body.into_bytes());
-    if let Behaviour::RateLimited { retry_after_secs } = behaviour {
-        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_secs));
-    }
-    response
-}
-
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    Response::builder().status(status).content_type("application/json").body(body)
 }
