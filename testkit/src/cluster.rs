@@ -90,6 +90,7 @@ impl NatsCluster {
         let node = &mut self.nodes[index];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("node log");
         let ports_dir = node.store.with_extension("ports");
+        std::fs::create_dir_all(&ports_dir).expect("ports file dir");
         let child = Command::new(nats_server_binary())
             .arg("-c")
             .arg(&node.config)

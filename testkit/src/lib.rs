@@ -83,6 +83,7 @@ impl NatsServer {
             None => ("-1".to_string(), "-1".to_string()),
         };
         let ports_dir = self.store.path().join("ports");
+        std::fs::create_dir_all(&ports_dir).expect("ports file dir");
         let child = command
             .args(["-js", "-a", "127.0.0.1", "-p", &client, "-m", &monitor, "-sd"])
             .arg(self.store.path())

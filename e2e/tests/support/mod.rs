@@ -153,7 +153,7 @@ impl Pipeline {
         service
     }
 
-    /// Starts a frontend on a free loopback port and returns its base URL.
+    /// Starts a frontend on loopback port 0 and returns its base URL (the port it was given).
     pub async fn start_frontend(&self, app: App) -> (String, Service) {
         self.start_frontend_with(app, &[]).await
     }
