@@ -116,10 +116,12 @@ start aggregator env OPS_ADDR="$AGGREGATOR_OPS_ADDR" $(as_user aggregator) "$bin
 start bitcoin-api env LISTEN_ADDR="$BITCOIN_API_ADDR" OPS_ADDR="$BITCOIN_API_OPS_ADDR" $(as_user frontend) "$bin/bitcoin-api"
 # rest-api needs no NATS: its `/` answers from nothing.
 start rest-api env LISTEN_ADDR="$REST_API_ADDR" OPS_ADDR="$REST_API_OPS_ADDR" "$bin/rest-api"
-# The address in field $2 of service $1's `listening` line (text logs, colours stripped).
+# The address in field $2 of service $1's `listening` line (text logs, colours stripped; poem's own
+# `listening addr=socket://...` lines have no address of this form and are skipped).
+address_in() { sed 's/\x1b\[[0-9;]*m//g' "$logs/$1.log" | grep "listening" | grep -m1 -o " $2=[0-9][^ ]*"; }
 listening() {
-  wait_until "$1 to listen" grep -q "listening" "$logs/$1.log"
-  sed 's/\x1b\[[0-9;]*m//g' "$logs/$1.log" | grep -m1 "listening" | grep -o " $2=[^ ]*" | cut -d= -f2
+  wait_until "$1 to listen" address_in "$1" "$2"
+  address_in "$1" "$2" | cut -d= -f2
 }
 PUBLISHER_OPS_ADDR=$(listening publisher ops_addr)
 AGGREGATOR_OPS_ADDR=$(listening aggregator ops_addr)
