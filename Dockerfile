@@ -34,7 +34,8 @@ ARG TARGET=x86_64-unknown-linux-gnu
 ARG CARGO_AUDITABLE_VERSION=0.7.7
 RUN cargo install --locked "cargo-auditable@${CARGO_AUDITABLE_VERSION}"
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
-COPY common/Cargo.toml common/
+COPY contract/Cargo.toml contract/
+COPY runtime/Cargo.toml runtime/
 COPY publisher/Cargo.toml publisher/
 COPY aggregator/Cargo.toml aggregator/
 COPY frontend/Cargo.toml frontend/
@@ -43,7 +44,7 @@ COPY testkit/Cargo.toml testkit/
 COPY e2e/Cargo.toml e2e/
 COPY bench/Cargo.toml bench/
 # Empty crates with the real manifests: compiles every dependency once, for this layer's cache.
-RUN for crate in common publisher aggregator frontend exchange-standin testkit e2e bench; do \
+RUN for crate in contract runtime publisher aggregator frontend exchange-standin testkit e2e bench; do \
       mkdir -p "$crate/src" && echo "" > "$crate/src/lib.rs"; \
     done \
  && for bin in ceiling poem_floor pipeline; do echo "fn main() {}" > "bench/src/$bin.rs"; done \
@@ -54,12 +55,13 @@ RUN for crate in common publisher aggregator frontend exchange-standin testkit e
 # the dependency layer, so a new commit does not rebuild the dependencies. (`make image` builds on the
 # host, from the checkout, and needs none of this.)
 ARG BTC_GIT_COMMIT=""
-COPY common common
+COPY contract contract
+COPY runtime runtime
 COPY publisher publisher
 COPY aggregator aggregator
 COPY frontend frontend
 # Touch the sources so cargo rebuilds them over the empty crates of the cached layer.
-RUN find common publisher aggregator frontend -name '*.rs' -exec touch {} + \
+RUN find contract runtime publisher aggregator frontend -name '*.rs' -exec touch {} + \
  && cargo auditable build --release --locked --target "$TARGET" --bins -p publisher -p aggregator -p frontend \
  && mkdir -p /out \
  && cp "target/$TARGET/release/publisher" "target/$TARGET/release/aggregator" \

@@ -35,12 +35,12 @@ lint:
 
 # The end-to-end tests run the real binaries too, so they are built first.
 test-rust:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace
 
 # Long fault tests (a 3-node JetStream cluster with kill -9 and SIGSTOP of the stream leader).
 test-faults:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test -p e2e-tests --test cluster_faults -- --ignored
 
 test-observability:

@@ -21,15 +21,15 @@ WRK_THREADS=${WRK_THREADS:-2}
 ./scripts/install-tools.sh >/dev/null 2>&1
 cargo build --release --bins -p publisher -p aggregator -p frontend -p exchange-standin -p bench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Every port is picked by the system and read back: the stack's from $RUN_DIR/addresses.env
+# (run-stack.sh), the reference servers' from their `listening addr=...` line.
 export RUN_DIR; RUN_DIR=$(mktemp -d)
-export NATS_PORT; NATS_PORT=$(free_port)
-export NATS_MONITOR_PORT; NATS_MONITOR_PORT=$(free_port)
-export BITCOIN_API_ADDR="127.0.0.1:$(free_port)" REST_API_ADDR="127.0.0.1:$(free_port)"
-export PUBLISHER_OPS_ADDR="127.0.0.1:$(free_port)" AGGREGATOR_OPS_ADDR="127.0.0.1:$(free_port)"
-export BITCOIN_API_OPS_ADDR="127.0.0.1:$(free_port)" REST_API_OPS_ADDR="127.0.0.1:$(free_port)"
-export STANDIN_BASE_PORT=0 DEMO=1 PROFILE=release RUST_LOG=warn
-CEILING_ADDR="127.0.0.1:$(free_port)" POEM_ADDR="127.0.0.1:$(free_port)" OPENAPI_ADDR="127.0.0.1:$(free_port)"
+export NATS_PORT=-1 NATS_MONITOR_PORT=-1
+export BITCOIN_API_ADDR=127.0.0.1:0 REST_API_ADDR=127.0.0.1:0
+export PUBLISHER_OPS_ADDR=127.0.0.1:0 AGGREGATOR_OPS_ADDR=127.0.0.1:0
+export BITCOIN_API_OPS_ADDR=127.0.0.1:0 REST_API_OPS_ADDR=127.0.0.1:0
+# Quiet, but for the `listening` lines that say which ports the services were given.
+export STANDIN_BASE_PORT=0 DEMO=1 PROFILE=release RUST_LOG=warn,publisher=info,aggregator=info,frontend::server=info
 
 setsid ./scripts/run-stack.sh >"$RUN_DIR/run.out" 2>&1 &
 runner=$!
@@ -41,13 +41,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+until [ -s "$RUN_DIR/addresses.env" ]; do sleep 0.2; done
+# shellcheck disable=SC1091 # written by run-stack.sh
+. "$RUN_DIR/addresses.env"
 until curl -sf "http://$BITCOIN_API_ADDR/btc/USD" -o "$RUN_DIR/body.json"; do sleep 0.2; done
-target/release/ceiling "$CEILING_ADDR" "$RUN_DIR/body.json" &
-references+=($!)
-target/release/poem-floor "$POEM_ADDR" "$RUN_DIR/body.json" &
-references+=($!)
-target/release/poem-floor --openapi "$OPENAPI_ADDR" "$RUN_DIR/body.json" &
-references+=($!)
+reference() { # variable, name, command...: starts a reference server on port 0, sets the variable to its address
+  local variable=$1 name=$2; shift 2
+  "$@" 127.0.0.1:0 "$RUN_DIR/body.json" >"$RUN_DIR/$name.out" 2>&1 &
+  references+=($!)
+  until grep -q "^listening addr=" "$RUN_DIR/$name.out"; do sleep 0.1; done
+  printf -v "$variable" '%s' "$(sed -n 's/^listening addr=//p' "$RUN_DIR/$name.out" | head -n 1)"
+}
+reference CEILING_ADDR ceiling target/release/ceiling
+reference POEM_ADDR poem-floor target/release/poem-floor
+reference OPENAPI_ADDR poem-openapi-floor target/release/poem-floor --openapi
 for addr in "$CEILING_ADDR" "$POEM_ADDR" "$OPENAPI_ADDR"; do
   until curl -sf "http://$addr/" >/dev/null; do sleep 0.1; done
 done

@@ -7,6 +7,9 @@
 # Settings (environment): PROFILE=debug|release, RUN_DIR, NATS_PORT, NATS_MONITOR_PORT,
 # BITCOIN_API_ADDR, REST_API_ADDR, PUBLISHER_OPS_ADDR, AGGREGATOR_OPS_ADDR, BITCOIN_API_OPS_ADDR,
 # REST_API_OPS_ADDR, STANDIN_BASE_PORT, plus every service variable (SOURCES, ...).
+# Port 0 in an address (-1 for the NATS ports) lets the system pick: the bound addresses are read
+# back (nats-server's ports file, each service's `listening` log line) and written to
+# $RUN_DIR/addresses.env, which scripts that drive the stack source (test-run-stack.sh, bench/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,7 +68,7 @@ wait_until() { # description, command...
 # NATS users and permissions as in the chart (deploy/local/nats-auth.conf is generated from
 # Helm/nats-values.yaml); fresh random passwords each run, given to the services as files (as the
 # chart mounts its Secret). NATS_AUTH=0 runs without them.
-nats_args=(-js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$RUN_DIR/jetstream")
+nats_args=(-js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$RUN_DIR/jetstream" --ports_file_dir "$RUN_DIR")
 secrets=$RUN_DIR/secrets
 if [ "${NATS_AUTH:-1}" = 1 ]; then
   mkdir -p "$secrets" && chmod 700 "$secrets"
@@ -83,6 +86,11 @@ as_user() { # role: prints NATS_USER=... NATS_PASSWORD_FILE=... for env(1)
   fi
 }
 start nats-server .tools/bin/nats-server "${nats_args[@]}"
+ports_file="$RUN_DIR/nats-server_${pids[-1]}.ports"
+wait_until "nats-server's ports file" test -s "$ports_file"
+port_of() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]][0].rsplit(":", 1)[1])' "$ports_file" "$1"; }
+NATS_PORT=$(port_of nats)
+NATS_MONITOR_PORT=$(port_of monitoring)
 wait_until "nats-server" curl -sf "http://127.0.0.1:$NATS_MONITOR_PORT/healthz"
 export NATS_URL="nats://127.0.0.1:$NATS_PORT"
 
@@ -111,8 +119,33 @@ start aggregator env OPS_ADDR="$AGGREGATOR_OPS_ADDR" $(as_user aggregator) "$bin
 start bitcoin-api env LISTEN_ADDR="$BITCOIN_API_ADDR" OPS_ADDR="$BITCOIN_API_OPS_ADDR" $(as_user frontend) "$bin/bitcoin-api"
 # rest-api needs no NATS: its `/` answers from nothing.
 start rest-api env LISTEN_ADDR="$REST_API_ADDR" OPS_ADDR="$REST_API_OPS_ADDR" "$bin/rest-api"
+# The address in field $2 of service $1's `listening` line (text logs, colours stripped; poem's own
+# `listening addr=socket://...` lines have no address of this form and are skipped).
+address_in() { sed 's/\x1b\[[0-9;]*m//g' "$logs/$1.log" | grep "listening" | grep -m1 -o " $2=[0-9][^ ]*"; }
+listening() {
+  wait_until "$1 to listen" address_in "$1" "$2"
+  address_in "$1" "$2" | cut -d= -f2
+}
+PUBLISHER_OPS_ADDR=$(listening publisher ops_addr)
+AGGREGATOR_OPS_ADDR=$(listening aggregator ops_addr)
+BITCOIN_API_ADDR=$(listening bitcoin-api addr)
+BITCOIN_API_OPS_ADDR=$(listening bitcoin-api ops_addr)
+REST_API_ADDR=$(listening rest-api addr)
+REST_API_OPS_ADDR=$(listening rest-api ops_addr)
 wait_until "bitcoin-api" curl -sf "http://$BITCOIN_API_ADDR/liveness"
 wait_until "rest-api" curl -sf "http://$REST_API_ADDR/liveness"
+cat >"$RUN_DIR/addresses.env.tmp" <<ENV
+NATS_URL=$NATS_URL
+NATS_PORT=$NATS_PORT
+NATS_MONITOR_PORT=$NATS_MONITOR_PORT
+PUBLISHER_OPS_ADDR=$PUBLISHER_OPS_ADDR
+AGGREGATOR_OPS_ADDR=$AGGREGATOR_OPS_ADDR
+BITCOIN_API_ADDR=$BITCOIN_API_ADDR
+BITCOIN_API_OPS_ADDR=$BITCOIN_API_OPS_ADDR
+REST_API_ADDR=$REST_API_ADDR
+REST_API_OPS_ADDR=$REST_API_OPS_ADDR
+ENV
+mv "$RUN_DIR/addresses.env.tmp" "$RUN_DIR/addresses.env"
 
 cat <<TXT
 The stack is up$([ "$DEMO" = 1 ] && echo " (demo: prices from local exchange stand-ins)").

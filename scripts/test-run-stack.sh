@@ -1,23 +1,18 @@
 #!/usr/bin/env bash
 # Why: make demo is what a newcomer runs first; this proves it shows prices and stops cleanly.
-# Checks `make demo` end to end as a newcomer would use it: the script starts the stack on spare
-# ports, curl sees a price from several sources, an average, rest-api's OK and Swagger UI; then
+# Checks `make demo` end to end as a newcomer would use it: the script starts the stack on ports
+# the system picks (read back from $RUN_DIR/addresses.env), curl sees a price from several sources, an average, rest-api's OK and Swagger UI; then
 # SIGINT stops every process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The build comes first, outside the deadline: a compile on a loaded machine is not a slow start.
 BUILD_ONLY=1 ./scripts/run-stack.sh
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export RUN_DIR; RUN_DIR=$(mktemp -d)
-export NATS_PORT; NATS_PORT=$(free_port)
-export NATS_MONITOR_PORT; NATS_MONITOR_PORT=$(free_port)
-export BITCOIN_API_ADDR="127.0.0.1:$(free_port)"
-export REST_API_ADDR="127.0.0.1:$(free_port)"
-export PUBLISHER_OPS_ADDR="127.0.0.1:$(free_port)"
-export AGGREGATOR_OPS_ADDR="127.0.0.1:$(free_port)"
-export BITCOIN_API_OPS_ADDR="127.0.0.1:$(free_port)"
-export REST_API_OPS_ADDR="127.0.0.1:$(free_port)"
+export NATS_PORT=-1 NATS_MONITOR_PORT=-1
+export BITCOIN_API_ADDR=127.0.0.1:0 REST_API_ADDR=127.0.0.1:0
+export PUBLISHER_OPS_ADDR=127.0.0.1:0 AGGREGATOR_OPS_ADDR=127.0.0.1:0
+export BITCOIN_API_OPS_ADDR=127.0.0.1:0 REST_API_OPS_ADDR=127.0.0.1:0
 export STANDIN_BASE_PORT=0 DEMO=1 POLL_INTERVAL=500ms
 
 setsid ./scripts/run-stack.sh >"$RUN_DIR/run.out" 2>&1 &
@@ -25,6 +20,12 @@ runner=$!
 fail() { echo "FAIL: $*" >&2; cat "$RUN_DIR/run.out" >&2; tail -n 20 "$RUN_DIR"/logs/*.log >&2 || true; kill -INT "$runner" 2>/dev/null; exit 1; }
 
 deadline=$((SECONDS + 120))
+until [ -s "$RUN_DIR/addresses.env" ]; do
+  [ $SECONDS -lt $deadline ] || fail "the stack did not report its addresses within 120 s"
+  sleep 0.2
+done
+# shellcheck disable=SC1091 # written by run-stack.sh
+. "$RUN_DIR/addresses.env"
 until price=$(curl -sf "http://$BITCOIN_API_ADDR/btc/USD"); do
   [ $SECONDS -lt $deadline ] || fail "no price from bitcoin-api within 120 s"
   sleep 0.2

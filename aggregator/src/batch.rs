@@ -1,7 +1,7 @@
 //! Applying one batch of delivered ticks to the aggregate: pure (no NATS, no metrics, no clock),
 //! so the consumer loop in [`crate::follow`] only moves data in and out of it.
 
-use btc_common::PriceState;
+use btc_contract::PriceState;
 use chrono::{DateTime, Utc};
 
 use crate::state::{Aggregate, TickOutcome};

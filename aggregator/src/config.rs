@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use btc_common::duration::parse_duration;
-use btc_common::jetstream::StreamArgs;
-use btc_common::names::AGGREGATOR_CONSUMER;
-use btc_common::nats::NatsArgs;
-use btc_common::telemetry::LogArgs;
+use btc_contract::names::AGGREGATOR_CONSUMER;
+use btc_runtime::duration::parse_duration;
+use btc_runtime::jetstream::StreamArgs;
+use btc_runtime::nats::NatsArgs;
+use btc_runtime::telemetry::LogArgs;
 
 use crate::state::WindowRules;
 

@@ -3,7 +3,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum AggregatorError {
     #[error(transparent)]
-    Nats(#[from] btc_common::CommonError),
+    Nats(#[from] btc_runtime::RuntimeError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot read the ticks stream: {0}")]

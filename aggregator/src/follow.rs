@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, stream};
-use btc_common::backoff::Backoff;
-use btc_common::names::{STATE_BUCKET, STATE_KEY, TICK_SUBJECT};
+use btc_contract::names::{STATE_BUCKET, STATE_KEY, TICK_SUBJECT};
+use btc_runtime::backoff::Backoff;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -227,7 +227,7 @@ fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> 
         messaging.nats.stream_sequence = sequence,
     );
     if !span.is_disabled() {
-        btc_common::trace_context::continue_from(&span, message.headers.as_ref());
+        btc_runtime::trace_context::continue_from(&span, message.headers.as_ref());
     }
     span
 }
@@ -236,7 +236,7 @@ fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> 
 /// opened again (and created if it was deleted). Returns true once written.
 pub async fn write_until_done(
     writer: &mut StateWriter,
-    state: &btc_common::PriceState,
+    state: &btc_contract::PriceState,
     shutdown: &CancellationToken,
     metrics: &AggregatorMetrics,
 ) -> bool {

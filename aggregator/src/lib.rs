@@ -18,13 +18,14 @@ pub mod state;
 pub mod window;
 pub mod writer;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, stream};
-use btc_common::backoff::Backoff;
-use btc_common::jetstream::{Provision, retry_until_ready};
-use btc_common::names::TICK_SUBJECT;
-use btc_common::ops::WorkerOps;
+use btc_contract::names::TICK_SUBJECT;
+use btc_runtime::backoff::Backoff;
+use btc_runtime::jetstream::{Provision, retry_until_ready};
+use btc_runtime::ops::WorkerOps;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -42,8 +43,38 @@ const RESYNC_BACKOFF_RESET: std::time::Duration = std::time::Duration::from_secs
 /// landed late is found stored by the retry).
 const STATE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// An aggregator that has started: the bound address of its ops port (the real port when
+/// configured with port 0) and the task that runs it.
+pub struct Running {
+    pub ops_addr: SocketAddr,
+    task: tokio::task::JoinHandle<Result<(), AggregatorError>>,
+}
+
+impl Running {
+    /// Waits until the aggregator has stopped (the batch in flight written and acked, NATS
+    /// flushed, the ops port closed).
+    pub async fn wait(self) -> Result<(), AggregatorError> {
+        match self.task.await {
+            Ok(result) => result,
+            // The task is never aborted, so it ended in a panic: let it go on up.
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    /// Stops the service's task at once, as a crash would (no flush, no ack): for tests.
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
+    }
+}
+
 /// Runs the aggregator until `shutdown` is cancelled.
 pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Result<(), AggregatorError> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Checks the configuration, connects to NATS (in the background: the client keeps retrying),
+/// binds the ops port and starts the aggregator. Logs one `listening` line with `ops_addr`.
+pub async fn start(config: AggregatorConfig, shutdown: CancellationToken) -> Result<Running, AggregatorError> {
     config.validate()?;
     let client = config.nats.connect("aggregator").await?;
     let metrics = Arc::new(AggregatorMetrics::default());
@@ -54,31 +85,55 @@ pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Resul
         "window not rebuilt from the stream yet",
         provision.clone(),
     ));
-    let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
+    let (ops_addr, ops_server) = btc_runtime::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| AggregatorError::Bind { addr: config.ops_addr, source })?;
+    tracing::info!(%ops_addr, "listening");
+    let task = tokio::spawn(async move {
+        aggregate(&config, &client, &metrics, &provision, &ops, &shutdown).await;
+        if let Err(error) = client.flush().await {
+            tracing::warn!(%error, "could not flush NATS on shutdown");
+        }
+        let _ = ops_server.await;
+        tracing::info!("aggregator stopped");
+        Ok(())
+    });
+    Ok(Running { ops_addr, task })
+}
+
+/// Rebuilds the window, then follows the ticks; after whatever stops the consumer, resumes or
+/// rebuilds, until `shutdown`.
+async fn aggregate(
+    config: &AggregatorConfig,
+    client: &async_nats::Client,
+    metrics: &AggregatorMetrics,
+    provision: &Provision,
+    ops: &WorkerOps<AggregatorMetrics>,
+    shutdown: &CancellationToken,
+) {
     let js = jetstream::new(client.clone());
     // The frontends subscribe to the state key's subject, so a write to a deleted bucket gets no
     // "no responders" answer: it waits for its ack until this timeout before the bucket is
     // opened (or created) again.
     let state_js = jetstream::ContextBuilder::new().timeout(STATE_WRITE_TIMEOUT).build(client.clone());
-    let Some(kv) = retry_until_ready("state bucket", &shutdown, || provision.state_bucket(&state_js)).await else {
-        return Ok(());
+    let Some(kv) = retry_until_ready("state bucket", shutdown, || provision.state_bucket(&state_js)).await else {
+        return;
     };
     let mut writer = StateWriter::new(state_js, provision.clone(), kv);
-    let follower = Follower { config: &config, metrics: &metrics, shutdown: &shutdown };
+    let follower = Follower { config, metrics, shutdown };
     let mut aggregate = None;
+    // Resyncs after a consumer stopped: NATS requests, hence the NATS cap.
     let mut backoff = Backoff::NATS;
-    while let Some(stream) = retry_until_ready("ticks stream", &shutdown, || provision.ticks_stream(&js)).await {
+    while let Some(stream) = retry_until_ready("ticks stream", shutdown, || provision.ticks_stream(&js)).await {
         let mut current = match aggregate.take() {
             Some(current) if follow::still_matches(stream.cached_info(), &current) => current,
-            _ => match rebuild_until_done(&stream, &config, &metrics, &shutdown).await {
+            _ => match rebuild_until_done(&stream, config, metrics, shutdown).await {
                 Some(rebuilt) => rebuilt,
                 None => break,
             },
         };
         if let Some(state) = current.state() {
-            write_until_done(&mut writer, &state, &shutdown, &metrics).await;
+            write_until_done(&mut writer, &state, shutdown, metrics).await;
         }
         ops.mark_started();
         let following = std::time::Instant::now();
@@ -89,16 +144,10 @@ pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Resul
         if following.elapsed() > RESYNC_BACKOFF_RESET {
             backoff.reset();
         }
-        if !backoff.wait(&shutdown).await {
+        if !backoff.wait(shutdown).await {
             break;
         }
     }
-    if let Err(error) = client.flush().await {
-        tracing::warn!(%error, "could not flush NATS on shutdown");
-    }
-    let _ = ops_server.await;
-    tracing::info!("aggregator stopped");
-    Ok(())
 }
 
 /// Rebuilds the window from the stream, retrying until it succeeds; `None` on shutdown.
@@ -108,6 +157,7 @@ async fn rebuild_until_done(
     metrics: &AggregatorMetrics,
     shutdown: &CancellationToken,
 ) -> Option<Aggregate> {
+    // Each attempt reads the stream from NATS: the NATS cap.
     let mut backoff = Backoff::NATS;
     loop {
         let started = std::time::Instant::now();

@@ -1,8 +1,8 @@
 //! The aggregator's metrics, served at `/metrics` on its ops port.
 
-use btc_common::metrics::seconds_since;
-use btc_common::metrics::{self, Gauge, IntCounter, IntCounterVec, IntGauge, NatsGauge, Registry};
-use btc_common::ops::ServiceMetrics;
+use btc_runtime::metrics::seconds_since;
+use btc_runtime::metrics::{self, Gauge, IntCounter, IntCounterVec, IntGauge, NatsGauge, Registry};
+use btc_runtime::ops::ServiceMetrics;
 
 use crate::state::{Aggregate, TickOutcome};
 use crate::window::Applied;

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use btc_common::{PriceState, SCHEMA_VERSION, Tick, WindowAverage};
+use btc_contract::{PriceState, SCHEMA_VERSION, Tick, WindowAverage};
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::window::{Applied, Window};

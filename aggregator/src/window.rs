@@ -119,7 +119,7 @@ impl Window {
     }
 
     /// Adds the tick at `time_ms` with `price` USD. The price must be within the contract's
-    /// bounds (`btc_common::MAX_PRICE`), which keeps every sum far inside `i128`.
+    /// bounds (`btc_contract::MAX_PRICE`), which keeps every sum far inside `i128`.
     pub fn apply(&mut self, time_ms: i64, price: f64) -> Applied {
         let price = (price * PRICE_SCALE).round() as i128;
         let outcome = match self.points.back() {

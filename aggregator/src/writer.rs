@@ -1,13 +1,13 @@
 //! Writing the state to KV: compare-and-set on the key's revision, and never a state that stands
 //! before the stored one (`PriceState::position`), so two aggregators writing at once leave one
 //! monotone state. A bucket deleted under it is created again (or waited for, see
-//! [`btc_common::jetstream::WhenMissing`]).
+//! [`btc_runtime::jetstream::WhenMissing`]).
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use async_nats::jetstream::{self};
-use btc_common::PriceState;
-use btc_common::jetstream::Provision;
-use btc_common::names::STATE_KEY;
+use btc_contract::PriceState;
+use btc_contract::names::STATE_KEY;
+use btc_runtime::jetstream::Provision;
 use chrono::{DateTime, Utc};
 
 use crate::error::AggregatorError;

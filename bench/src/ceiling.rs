@@ -23,6 +23,8 @@ async fn main() -> anyhow::Result<()> {
     let addr: SocketAddr = addr.parse()?;
     let body = Bytes::from(std::fs::read(&body_file)?);
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    // The bound address (port 0 picks one): bench/run.sh reads it from this line.
+    println!("listening addr={}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
         let body = body.clone();

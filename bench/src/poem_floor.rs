@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use poem::endpoint::make_sync;
-use poem::listener::TcpListener;
+use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{IntoEndpoint, Response, Route, Server, get};
 use poem_openapi::payload::Binary;
 use poem_openapi::{ApiResponse, OpenApi, OpenApiService};
@@ -40,7 +40,11 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: poem-floor [--openapi] <listen addr> <body file>");
     };
     let body = Bytes::from(std::fs::read(body_file)?);
-    let server = Server::new(TcpListener::bind(addr.as_str()));
+    let acceptor = TcpListener::bind(addr.as_str()).into_acceptor().await?;
+    // The bound address (port 0 picks one): bench/run.sh reads it from this line.
+    let bound = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied());
+    println!("listening addr={}", bound.ok_or_else(|| anyhow::anyhow!("no TCP address bound for {addr}"))?);
+    let server = Server::new_with_acceptor(acceptor);
     if openapi {
         server.run(OpenApiService::new(FixedBody(body), "floor", "1").into_endpoint()).await?;
     } else {

@@ -7,7 +7,7 @@ mod support;
 use std::fmt;
 use std::time::Duration;
 
-use btc_common::names::{self, LEASE_BUCKET, STATE_BUCKET, TICK_SUBJECT, TICKS_STREAM};
+use btc_contract::names::{self, LEASE_BUCKET, STATE_BUCKET, TICK_SUBJECT, TICKS_STREAM};
 use exchange_standin::Venue;
 use frontend::App;
 use futures::StreamExt;
@@ -352,8 +352,8 @@ async fn each_service_runs_with_its_own_user_after_the_setup_step() {
     // The whole pipeline works with least privilege: every service with its own user, its
     // password read from a file.
     let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &frontend_flags.with(&[])).await;
-    let publisher = pipeline.start_publisher(&publisher_flags.with(&[]));
-    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[]));
+    let publisher = pipeline.start_publisher(&publisher_flags.with(&[])).await;
+    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[])).await;
     pipeline
         .wait_for_body(&format!("{api}/btc/USD"), "a price under least privilege", |b| b["price"] == 70_000.0)
         .await;
@@ -402,8 +402,8 @@ async fn a_service_that_may_not_create_waits_for_the_setup_step_and_is_not_ready
     )
     .await;
     let [publisher_flags, aggregator_flags, frontend_flags] = SERVICE_USERS.map(UserFlags::new);
-    let publisher = pipeline.start_publisher(&publisher_flags.with(&[]));
-    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[]));
+    let publisher = pipeline.start_publisher(&publisher_flags.with(&[])).await;
+    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[])).await;
     let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &frontend_flags.with(&[])).await;
 
     // Connected, but nothing to work with: each waits, unready, and says why.

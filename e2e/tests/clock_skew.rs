@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use btc_common::names::{STATE_BUCKET, STATE_KEY};
+use btc_contract::names::{STATE_BUCKET, STATE_KEY};
 use exchange_standin::Venue;
 use support::{DEADLINE, Pipeline};
 use testkit::process::ServiceProcess;
@@ -20,10 +20,9 @@ async fn an_aggregator_whose_clock_runs_two_minutes_behind_applies_every_tick() 
     assert!(Path::new(LIBFAKETIME).exists(), "{LIBFAKETIME} is missing: `make tools` installs Debian's faketime");
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 42_000.0), (Venue::Kraken, 42_000.0), (Venue::Bitstamp, 42_000.0)]).await;
-    let publisher = pipeline.start_publisher(&[]);
+    let publisher = pipeline.start_publisher(&[]).await;
     let url = pipeline.nats.url();
-    let ops = format!("127.0.0.1:{}", testkit::free_port());
-    let args = ["--nats-url", url.as_str(), "--ops-addr", ops.as_str(), "--consumer-name", "aggregator"];
+    let args = ["--nats-url", url.as_str(), "--ops-addr", "127.0.0.1:0", "--consumer-name", "aggregator"];
     let clock_behind = [
         ("LD_PRELOAD", LIBFAKETIME),
         ("FAKETIME", "-120s"),
@@ -31,6 +30,7 @@ async fn an_aggregator_whose_clock_runs_two_minutes_behind_applies_every_tick() 
         ("RUST_LOG", "info"),
     ];
     let aggregator = ServiceProcess::spawn("aggregator", &args, &clock_behind);
+    let ops = aggregator.listening("ops_addr").await;
 
     let js = pipeline.jetstream().await;
     wait_for("10 ticks", DEADLINE, || async { (support::count_ticks(&js).await >= 10).then_some(()) }).await;
@@ -38,7 +38,7 @@ async fn an_aggregator_whose_clock_runs_two_minutes_behind_applies_every_tick() 
     let last = support::read_stored(&js).await.last().map(|m| m.sequence).expect("ticks");
     let kv = wait_for("the state bucket", DEADLINE, || async { js.get_key_value(STATE_BUCKET).await.ok() }).await;
     let state = testkit::poll_every(std::time::Duration::from_millis(25), DEADLINE, || async {
-        let state = btc_common::PriceState::decode(&kv.get(STATE_KEY).await.ok()??).ok()?;
+        let state = btc_contract::PriceState::decode(&kv.get(STATE_KEY).await.ok()??).ok()?;
         (state.stream_sequence == last).then_some(state)
     })
     .await

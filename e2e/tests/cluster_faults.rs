@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use btc_common::jetstream::{StreamArgs, ensure_ticks_stream};
-use btc_common::names::TICKS_STREAM;
-use btc_common::{Dispersion, SCHEMA_VERSION, Tick};
+use btc_contract::names::TICKS_STREAM;
+use btc_contract::{Dispersion, SCHEMA_VERSION, Tick};
+use btc_runtime::jetstream::{StreamArgs, ensure_ticks_stream};
 use chrono::{TimeZone, Utc};
 use testkit::cluster::NatsCluster;
 use testkit::process::ServiceProcess;
-use testkit::{free_port, wait_for};
+use testkit::wait_for;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -42,21 +42,24 @@ async fn stream_leader(js: &jetstream::Context) -> Option<String> {
 async fn acked_ticks_survive_leader_kill_and_pause_exactly_once_and_in_order() {
     let mut cluster = NatsCluster::start(3);
     let urls = cluster.urls();
-    let client = btc_common::nats::NatsArgs::local(urls.clone()).connect("checker").await.expect("client");
+    let client = btc_runtime::nats::NatsArgs::local(urls.clone()).connect("checker").await.expect("client");
     let js = jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(client);
     let args = StreamArgs { replicas: 3, ..StreamArgs::default() };
     wait_for("the R3 ticks stream", DEADLINE, || async { ensure_ticks_stream(&js, &args).await.ok() }).await;
 
     // The real aggregator and bitcoin-api, connected to all three nodes.
-    let api = format!("127.0.0.1:{}", free_port());
-    let ops = format!("127.0.0.1:{}", free_port());
-    let _aggregator =
-        ServiceProcess::spawn("aggregator", &["--nats-url", &urls, "--nats-replicas", "3", "--ops-addr", &ops], &[]);
-    let _api = ServiceProcess::spawn(
-        "bitcoin-api",
-        &["--nats-url", &urls, "--listen-addr", &api, "--ops-addr", "127.0.0.1:0"],
+    let aggregator = ServiceProcess::spawn(
+        "aggregator",
+        &["--nats-url", &urls, "--nats-replicas", "3", "--ops-addr", "127.0.0.1:0"],
         &[],
     );
+    let bitcoin_api = ServiceProcess::spawn(
+        "bitcoin-api",
+        &["--nats-url", &urls, "--listen-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
+        &[],
+    );
+    let ops = aggregator.listening("ops_addr").await;
+    let api = bitcoin_api.listening("addr").await;
 
     // The publisher side: ticks for successive slots, each retried with its Msg-Id until acked.
     let acked: Arc<Mutex<Vec<i64>>> = Arc::default();

@@ -15,8 +15,8 @@ async fn a_nats_outage_serves_the_last_price_then_503_and_recovers_with_no_dupli
     let mut pipeline =
         Pipeline::start(&[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_000.0), (Venue::Bitstamp, 50_000.0)]).await;
     let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--stale-after", "3s"]).await;
-    let _publisher = pipeline.start_publisher(&[]);
-    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _publisher = pipeline.start_publisher(&[]).await;
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
     pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 50_000.0).await;
 
     pipeline.nats.kill();
@@ -59,7 +59,7 @@ async fn a_nats_outage_serves_the_last_price_then_503_and_recovers_with_no_dupli
 async fn ticks_and_the_window_survive_a_nats_restart() {
     let mut pipeline =
         Pipeline::start(&[(Venue::Coinbase, 60_000.0), (Venue::Kraken, 60_000.0), (Venue::Bitstamp, 60_000.0)]).await;
-    let publisher = pipeline.start_publisher(&[]);
+    let publisher = pipeline.start_publisher(&[]).await;
     let js = pipeline.jetstream().await;
     wait_for("10 ticks", DEADLINE, || async { (support::count_ticks(&js).await >= 10).then_some(()) }).await;
     publisher.stop().await;
@@ -71,7 +71,7 @@ async fn ticks_and_the_window_survive_a_nats_restart() {
 
     // A fresh aggregator and frontend rebuild the average from the surviving history.
     let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--stale-after", "1h"]).await;
-    let _aggregator = pipeline.start_aggregator("after-restart");
+    let _aggregator = pipeline.start_aggregator("after-restart").await;
     let average = pipeline
         .wait_for_body(&format!("{api}/btc/average"), "the rebuilt average", |b| b["samples"].as_u64().is_some())
         .await;
@@ -85,8 +85,7 @@ async fn every_binary_exits_0_soon_after_sigterm() {
     let pipeline = Pipeline::start(&[(Venue::Coinbase, 1.0)]).await;
     let url = pipeline.nats.url();
     let urls = exchange_standin::source_urls(&pipeline.stand_ins);
-    let ops = format!("127.0.0.1:{}", testkit::free_port());
-    let listen = format!("127.0.0.1:{}", testkit::free_port());
+    let (ops, listen) = ("127.0.0.1:0", "127.0.0.1:0");
     let services = [
         ("publisher", vec!["--nats-url", &url, "--sources", "coinbase", "--source-urls", &urls, "--ops-addr", &ops]),
         ("aggregator", vec!["--nats-url", &url, "--ops-addr", &ops]),
@@ -95,8 +94,8 @@ async fn every_binary_exits_0_soon_after_sigterm() {
     ];
     for (binary, args) in services {
         let mut process = ServiceProcess::spawn(binary, &args, &[("RUST_LOG", "info")]);
+        let port = process.listening(if binary.ends_with("api") { "addr" } else { "ops_addr" }).await;
         wait_for(&format!("{binary} to listen"), DEADLINE, || async {
-            let port = if binary.ends_with("api") { &listen } else { &ops };
             tokio::net::TcpStream::connect(port).await.ok().map(|_| ())
         })
         .await;
@@ -115,10 +114,9 @@ async fn an_aggregator_killed_mid_stream_comes_back_to_the_state_a_recomputation
     for stand_in in &pipeline.stand_ins {
         stand_in.set_noise(0.002);
     }
-    let publisher = pipeline.start_publisher(&[]);
+    let publisher = pipeline.start_publisher(&[]).await;
     let url = pipeline.nats.url();
-    let ops = format!("127.0.0.1:{}", testkit::free_port());
-    let args = ["--nats-url", url.as_str(), "--ops-addr", ops.as_str(), "--consumer-name", "aggregator"];
+    let args = ["--nats-url", url.as_str(), "--ops-addr", "127.0.0.1:0", "--consumer-name", "aggregator"];
     let mut aggregator = ServiceProcess::spawn("aggregator", &args, &[]);
     let js = pipeline.jetstream().await;
     wait_for("15 ticks", DEADLINE, || async { (support::count_ticks(&js).await >= 15).then_some(()) }).await;
@@ -137,9 +135,9 @@ async fn an_aggregator_killed_mid_stream_comes_back_to_the_state_a_recomputation
     publisher.stop().await;
 
     let ticks = support::read_ticks(&js).await;
-    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let kv = js.get_key_value(btc_contract::names::STATE_BUCKET).await.expect("state bucket");
     let state = wait_for("the state to cover every tick", DEADLINE, || async {
-        let state = btc_common::PriceState::decode(&kv.get(btc_common::names::STATE_KEY).await.ok()??).ok()?;
+        let state = btc_contract::PriceState::decode(&kv.get(btc_contract::names::STATE_KEY).await.ok()??).ok()?;
         (state.stream_sequence == ticks.len() as u64).then_some(state)
     })
     .await;
@@ -154,10 +152,9 @@ async fn with_every_exchange_down_no_tick_is_made_the_price_turns_stale_and_each
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 65_000.0), (Venue::Kraken, 65_000.0), (Venue::Bitstamp, 65_000.0)]).await;
     let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &["--stale-after", "3s"]).await;
-    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
     let url = pipeline.nats.url();
     let urls = exchange_standin::source_urls(&pipeline.stand_ins);
-    let ops = format!("127.0.0.1:{}", testkit::free_port());
     let publisher = ServiceProcess::spawn(
         "publisher",
         &[
@@ -178,10 +175,11 @@ async fn with_every_exchange_down_no_tick_is_made_the_price_turns_stale_and_each
             "--breaker-cooldown",
             "1s",
             "--ops-addr",
-            &ops,
+            "127.0.0.1:0",
         ],
         &[("RUST_LOG", "info")],
     );
+    let ops = publisher.listening("ops_addr").await;
     pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 65_000.0).await;
 
     for stand_in in &pipeline.stand_ins {
@@ -272,14 +270,14 @@ async fn a_stale_price_is_a_json_503_while_every_pod_stays_ready() {
     assert_eq!(pipeline.get_text(&format!("{rest}/readiness")).await, (200, "OK".to_string()));
     assert_eq!(pipeline.get(&format!("{rest}/")).await.1["result"], "OK");
     // bitcoin-api is ready once it watches the state, before any price exists.
-    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
     wait_for("bitcoin-api ready without a price", DEADLINE, || async {
         (pipeline.get_text(&format!("{api}/readiness")).await.0 == 200).then_some(())
     })
     .await;
     assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.1["error"], "no_price_yet");
 
-    let publisher = pipeline.start_publisher(&[]);
+    let publisher = pipeline.start_publisher(&[]).await;
     pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 50_000.0).await;
     publisher.stop().await; // no more ticks: an outage of every exchange looks the same from here
     let response = wait_for("the price to turn stale", DEADLINE, || async {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use testkit::process::ServiceProcess;
-use testkit::{NatsServer, free_port, wait_for};
+use testkit::{NatsServer, wait_for};
 
 /// Hostile requests sent to each app.
 const REQUESTS: usize = 10_000;
@@ -98,12 +98,13 @@ struct Frontend {
 }
 
 impl Frontend {
-    fn spawn(binary: &str, nats: &NatsServer, env: &[(&str, &str)]) -> Self {
-        let (addr, ops) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    async fn spawn(binary: &str, nats: &NatsServer, env: &[(&str, &str)]) -> Self {
         let mut env = env.to_vec();
-        env.extend([("OPS_ADDR", ops.as_str()), ("RUST_LOG", "warn")]);
+        // Quiet, but for the `listening` line that says which ports the system gave it.
+        env.extend([("OPS_ADDR", "127.0.0.1:0"), ("RUST_LOG", "warn,frontend::server=info")]);
         let nats_url = nats.url();
-        let process = ServiceProcess::spawn(binary, &["--nats-url", &nats_url, "--listen-addr", &addr], &env);
+        let process = ServiceProcess::spawn(binary, &["--nats-url", &nats_url, "--listen-addr", "127.0.0.1:0"], &env);
+        let (addr, ops) = (process.listening("addr").await, process.listening("ops_addr").await);
         Self { process, base: format!("http://{addr}"), ops: format!("http://{ops}") }
     }
 
@@ -140,7 +141,7 @@ async fn send_hostile_requests(http: &reqwest::Client, base: &str, real_paths: &
 
 /// Starts `binary`, warms it with ordinary requests, then sends the hostile ones.
 async fn measure(binary: &str, nats: &NatsServer, real_paths: &[&str], seed: u64) -> Measured {
-    let frontend = Frontend::spawn(binary, nats, &[]);
+    let frontend = Frontend::spawn(binary, nats, &[]).await;
     let pid = frontend.process.pid().expect("pid");
     let base = frontend.base.clone();
     let metrics_url = format!("{}/metrics", frontend.ops);
@@ -210,7 +211,7 @@ async fn metrics_are_served_on_the_ops_port_and_the_public_port_answers_a_json_4
     let nats = NatsServer::start();
     let http = reqwest::Client::new();
     for binary in ["bitcoin-api", "rest-api"] {
-        let frontend = Frontend::spawn(binary, &nats, &[]);
+        let frontend = Frontend::spawn(binary, &nats, &[]).await;
         frontend.wait_until_listening(&http).await;
         let public = http.get(format!("{}/metrics", frontend.base)).send().await.expect("public port answers");
         assert_eq!(public.status(), 404, "{binary}: /metrics on the public port");
@@ -251,7 +252,7 @@ async fn a_client_trickling_its_request_head_is_cut_at_the_head_deadline() {
     let nats = NatsServer::start();
     let http = reqwest::Client::new();
     for binary in ["bitcoin-api", "rest-api"] {
-        let frontend = Frontend::spawn(binary, &nats, &[("HTTP_HEADER_READ_TIMEOUT", "2s")]);
+        let frontend = Frontend::spawn(binary, &nats, &[("HTTP_HEADER_READ_TIMEOUT", "2s")]).await;
         frontend.wait_until_listening(&http).await;
         let addr = frontend.base.trim_start_matches("http://").to_string();
         // Before connecting: the server's deadline starts at its accept, which cannot come earlier.

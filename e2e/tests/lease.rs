@@ -11,7 +11,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use btc_common::{Tick, names};
+use btc_contract::{Tick, names};
 use exchange_standin::{StandIn, Venue};
 use support::{DEADLINE, Pipeline};
 use testkit::process::ServiceProcess;
@@ -49,7 +49,6 @@ impl Replica {
         for venue in VENUES {
             stand_ins.push(StandIn::start(venue, price).await.expect("stand-in starts"));
         }
-        let ops = format!("127.0.0.1:{}", testkit::free_port());
         let url = pipeline.nats.url();
         let sources = VENUES.map(Venue::name).join(",");
         let urls = exchange_standin::source_urls(&stand_ins);
@@ -67,12 +66,13 @@ impl Replica {
             "--quorum",
             "2",
             "--ops-addr",
-            &ops,
+            "127.0.0.1:0",
         ];
         // Flags in `extra` override these.
         args.extend_from_slice(extra);
         let env = [("LEASE_TTL", ttl.as_str()), ("POD_NAME", name), ("REQUEST_TIMEOUT", "500ms"), ("RUST_LOG", "info")];
         let process = ServiceProcess::spawn("publisher", &args, &env);
+        let ops = process.listening("ops_addr").await;
         Self { name, price, stand_ins, process, ops_url: format!("http://{ops}") }
     }
 

@@ -62,8 +62,8 @@ async fn every_service_serves_lint_clean_metrics_with_its_build_info_and_counter
         Pipeline::start(&[(Venue::Coinbase, 30_000.0), (Venue::Kraken, 30_010.0), (Venue::Bitstamp, 29_990.0)]).await;
     let (api, api_service) = pipeline.start_frontend(App::BitcoinApi).await;
     let (_rest, rest_service) = pipeline.start_frontend(App::RestApi).await;
-    let publisher = pipeline.start_publisher(&["--max-quote-age", "1500ms"]);
-    let aggregator = pipeline.start_aggregator("aggregator");
+    let publisher = pipeline.start_publisher(&["--max-quote-age", "1500ms"]).await;
+    let aggregator = pipeline.start_aggregator("aggregator").await;
     pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"] == 30_000.0).await;
 
     let endpoints = [
@@ -143,11 +143,11 @@ async fn every_service_serves_lint_clean_metrics_with_its_build_info_and_counter
 }
 
 /// A tick at `seconds_ago` before now, priced `price`.
-fn tick(seconds_ago: i64, price: f64) -> btc_common::Tick {
-    use btc_common::{Dispersion, QuoteStatus, SourceQuote};
+fn tick(seconds_ago: i64, price: f64) -> btc_contract::Tick {
+    use btc_contract::{Dispersion, QuoteStatus, SourceQuote};
     let time = chrono::Utc::now() - chrono::Duration::seconds(seconds_ago);
-    btc_common::Tick {
-        schema_version: btc_common::SCHEMA_VERSION,
+    btc_contract::Tick {
+        schema_version: btc_contract::SCHEMA_VERSION,
         pair: "BTC-USD".into(),
         time,
         oldest_quote_time: Some(time),
@@ -160,9 +160,9 @@ fn tick(seconds_ago: i64, price: f64) -> btc_common::Tick {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ticks_in_the_stream_are_skipped_and_counted_and_the_good_ones_around_them_applied() {
     let pipeline = Pipeline::start(&[(Venue::Coinbase, 1.0)]).await;
-    let aggregator = pipeline.start_aggregator("aggregator");
+    let aggregator = pipeline.start_aggregator("aggregator").await;
     let js = pipeline.jetstream().await;
-    wait_for("the ticks stream", DEADLINE, || async { js.get_stream(btc_common::names::TICKS_STREAM).await.ok() })
+    wait_for("the ticks stream", DEADLINE, || async { js.get_stream(btc_contract::names::TICKS_STREAM).await.ok() })
         .await;
 
     let mut wrong_version = serde_json::to_value(tick(4, 100.0)).expect("json");
@@ -180,13 +180,13 @@ async fn bad_ticks_in_the_stream_are_skipped_and_counted_and_the_good_ones_aroun
         tick(2, 300.0).encode(),
     ];
     for payload in payloads {
-        js.publish(btc_common::names::TICK_SUBJECT, payload.into()).await.expect("publish").await.expect("stored");
+        js.publish(btc_contract::names::TICK_SUBJECT, payload.into()).await.expect("publish").await.expect("stored");
     }
 
-    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let kv = js.get_key_value(btc_contract::names::STATE_BUCKET).await.expect("state bucket");
     let state = wait_for("the state after the last tick", DEADLINE, || async {
-        let value = kv.get(btc_common::names::STATE_KEY).await.ok().flatten()?;
-        btc_common::PriceState::decode(&value).ok().filter(|state| state.stream_sequence == 8)
+        let value = kv.get(btc_contract::names::STATE_KEY).await.ok().flatten()?;
+        btc_contract::PriceState::decode(&value).ok().filter(|state| state.stream_sequence == 8)
     })
     .await;
     assert_eq!(state.latest.price, 300.0, "the last good tick is the latest");

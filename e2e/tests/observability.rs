@@ -8,7 +8,7 @@ use std::time::Duration;
 use exchange_standin::{Behaviour, StandIn, Venue, source_urls};
 use testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use testkit::process::ServiceProcess;
-use testkit::{NatsServer, free_port, wait_for};
+use testkit::{NatsServer, wait_for};
 
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
@@ -41,9 +41,6 @@ async fn one_trace_runs_from_exchange_fetch_through_publish_to_aggregation_and_h
     ];
     let nats_url = nats.url();
     let urls = source_urls(&stand_ins);
-    let api_addr = format!("127.0.0.1:{}", free_port());
-    let publisher_ops = format!("127.0.0.1:{}", free_port());
-    let aggregator_ops = format!("127.0.0.1:{}", free_port());
     let publisher = ServiceProcess::spawn(
         "publisher",
         &[
@@ -58,17 +55,17 @@ async fn one_trace_runs_from_exchange_fetch_through_publish_to_aggregation_and_h
             "--quorum",
             "2",
             "--ops-addr",
-            &publisher_ops,
+            "127.0.0.1:0",
         ],
         &env,
     );
-    let aggregator =
-        ServiceProcess::spawn("aggregator", &["--nats-url", &nats_url, "--ops-addr", &aggregator_ops], &env);
+    let aggregator = ServiceProcess::spawn("aggregator", &["--nats-url", &nats_url, "--ops-addr", "127.0.0.1:0"], &env);
     let api = ServiceProcess::spawn(
         "bitcoin-api",
-        &["--nats-url", &nats_url, "--listen-addr", &api_addr, "--ops-addr", "127.0.0.1:0"],
+        &["--nats-url", &nats_url, "--listen-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
         &env,
     );
+    let api_addr = api.listening("addr").await;
 
     let http = reqwest::Client::new();
     let price_url = format!("http://{api_addr}/btc/USD");
@@ -207,7 +204,6 @@ async fn traces_leave_by_grpc_or_http_protobuf_as_the_otlp_protocol_variables_sa
     ];
     let nats_url = nats.url();
     let urls = source_urls(std::slice::from_ref(&stand_in));
-    let api_addr = format!("127.0.0.1:{}", free_port());
     let _publisher = ServiceProcess::spawn(
         "publisher",
         &[
@@ -222,20 +218,18 @@ async fn traces_leave_by_grpc_or_http_protobuf_as_the_otlp_protocol_variables_sa
             "--quorum",
             "1",
             "--ops-addr",
-            &format!("127.0.0.1:{}", free_port()),
+            "127.0.0.1:0",
         ],
         &publisher_env,
     );
-    let _aggregator = ServiceProcess::spawn(
-        "aggregator",
-        &["--nats-url", &nats_url, "--ops-addr", &format!("127.0.0.1:{}", free_port())],
-        &aggregator_env,
-    );
-    let _api = ServiceProcess::spawn(
+    let _aggregator =
+        ServiceProcess::spawn("aggregator", &["--nats-url", &nats_url, "--ops-addr", "127.0.0.1:0"], &aggregator_env);
+    let api = ServiceProcess::spawn(
         "bitcoin-api",
-        &["--nats-url", &nats_url, "--listen-addr", &api_addr, "--ops-addr", "127.0.0.1:0"],
+        &["--nats-url", &nats_url, "--listen-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
         &api_env,
     );
+    let api_addr = api.listening("addr").await;
 
     // The publisher's round and publish spans come by gRPC, the aggregator's process span by
     // http/protobuf, child of a publish span: one trace across both transports.
@@ -274,12 +268,14 @@ async fn an_unsupported_otlp_protocol_stops_every_service_at_start_with_an_error
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", None),
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "thrift", Some(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"))),
     ];
+    // Bound and never accepting: a service that does not refuse would keep waiting for NATS.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+    let nats_url = format!("nats://{}", silent.local_addr().expect("its address"));
     for binary in ["publisher", "aggregator", "bitcoin-api", "rest-api"] {
         for (variable, value, other) in cases {
-            // Nothing listens on the NATS port: a service that does not refuse would keep waiting.
             let mut command = tokio::process::Command::new(testkit::process::binary(binary));
             command
-                .args(["--nats-url", &format!("nats://127.0.0.1:{}", free_port())])
+                .args(["--nats-url", &nats_url])
                 .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
                 .env(variable, value)
                 .stdout(std::process::Stdio::null())
@@ -313,13 +309,13 @@ async fn an_outside_traceparent_starts_a_new_trace_linked_to_the_caller_s_unless
     let endpoint = receiver.endpoint();
     let http = reqwest::Client::new();
     for (trusted, variable, service) in [(false, None, "rest-api-default"), (true, Some("true"), "rest-api-trusted")] {
-        let (addr, ops) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
         let mut env = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
-        env.extend([("OPS_ADDR", ops.as_str()), ("OTEL_SERVICE_NAME", service)]);
+        env.extend([("OPS_ADDR", "127.0.0.1:0"), ("OTEL_SERVICE_NAME", service)]);
         if let Some(value) = variable {
             env.push(("TRUST_INCOMING_TRACE_CONTEXT", value));
         }
-        let _rest = ServiceProcess::spawn("rest-api", &["--listen-addr", &addr], &env);
+        let rest = ServiceProcess::spawn("rest-api", &["--listen-addr", "127.0.0.1:0"], &env);
+        let addr = rest.listening("addr").await;
         let url = format!("http://{addr}/");
         wait_for("rest-api to answer", support::DEADLINE, || async {
             let response = http.get(&url).header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"));

@@ -12,8 +12,8 @@ async fn a_price_flows_from_the_exchanges_to_both_frontends() {
         Pipeline::start(&[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)]).await;
     let (bitcoin_api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
     let (rest_api, _rest) = pipeline.start_frontend(App::RestApi).await;
-    let _publisher = pipeline.start_publisher(&[]);
-    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _publisher = pipeline.start_publisher(&[]).await;
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
 
     let price = pipeline.wait_for_body(&format!("{bitcoin_api}/btc/USD"), "a price", |b| b["price"].is_number()).await;
     assert_eq!(price["price"], 50_000.0, "median of the three stand-ins: {price}");
@@ -49,8 +49,8 @@ async fn a_price_flows_from_the_exchanges_to_both_frontends() {
 async fn two_bitcoin_api_replicas_serve_the_same_average() {
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 60_000.0), (Venue::Kraken, 60_100.0), (Venue::Gemini, 59_950.0)]).await;
-    let _publisher = pipeline.start_publisher(&[]);
-    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _publisher = pipeline.start_publisher(&[]).await;
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
     let (first, _a) = pipeline.start_frontend(App::BitcoinApi).await;
     let (second, _b) = pipeline.start_frontend(App::BitcoinApi).await;
     for stand_in in &pipeline.stand_ins {
@@ -77,8 +77,8 @@ async fn a_restarted_aggregator_rebuilds_the_window_from_the_stream() {
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 70_000.0), (Venue::Kraken, 70_020.0), (Venue::Bitstamp, 69_990.0)]).await;
     let (api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
-    let publisher = pipeline.start_publisher(&[]);
-    let aggregator = pipeline.start_aggregator("aggregator");
+    let publisher = pipeline.start_publisher(&[]).await;
+    let aggregator = pipeline.start_aggregator("aggregator").await;
     for stand_in in &pipeline.stand_ins {
         stand_in.set_noise(0.002);
     }
@@ -89,17 +89,21 @@ async fn a_restarted_aggregator_rebuilds_the_window_from_the_stream() {
     // Whatever the aggregator had written is the reference; then the state is wiped, so only a
     // replay from the stream can bring it back.
     let js = pipeline.jetstream().await;
-    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let kv = js.get_key_value(btc_contract::names::STATE_BUCKET).await.expect("state bucket");
     let before =
-        btc_common::PriceState::decode(&kv.get(btc_common::names::STATE_KEY).await.expect("get").expect("state"))
+        btc_contract::PriceState::decode(&kv.get(btc_contract::names::STATE_KEY).await.expect("get").expect("state"))
             .expect("state decodes");
     let stream_ticks = count_ticks(&js).await;
     assert_eq!(before.stream_sequence as usize, stream_ticks, "the aggregator had applied every stored tick");
-    kv.purge(btc_common::names::STATE_KEY).await.expect("purge state");
+    kv.purge(btc_contract::names::STATE_KEY).await.expect("purge state");
 
-    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
     let after = testkit::wait_for("the state to be rebuilt", support::DEADLINE, || async {
-        kv.get(btc_common::names::STATE_KEY).await.ok().flatten().and_then(|v| btc_common::PriceState::decode(&v).ok())
+        kv.get(btc_contract::names::STATE_KEY)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| btc_contract::PriceState::decode(&v).ok())
     })
     .await;
     assert_eq!(after.average, before.average, "replayed window equals the window before the crash");
@@ -111,8 +115,8 @@ async fn a_restarted_aggregator_rebuilds_the_window_from_the_stream() {
 async fn two_publishers_store_each_tick_once() {
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 80_000.0), (Venue::Kraken, 80_010.0), (Venue::Bitfinex, 79_990.0)]).await;
-    let first = pipeline.start_publisher(&[]);
-    let second = pipeline.start_publisher(&[]);
+    let first = pipeline.start_publisher(&[]).await;
+    let second = pipeline.start_publisher(&[]).await;
     let js = pipeline.jetstream().await;
     testkit::wait_for("20 ticks in the stream", support::DEADLINE, || async {
         (count_ticks(&js).await >= 20).then_some(())
@@ -145,8 +149,8 @@ async fn failing_and_lying_exchanges_are_skipped_while_the_others_serve() {
     ])
     .await;
     let (api, _api) = pipeline.start_frontend(App::BitcoinApi).await;
-    let _aggregator = pipeline.start_aggregator("aggregator");
-    let _publisher = pipeline.start_publisher(&["--max-quote-age", "1500ms", "--breaker-cooldown", "1s"]);
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
+    let _publisher = pipeline.start_publisher(&["--max-quote-age", "1500ms", "--breaker-cooldown", "1s"]).await;
     let url = format!("{api}/btc/USD");
     pipeline.wait_for_body(&url, "all six sources used", |b| sources_with_status(b, "used").len() == 6).await;
 
@@ -173,8 +177,8 @@ async fn failing_and_lying_exchanges_are_skipped_while_the_others_serve() {
 async fn a_stopping_frontend_fails_readiness_but_keeps_serving_during_the_shutdown_delay() {
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 20_000.0), (Venue::Kraken, 20_000.0), (Venue::Bitstamp, 20_000.0)]).await;
-    let _publisher = pipeline.start_publisher(&[]);
-    let _aggregator = pipeline.start_aggregator("aggregator");
+    let _publisher = pipeline.start_publisher(&[]).await;
+    let _aggregator = pipeline.start_aggregator("aggregator").await;
     let (api, frontend) = pipeline.start_frontend_with(App::BitcoinApi, &["--shutdown-delay", "2s"]).await;
     pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price", |b| b["price"].is_number()).await;
 
@@ -201,18 +205,19 @@ async fn two_aggregators_and_two_publishers_leave_one_state_equal_to_a_recomputa
     for stand_in in &pipeline.stand_ins {
         stand_in.set_noise(0.002);
     }
-    let publishers = [pipeline.start_publisher(&[]), pipeline.start_publisher(&[])];
-    let _aggregators = [pipeline.start_aggregator("aggregator-a"), pipeline.start_aggregator("aggregator-b")];
+    let publishers = [pipeline.start_publisher(&[]).await, pipeline.start_publisher(&[]).await];
+    let _aggregators =
+        [pipeline.start_aggregator("aggregator-a").await, pipeline.start_aggregator("aggregator-b").await];
     let js = pipeline.jetstream().await;
     testkit::wait_for("30 ticks", support::DEADLINE, || async { (count_ticks(&js).await >= 30).then_some(()) }).await;
     for publisher in publishers {
         publisher.stop().await;
     }
     let ticks = support::read_ticks(&js).await;
-    let kv = js.get_key_value(btc_common::names::STATE_BUCKET).await.expect("state bucket");
+    let kv = js.get_key_value(btc_contract::names::STATE_BUCKET).await.expect("state bucket");
     let state = testkit::wait_for("the state to cover every tick", support::DEADLINE, || async {
-        let value = kv.get(btc_common::names::STATE_KEY).await.ok().flatten()?;
-        let state = btc_common::PriceState::decode(&value).ok()?;
+        let value = kv.get(btc_contract::names::STATE_KEY).await.ok().flatten()?;
+        let state = btc_contract::PriceState::decode(&value).ok()?;
         (state.stream_sequence == ticks.len() as u64).then_some(state)
     })
     .await;
@@ -233,7 +238,7 @@ async fn one_slow_exchange_does_not_slow_the_ticks() {
     ])
     .await;
     pipeline.stand_in(Venue::BinanceUs).set_behaviour(Behaviour::Delayed { delay_ms: 1_500 });
-    let publisher = pipeline.start_publisher(&["--poll-interval", "1s", "--request-timeout", "3s"]);
+    let publisher = pipeline.start_publisher(&["--poll-interval", "1s", "--request-timeout", "3s"]).await;
     let js = pipeline.jetstream().await;
 
     // The window starts two slots after the first tick, past the start-up, and spans 20 slots.

@@ -7,8 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use btc_common::jetstream::{StreamArgs, ensure_ticks_stream};
-use btc_common::names::{STATE_BUCKET, STATE_KEY, TICKS_STREAM};
+use btc_contract::names::{STATE_BUCKET, STATE_KEY, TICKS_STREAM};
+use btc_runtime::jetstream::{StreamArgs, ensure_ticks_stream};
 use chrono::{DateTime, Utc};
 use exchange_standin::Venue;
 use frontend::App;
@@ -24,8 +24,8 @@ async fn running() -> (Pipeline, String, Service, Service, Service) {
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)]).await;
     let (api, frontend) = pipeline.start_frontend(App::BitcoinApi).await;
-    let publisher = pipeline.start_publisher(&[]);
-    let aggregator = pipeline.start_aggregator("aggregator");
+    let publisher = pipeline.start_publisher(&[]).await;
+    let aggregator = pipeline.start_aggregator("aggregator").await;
     pipeline.wait_for_body(&format!("{api}/btc/average"), "an average", |b| b["samples"].as_u64() >= Some(3)).await;
     (pipeline, api, publisher, aggregator, frontend)
 }
@@ -44,8 +44,8 @@ async fn running_under_the_charts_users() -> (Pipeline, String, [Service; 3], [U
     let users = chart::SERVICE_USERS.map(UserFlags::new);
     let [publisher_flags, aggregator_flags, frontend_flags] = &users;
     let (api, frontend) = pipeline.start_frontend_with(App::BitcoinApi, &frontend_flags.with(&[])).await;
-    let publisher = pipeline.start_publisher(&publisher_flags.with(&[]));
-    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[]));
+    let publisher = pipeline.start_publisher(&publisher_flags.with(&[])).await;
+    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[])).await;
     pipeline.wait_for_body(&format!("{api}/btc/average"), "an average", |b| b["samples"].as_u64() >= Some(3)).await;
     (pipeline, api, [publisher, aggregator, frontend], users)
 }
@@ -82,7 +82,7 @@ async fn settles_to_a_recomputation(
     let kv = js.get_key_value(STATE_BUCKET).await.expect("state bucket");
     let seen = std::cell::RefCell::new(None);
     let settled = testkit::poll_every(Duration::from_millis(50), DEADLINE, || async {
-        let state = btc_common::PriceState::decode(&kv.get(STATE_KEY).await.ok()??).ok()?;
+        let state = btc_contract::PriceState::decode(&kv.get(STATE_KEY).await.ok()??).ok()?;
         let recomputed = support::recompute_state(&js).await;
         *seen.borrow_mut() = Some((state.clone(), recomputed.clone()));
         (state.stream_sequence == last && state == recomputed).then_some(state)
@@ -179,7 +179,7 @@ async fn nats_down_longer_than_every_timeout_then_back() {
 async fn the_publisher_alone_creates_a_deleted_ticks_stream_again() {
     let pipeline =
         Pipeline::start(&[(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)]).await;
-    let _publisher = pipeline.start_publisher(&[]);
+    let _publisher = pipeline.start_publisher(&[]).await;
     let js = pipeline.jetstream().await;
     wait_for("3 ticks", DEADLINE, || async { (support::count_ticks(&js).await >= 3).then_some(()) }).await;
     js.delete_stream(TICKS_STREAM).await.expect("stream deleted");

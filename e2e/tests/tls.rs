@@ -119,8 +119,8 @@ async fn the_pipeline_runs_over_mutual_tls_with_the_charts_users_and_plaintext_i
     // the CA and its client certificate from the TLS Secret.
     let [publisher, aggregator, frontend] = chart::SERVICE_USERS.map(UserFlags::new);
     let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &frontend.with(&tls)).await;
-    let _publisher = pipeline.start_publisher(&publisher.with(&tls));
-    let _aggregator = pipeline.start_aggregator_with("aggregator", &aggregator.with(&tls));
+    let _publisher = pipeline.start_publisher(&publisher.with(&tls)).await;
+    let _aggregator = pipeline.start_aggregator_with("aggregator", &aggregator.with(&tls)).await;
     pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price over TLS", |b| b["price"] == 80_000.0).await;
 
     let plaintext =
@@ -143,5 +143,5 @@ async fn the_pipeline_runs_over_mutual_tls_with_the_charts_users_and_plaintext_i
 #[derive(clap::Parser)]
 struct SetupFlags {
     #[command(flatten)]
-    nats: btc_common::nats::NatsArgs,
+    nats: btc_runtime::nats::NatsArgs,
 }

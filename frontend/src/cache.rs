@@ -3,10 +3,10 @@
 
 use arc_swap::ArcSwapOption;
 use async_nats::jetstream::{self, context::GetStreamErrorKind, kv};
-use btc_common::PriceState;
-use btc_common::backoff::Backoff;
-use btc_common::jetstream::{open_state_bucket, retry_until_ready};
-use btc_common::names::{STATE_BUCKET, STATE_KEY};
+use btc_contract::PriceState;
+use btc_contract::names::{STATE_BUCKET, STATE_KEY};
+use btc_runtime::backoff::Backoff;
+use btc_runtime::jetstream::{open_state_bucket, retry_until_ready};
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt};
 use std::sync::Arc;
@@ -65,7 +65,7 @@ impl StateCache {
     }
 
     pub fn nats_connected(&self) -> bool {
-        self.nats.as_ref().is_some_and(btc_common::nats::is_connected)
+        self.nats.as_ref().is_some_and(btc_runtime::nats::is_connected)
     }
 
     fn set_watching(&self, watching: bool) {

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use btc_common::duration::parse_duration;
-use btc_common::nats::NatsArgs;
-use btc_common::telemetry::LogArgs;
+use btc_runtime::duration::parse_duration;
+use btc_runtime::nats::NatsArgs;
+use btc_runtime::telemetry::LogArgs;
 
 impl FrontendConfig {
     pub fn limits(&self) -> crate::hardening::Limits {

@@ -37,14 +37,14 @@ pub fn main_for(app: App) -> std::process::ExitCode {
         }
     };
     runtime.block_on(async {
-        let _telemetry = match btc_common::telemetry::init(app.name(), &config.log) {
+        let _telemetry = match btc_runtime::telemetry::init(app.name(), &config.log) {
             Ok(telemetry) => telemetry,
             Err(error) => {
                 eprintln!("{}: {error}", app.name());
                 return std::process::ExitCode::FAILURE;
             }
         };
-        match run(app, config, btc_common::shutdown::on_signal()).await {
+        match run(app, config, btc_runtime::shutdown::on_signal()).await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, app = app.name(), "frontend failed");

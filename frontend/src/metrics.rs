@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use btc_common::metrics::{self, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry};
+use btc_runtime::metrics::{self, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry};
 use poem::http::{Method, StatusCode};
 
 use crate::api::freshness;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use btc_common::ops::OpsState;
+use btc_runtime::ops::OpsState;
 use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route};
@@ -207,12 +207,12 @@ async fn serve(
     let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), app.serves_state()));
     let ops_listen = config.ops_addr.unwrap_or_else(|| app.default_ops_addr());
     let (ops_addr, ops) =
-        btc_common::ops::serve(ops_listen, ops_state(app, cache.clone(), metrics.clone()), stop_serving.clone())
+        btc_runtime::ops::serve(ops_listen, ops_state(app, cache.clone(), metrics.clone()), stop_serving.clone())
             .await
             .map_err(|source| FrontendError::Bind { addr: ops_listen, source })?;
     tracing::info!(app = app.name(), %addr, %ops_addr, "listening");
 
-    let spans = btc_common::telemetry::tracing_requested()
+    let spans = btc_runtime::telemetry::tracing_requested()
         .then(|| ServerSpans::new(opentelemetry::global::tracer(app.name()), config.trust_incoming_trace_context));
     let app_endpoint = public_endpoint(app, cache, config.stale_after, config.limits(), metrics, spans);
     let server = tokio::spawn(async move {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use btc_common::{Dispersion, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage};
+use btc_contract::{Dispersion, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage};
 use chrono::{DateTime, Utc};
 use frontend::App;
 use frontend::cache::StateCache;

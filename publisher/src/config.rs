@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use btc_common::duration::parse_duration;
-use btc_common::jetstream::StreamArgs;
-use btc_common::nats::NatsArgs;
-use btc_common::setup::SetupArgs;
-use btc_common::telemetry::LogArgs;
+use btc_runtime::duration::parse_duration;
+use btc_runtime::jetstream::StreamArgs;
+use btc_runtime::nats::NatsArgs;
+use btc_runtime::setup::SetupArgs;
+use btc_runtime::telemetry::LogArgs;
 
 use crate::breaker::BreakerRules;
 use crate::consensus::ConsensusRules;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use btc_common::{Dispersion, QuoteStatus};
+use btc_contract::{Dispersion, QuoteStatus};
 
 use crate::exchanges::Source;
 use crate::quote::Quote;

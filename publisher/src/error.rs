@@ -3,7 +3,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum PublisherError {
     #[error(transparent)]
-    Nats(#[from] btc_common::CommonError),
+    Nats(#[from] btc_runtime::RuntimeError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
-use btc_common::jetstream::LeaseBucket;
-use btc_common::{CommonError, names};
+use btc_contract::names;
+use btc_runtime::RuntimeError;
+use btc_runtime::jetstream::LeaseBucket;
 use bytes::Bytes;
 use chrono::Utc;
 
@@ -80,7 +81,7 @@ impl Lease {
         client: &async_nats::Client,
         settings: LeaseSettings,
         metrics: Arc<PublisherMetrics>,
-    ) -> Result<Self, CommonError> {
+    ) -> Result<Self, RuntimeError> {
         let js = jetstream::ContextBuilder::new().timeout(operation_timeout(settings.ttl)).build(client.clone());
         let bucket = settings.provision.lease_bucket(&js, settings.ttl).await?;
         let ttl = settings.ttl.min(bucket.max_age);

@@ -15,12 +15,13 @@ pub mod publish;
 pub mod quote;
 pub mod round;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use btc_common::jetstream::{Provision, retry_until_ready};
-use btc_common::ops::WorkerOps;
+use btc_runtime::jetstream::{Provision, retry_until_ready};
+use btc_runtime::ops::WorkerOps;
 use chrono::{DateTime, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -28,9 +29,38 @@ use tracing::Instrument;
 pub use config::PublisherConfig;
 pub use error::PublisherError;
 
-/// Runs the publisher until `shutdown` is cancelled. The tick in flight is finished (acked or
-/// given up) and the lease released before it returns.
+/// A publisher that has started: the bound address of its ops port (the real port when
+/// configured with port 0) and the task that runs it.
+pub struct Running {
+    pub ops_addr: SocketAddr,
+    task: tokio::task::JoinHandle<Result<(), PublisherError>>,
+}
+
+impl Running {
+    /// Waits until the publisher has stopped: the tick in flight finished (acked or given up),
+    /// the lease released and the ops port closed.
+    pub async fn wait(self) -> Result<(), PublisherError> {
+        match self.task.await {
+            Ok(result) => result,
+            // The task is never aborted, so it ended in a panic: let it go on up.
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    /// Stops the service's task at once, as a crash would (no flush, no ack): for tests.
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
+    }
+}
+
+/// Runs the publisher until `shutdown` is cancelled.
 pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result<(), PublisherError> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Checks the configuration, connects to NATS (in the background: the client keeps retrying),
+/// binds the ops port and starts the publisher. Logs one `listening` line with `ops_addr`.
+pub async fn start(config: PublisherConfig, shutdown: CancellationToken) -> Result<Running, PublisherError> {
     if config.sources.is_empty() {
         return Err(PublisherError::NoSources);
     }
@@ -56,39 +86,60 @@ pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result
         "ticks stream or lease bucket not set up yet",
         provision.clone(),
     ));
-    let (_, ops_server) = btc_common::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
+    let (ops_addr, ops_server) = btc_runtime::ops::serve(config.ops_addr, ops.clone(), shutdown.clone())
         .await
         .map_err(|source| PublisherError::Bind { addr: config.ops_addr, source })?;
-    let js = jetstream::new(client.clone());
-    if retry_until_ready("ticks stream", &shutdown, || provision.ticks_stream(&js)).await.is_none() {
-        return Ok(());
-    }
-    let settings = lease::LeaseSettings {
-        holder: lease::LeaseSettings::holder_name(config.replica_name.as_deref()),
-        ttl: config.lease_ttl,
-        provision: provision.clone(),
-    };
-    let open_lease = || lease::Lease::open(&client, settings.clone(), metrics.clone());
-    let Some(mut lease) = retry_until_ready("lease bucket", &shutdown, open_lease).await else {
-        return Ok(());
-    };
-    // A standby is ready too: it is a hot spare, connected and set up.
-    ops.mark_started();
-    let sources: Vec<&str> = config.sources.iter().map(|s| s.name()).collect();
-    tracing::info!(
-        ?sources, poll_interval = ?config.poll_interval, quorum = config.quorum,
-        replica = %settings.holder, instance = lease.instance(), lease_ttl = ?lease.ttl(), "publisher started"
-    );
+    tracing::info!(%ops_addr, "listening");
+    let started = Started { config, fetcher, client, metrics, provision, ops, ops_server };
+    Ok(Running { ops_addr, task: tokio::spawn(started.run(shutdown)) })
+}
 
-    let rounds = round::Rounds::new(&config, fetcher, metrics.clone());
-    run_rounds(&config, &js, &provision, &metrics, &mut lease, rounds, &shutdown).await;
-    lease.release().await;
-    if let Err(error) = client.flush().await {
-        tracing::warn!(%error, "could not flush NATS on shutdown");
+/// What [`start`] set up, for the task that runs the publisher.
+struct Started {
+    config: PublisherConfig,
+    fetcher: fetch::Fetcher,
+    client: async_nats::Client,
+    metrics: Arc<metrics::PublisherMetrics>,
+    provision: Provision,
+    ops: Arc<WorkerOps<metrics::PublisherMetrics>>,
+    ops_server: tokio::task::JoinHandle<()>,
+}
+
+impl Started {
+    /// Waits for the setup step's stream and lease bucket, then runs rounds until `shutdown`.
+    async fn run(self, shutdown: CancellationToken) -> Result<(), PublisherError> {
+        let Started { config, fetcher, client, metrics, provision, ops, ops_server } = self;
+        let js = jetstream::new(client.clone());
+        if retry_until_ready("ticks stream", &shutdown, || provision.ticks_stream(&js)).await.is_none() {
+            return Ok(());
+        }
+        let settings = lease::LeaseSettings {
+            holder: lease::LeaseSettings::holder_name(config.replica_name.as_deref()),
+            ttl: config.lease_ttl,
+            provision: provision.clone(),
+        };
+        let open_lease = || lease::Lease::open(&client, settings.clone(), metrics.clone());
+        let Some(mut lease) = retry_until_ready("lease bucket", &shutdown, open_lease).await else {
+            return Ok(());
+        };
+        // A standby is ready too: it is a hot spare, connected and set up.
+        ops.mark_started();
+        let sources: Vec<&str> = config.sources.iter().map(|s| s.name()).collect();
+        tracing::info!(
+            ?sources, poll_interval = ?config.poll_interval, quorum = config.quorum,
+            replica = %settings.holder, instance = lease.instance(), lease_ttl = ?lease.ttl(), "publisher started"
+        );
+
+        let rounds = round::Rounds::new(&config, fetcher, metrics.clone());
+        run_rounds(&config, &js, &provision, &metrics, &mut lease, rounds, &shutdown).await;
+        lease.release().await;
+        if let Err(error) = client.flush().await {
+            tracing::warn!(%error, "could not flush NATS on shutdown");
+        }
+        let _ = ops_server.await;
+        tracing::info!("publisher stopped");
+        Ok(())
     }
-    let _ = ops_server.await;
-    tracing::info!("publisher stopped");
-    Ok(())
 }
 
 /// One round per slot while this replica holds the lease, until `shutdown`; a standby only checks

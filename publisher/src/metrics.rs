@@ -1,10 +1,10 @@
 //! The publisher's metrics, served at `/metrics` on its ops port.
 
-use btc_common::metrics::seconds_since;
-use btc_common::metrics::{
+use btc_runtime::metrics::seconds_since;
+use btc_runtime::metrics::{
     self, Gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, NatsGauge, Registry,
 };
-use btc_common::ops::ServiceMetrics;
+use btc_runtime::ops::ServiceMetrics;
 
 pub struct PublisherMetrics {
     registry: Registry,

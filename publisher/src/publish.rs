@@ -6,8 +6,9 @@ use std::time::Duration;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, publish::PublishAck};
-use btc_common::jetstream::{Provision, TICKS_STREAM_WHAT, WhenMissing};
-use btc_common::{Tick, names};
+use btc_contract::{Tick, names};
+use btc_runtime::backoff::Backoff;
+use btc_runtime::jetstream::{Provision, TICKS_STREAM_WHAT, WhenMissing};
 use tracing::Instrument;
 
 use crate::metrics::PublisherMetrics;
@@ -37,7 +38,7 @@ pub async fn publish_tick(
         messaging.nats.duplicate = tracing::field::Empty,
     );
     let mut headers = async_nats::HeaderMap::new();
-    btc_common::trace_context::inject(&span, &mut headers);
+    btc_runtime::trace_context::inject(&span, &mut headers);
     let result = publish_with_retries(js, provision, tick, &msg_id, headers, give_up_after, metrics)
         .instrument(span.clone())
         .await;
@@ -67,7 +68,7 @@ async fn publish_with_retries(
 ) -> Option<PublishAck> {
     let payload: bytes::Bytes = tick.encode().into();
     let deadline = tokio::time::Instant::now() + give_up_after;
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::PUBLISH;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -91,6 +92,7 @@ async fn publish_with_retries(
             Err(error) => {
                 // Waiting for the setup step is logged once, not for every attempt of every tick.
                 let waiting = error.kind() == PublishErrorKind::StreamNotFound && stream_gone(js, provision).await;
+                let delay = backoff.next_delay();
                 if tokio::time::Instant::now() + delay >= deadline {
                     if waiting {
                         tracing::debug!(%msg_id, attempt, %error, "tick not acknowledged; giving it up");
@@ -105,7 +107,6 @@ async fn publish_with_retries(
                     tracing::warn!(%msg_id, attempt, %error, retry_in = ?delay, "tick not acknowledged; retrying with the same id");
                 }
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }

@@ -6,7 +6,7 @@ use crate::exchanges::Source;
 
 /// Highest price accepted from any exchange, USD: the contract's bound, which readers of the
 /// ticks enforce too.
-pub const MAX_PLAUSIBLE_PRICE: f64 = btc_common::MAX_PRICE;
+pub const MAX_PLAUSIBLE_PRICE: f64 = btc_contract::MAX_PRICE;
 
 /// A BTC price in USD: finite, positive and below [`MAX_PLAUSIBLE_PRICE`]. Parse, don't validate:
 /// an adapter can only hand the round a `Price`, so NaN, 0, negatives and absurd sizes stop here.

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use btc_common::{QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, names};
+use btc_contract::{QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, names};
 use chrono::{DateTime, Utc};
 use tokio::task::{Id, JoinSet};
 use tracing::Instrument;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use btc_common::names;
+use btc_contract::names;
 use publisher::lease::{Lease, LeaseSettings, LeaseValue};
 use publisher::metrics::PublisherMetrics;
 use testkit::NatsServer;

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, healthz_ok, nats_server_binary};
+use crate::{Ports, healthz_ok, nats_server_binary};
 
 struct Node {
     name: String,
-    port: u16,
-    monitor_port: u16,
+    /// Known once the node has started; restarts bind the same ones.
+    ports: Option<Ports>,
+    store: PathBuf,
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -23,51 +24,94 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` nodes with JetStream (`sync_interval: always`) and waits for a meta leader.
+    ///
+    /// Every port is bound by nats-server itself (`-1`) and read back from its ports file. The
+    /// route ports are therefore unknown until the nodes run: the first node starts on its own,
+    /// the others with a route to it, and the cluster meets through it (NATS gossips the routes).
+    /// Once all run, each node's configuration is written again with the ports it holds and
+    /// routes to every other node, for restarts.
     pub fn start(size: usize) -> Self {
         let dir = tempfile::tempdir().expect("cluster dir");
-        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
-        let routes: Vec<String> = route_ports.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
-        let mut nodes = Vec::new();
-        for (index, route_port) in route_ports.iter().enumerate() {
-            let name = format!("n{}", index + 1);
-            let (port, monitor_port) = (free_port(), free_port());
-            let store = dir.path().join(&name);
-            let config = dir.path().join(format!("{name}.conf"));
-            let text = format!(
-                "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\n\
-                 jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                 cluster {{ name: c1, listen: 127.0.0.1:{route_port}, routes: [{}] }}\n",
-                store.display(),
-                routes.join(", ")
-            );
-            std::fs::write(&config, text).expect("node config");
-            let log = dir.path().join(format!("{name}.log"));
-            nodes.push(Node { name, port, monitor_port, config, log, child: None });
-        }
+        let nodes = (0..size)
+            .map(|index| {
+                let name = format!("n{}", index + 1);
+                let (store, config, log) = (
+                    dir.path().join(&name),
+                    dir.path().join(format!("{name}.conf")),
+                    dir.path().join(format!("{name}.log")),
+                );
+                Node { name, ports: None, store, config, log, child: None }
+            })
+            .collect();
         let mut cluster = Self { nodes, _dir: dir };
-        for index in 0..size {
+        // JetStream in cluster mode refuses to start without a configured route; the first node
+        // has no peer to name yet, so it names a loopback port where nothing listens (1, tcpmux)
+        // until its configuration is rewritten below.
+        cluster.write_config(0, &["nats-route://127.0.0.1:1".to_string()]);
+        cluster.spawn(0);
+        let seed = cluster.route_url(0);
+        for index in 1..size {
+            cluster.write_config(index, std::slice::from_ref(&seed));
             cluster.spawn(index);
+        }
+        for index in 0..size {
+            let others: Vec<String> = (0..size).filter(|&other| other != index).map(|o| cluster.route_url(o)).collect();
+            cluster.write_config(index, &others);
         }
         cluster.wait_healthy(Duration::from_secs(30));
         cluster
     }
 
+    fn route_url(&self, index: usize) -> String {
+        let route = self.nodes[index].ports.and_then(|p| p.route).expect("a started node's route port");
+        format!("nats-route://127.0.0.1:{route}")
+    }
+
+    /// The node's configuration: the ports it holds once started (random ones before), `routes`.
+    fn write_config(&self, index: usize, routes: &[String]) {
+        let node = &self.nodes[index];
+        let port = |p: Option<u16>| p.map_or_else(|| "-1".to_string(), |p| p.to_string());
+        let ports = node.ports;
+        let text = format!(
+            "server_name: {name}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{monitor}\n\
+             jetstream {{ store_dir: \"{store}\", sync_interval: always }}\n\
+             cluster {{ name: c1, listen: 127.0.0.1:{route}, routes: [{routes}] }}\n",
+            name = node.name,
+            client = port(ports.map(|p| p.client)),
+            monitor = port(ports.map(|p| p.monitor)),
+            route = port(ports.and_then(|p| p.route)),
+            store = node.store.display(),
+            routes = routes.join(", "),
+        );
+        std::fs::write(&node.config, text).expect("node config");
+    }
+
     fn spawn(&mut self, index: usize) {
         let node = &mut self.nodes[index];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("node log");
+        let ports_dir = node.store.with_extension("ports");
+        std::fs::create_dir_all(&ports_dir).expect("ports file dir");
         let child = Command::new(nats_server_binary())
             .arg("-c")
             .arg(&node.config)
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("nats-server starts");
+        let pid = child.id();
         node.child = Some(child);
+        node.ports = Some(Ports::read(&ports_dir, pid, Instant::now() + Duration::from_secs(20), &node.log));
     }
 
     /// Comma-separated client URLs of every node.
     pub fn urls(&self) -> String {
-        self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.ports.expect("started").client))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn node_name(&self, index: usize) -> &str {
@@ -110,7 +154,8 @@ impl NatsCluster {
     pub fn wait_healthy(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
-            while !healthz_ok(node.monitor_port, "/healthz") {
+            let monitor = node.ports.expect("a running node's ports").monitor;
+            while !healthz_ok(monitor, "/healthz") {
                 if Instant::now() > deadline {
                     let log = std::fs::read_to_string(&node.log).unwrap_or_default();
                     panic!("{} not healthy within {timeout:?}; log:\n{log}", node.name);

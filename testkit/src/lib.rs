@@ -1,21 +1,26 @@
-//! Test harness: real `nats-server` processes on free loopback ports with temporary store dirs,
-//! and polling with a deadline (tests never sleep to wait for something).
+//! Test harness: real `nats-server` processes on loopback with temporary store dirs, and polling
+//! with a deadline (tests never sleep to wait for something).
+//!
+//! Nothing picks a port in advance (a port found free can be taken before it is used): servers
+//! and services bind port 0 (nats-server `-1`) and the harness reads the port back, from
+//! nats-server's ports file or from the service's `listening` log line.
 
 pub mod cluster;
 pub mod otlp;
 pub mod process;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `nats-server -js` child process, killed and its store removed on drop.
 pub struct NatsServer {
     child: Option<Child>,
-    port: u16,
-    monitor_port: u16,
+    /// The client and monitoring ports, known once the first start has bound them; a restart
+    /// binds the same ones again, so clients reconnect to the URL they have.
+    ports: Option<Ports>,
     store: tempfile::TempDir,
     log: PathBuf,
     /// Extra configuration file (`-c`), e.g. users and permissions.
@@ -23,7 +28,7 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a JetStream server on free loopback ports and waits until it is healthy.
+    /// Starts a JetStream server on random loopback ports and waits until it is healthy.
     pub fn start() -> Self {
         Self::start_with_config(None)
     }
@@ -37,14 +42,18 @@ impl NatsServer {
             std::fs::write(&path, text).expect("write nats-server config");
             path
         });
-        let mut server = Self { child: None, port: free_port(), monitor_port: free_port(), store, log, config };
+        let mut server = Self { child: None, ports: None, store, log, config };
         server.spawn();
         server
     }
 
     /// Client URL, e.g. `nats://127.0.0.1:41234`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.ports().client)
+    }
+
+    fn ports(&self) -> Ports {
+        self.ports.expect("the server has started once")
     }
 
     /// Kills the server (SIGKILL) and keeps its store, so [`NatsServer::restart`] brings the data back.
@@ -55,7 +64,8 @@ impl NatsServer {
         }
     }
 
-    /// Starts the server again on the same ports with the same store.
+    /// Starts the server again on the same ports with the same store (a restart binds ports the
+    /// server itself held a moment ago).
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -68,13 +78,17 @@ impl NatsServer {
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
+        let (client, monitor) = match self.ports {
+            Some(ports) => (ports.client.to_string(), ports.monitor.to_string()),
+            None => ("-1".to_string(), "-1".to_string()),
+        };
+        let ports_dir = self.store.path().join("ports");
+        std::fs::create_dir_all(&ports_dir).expect("ports file dir");
         let child = command
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("-m")
-            .arg(self.monitor_port.to_string())
-            .arg("-sd")
+            .args(["-js", "-a", "127.0.0.1", "-p", &client, "-m", &monitor, "-sd"])
             .arg(self.store.path())
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -85,9 +99,13 @@ impl NatsServer {
                     binary.display()
                 )
             });
+        let pid = child.id();
+        // Kept first, so a server that never comes up is still killed on drop.
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.healthy() {
+        let ports = Ports::read(&ports_dir, pid, deadline, &self.log);
+        self.ports = Some(ports);
+        while !healthz_ok(ports.monitor, "/healthz") {
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 panic!("nats-server did not become healthy within 20 s; log:\n{log}");
@@ -95,21 +113,43 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
 
-    /// True once the monitoring endpoint reports JetStream ready.
-    fn healthy(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.monitor_port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.monitor_port);
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
+/// The ports a nats-server process bound, from the file it writes into `--ports_file_dir`
+/// (`nats-server_<pid>.ports`: `{"nats":["nats://127.0.0.1:4222"],"monitoring":[...],...}`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ports {
+    pub client: u16,
+    pub monitor: u16,
+    /// The cluster (route) port, for a cluster node.
+    pub route: Option<u16>,
+}
+
+impl Ports {
+    /// Waits for the ports file of process `pid` in `dir`; panics with the server's log after
+    /// `deadline`.
+    pub(crate) fn read(dir: &Path, pid: u32, deadline: Instant, log: &Path) -> Self {
+        let file = dir.join(format!("nats-server_{pid}.ports"));
+        loop {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let port = |key: &str| port_in(&text, key);
+            if let (Some(client), Some(monitor)) = (port("nats"), port("monitoring")) {
+                return Self { client, monitor, route: port("cluster") };
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("nats-server wrote no ports file {} in time; log:\n{log}", file.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.starts_with("HTTP/1.") && answer.contains(" 200 ") && answer.contains("\"ok\"")
     }
+}
+
+/// The port of the first URL under `"key":["scheme://host:port", ...]` in a ports file.
+fn port_in(text: &str, key: &str) -> Option<u16> {
+    let start = text.find(&format!("\"{key}\":[\""))? + key.len() + 5;
+    let url = &text[start..start + text[start..].find('"')?];
+    url.rsplit(':').next()?.parse().ok()
 }
 
 impl Drop for NatsServer {
@@ -141,11 +181,6 @@ pub fn nats_server_binary() -> PathBuf {
         return pinned;
     }
     PathBuf::from("nats-server")
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 /// Polls `check` every 25 ms until it returns `Some`, or panics after `timeout` naming `what`.

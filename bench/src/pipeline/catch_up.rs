@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use async_nats::jetstream::consumer::{self, PullConsumer};
-use btc_common::names::{AGGREGATOR_CONSUMER, TICK_SUBJECT, TICKS_STREAM};
+use btc_contract::names::{AGGREGATOR_CONSUMER, TICK_SUBJECT, TICKS_STREAM};
 use futures::StreamExt;
 
 use crate::stack::{Nats, START_TIMEOUT, Service, StateWatch, poll_until};
@@ -108,7 +108,7 @@ async fn wait_until_acked(consumer: &PullConsumer, last_sequence: u64) -> anyhow
 /// recorded with `perf record -g` into that file.
 pub async fn aggregator(ticks: u64, perf_data: Option<&Path>) -> anyhow::Result<CatchUp> {
     let nats = Nats::start(ticks).await?;
-    let aggregator = Service::aggregator(&nats);
+    let aggregator = Service::aggregator(&nats).await;
     aggregator.wait_until_ok("/readiness").await?;
     wait_for_pull_request(&nats).await?;
     aggregator.signal(libc::SIGSTOP)?;

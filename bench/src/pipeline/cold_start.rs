@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::kv;
-use btc_common::PriceState;
-use btc_common::names::STATE_KEY;
+use btc_contract::PriceState;
+use btc_contract::names::STATE_KEY;
 
 use crate::stack::{Nats, START_TIMEOUT, Service, StateWatch};
 use crate::ticks;
@@ -29,7 +29,7 @@ pub async fn measure(ticks_per_second: u64) -> anyhow::Result<Duration> {
 
     let mut states = StateWatch::new(&bucket).await?;
     let spawned = Instant::now();
-    let restarted = Service::aggregator(&nats);
+    let restarted = Service::aggregator(&nats).await;
     let state = states
         .first_matching("the restarted aggregator's state", START_TIMEOUT, |state| {
             state.stream_sequence >= loaded.last_sequence
@@ -44,7 +44,7 @@ pub async fn measure(ticks_per_second: u64) -> anyhow::Result<Duration> {
 /// The state a first aggregator writes once it has read every tick; it is then stopped (SIGTERM).
 async fn reference_state(nats: &Nats, bucket: &kv::Store, last_sequence: u64) -> anyhow::Result<PriceState> {
     let mut states = StateWatch::new(bucket).await?;
-    let mut first = Service::aggregator(nats);
+    let mut first = Service::aggregator(nats).await;
     let state = states
         .first_matching("the reference state", START_TIMEOUT, |state| state.stream_sequence >= last_sequence)
         .await

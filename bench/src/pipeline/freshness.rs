@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use btc_common::Tick;
+use btc_contract::Tick;
 use chrono::{DateTime, Utc};
 use publisher::metrics::PublisherMetrics;
 
@@ -28,8 +28,8 @@ pub struct Freshness {
 /// Publishes `count` ticks one at a time, each only after the previous one was served.
 pub async fn measure(count: u64) -> anyhow::Result<Freshness> {
     let nats = Nats::start(count).await?;
-    let aggregator = Service::aggregator(&nats);
-    let api = Service::bitcoin_api(&nats);
+    let aggregator = Service::aggregator(&nats).await;
+    let api = Service::bitcoin_api(&nats).await;
     aggregator.wait_until_ok("/readiness").await?;
     api.wait_until_ok("/liveness").await?;
     let mut connection = http::Connection::open(&api.addr).await?;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
-use btc_common::Tick;
-use btc_common::names::{TICK_SUBJECT, tick_msg_id};
+use btc_contract::Tick;
+use btc_contract::names::{TICK_SUBJECT, tick_msg_id};
 use publisher::metrics::PublisherMetrics;
 
 use crate::stack::Nats;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, kv};
-use btc_common::PriceState;
-use btc_common::jetstream::{StreamArgs, ensure_state_bucket, ensure_ticks_stream};
-use btc_common::names::STATE_KEY;
-use btc_common::nats::NatsArgs;
+use btc_contract::PriceState;
+use btc_contract::names::STATE_KEY;
+use btc_runtime::jetstream::{StreamArgs, ensure_state_bucket, ensure_ticks_stream};
+use btc_runtime::nats::NatsArgs;
 use futures::StreamExt;
 use testkit::NatsServer;
 use testkit::process::ServiceProcess;
@@ -49,7 +49,7 @@ impl Nats {
     }
 
     pub async fn state_bucket(&self) -> anyhow::Result<kv::Store> {
-        btc_common::jetstream::open_state_bucket(&self.js).await.context("opening the state bucket")
+        btc_runtime::jetstream::open_state_bucket(&self.js).await.context("opening the state bucket")
     }
 
     /// The environment a service binary needs to use this server and these stream settings.
@@ -80,23 +80,33 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `target/<profile>/aggregator` with its ops port on a free loopback port.
-    pub fn aggregator(nats: &Nats) -> Self {
-        Self::spawn("aggregator", "OPS_ADDR", nats, &[])
+    /// Starts `target/<profile>/aggregator`; `addr` is its ops port.
+    pub async fn aggregator(nats: &Nats) -> Self {
+        let env = [("OPS_ADDR", "127.0.0.1:0"), ("RUST_LOG", "warn,aggregator=info")];
+        Self::spawn("aggregator", "ops_addr", nats, &env).await
     }
 
     /// Starts `target/<profile>/bitcoin-api`; its price never counts as stale during the run.
-    pub fn bitcoin_api(nats: &Nats) -> Self {
-        Self::spawn("bitcoin-api", "LISTEN_ADDR", nats, &[("STALE_AFTER", "24h"), ("OPS_ADDR", "127.0.0.1:0")])
+    pub async fn bitcoin_api(nats: &Nats) -> Self {
+        let env = [
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("OPS_ADDR", "127.0.0.1:0"),
+            ("STALE_AFTER", "24h"),
+            ("RUST_LOG", "warn,frontend::server=info"),
+        ];
+        Self::spawn("bitcoin-api", "addr", nats, &env).await
     }
 
-    fn spawn(binary: &str, addr_variable: &'static str, nats: &Nats, extra_env: &[(&str, &str)]) -> Self {
-        let addr = format!("127.0.0.1:{}", testkit::free_port());
-        let mut env = nats.service_env();
-        env.push((addr_variable, addr.clone()));
+    /// Starts `binary` on ports the system picks (`extra_env` binds them to port 0, and lets the
+    /// `listening` line through `RUST_LOG`), and reads the one in `addr_field` back from its log.
+    async fn spawn(binary: &str, addr_field: &str, nats: &Nats, extra_env: &[(&str, &str)]) -> Self {
+        let env = nats.service_env();
         let mut env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (*key, value.as_str())).collect();
+        // Later entries win: Command::env keeps the last value of a variable.
         env.extend_from_slice(extra_env);
-        Self { process: ServiceProcess::spawn(binary, &[], &env), addr }
+        let process = ServiceProcess::spawn(binary, &[], &env);
+        let addr = process.listening(addr_field).await.to_string();
+        Self { process, addr }
     }
 
     pub fn pid(&self) -> anyhow::Result<libc::pid_t> {

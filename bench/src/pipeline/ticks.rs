@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, context::PublishAckFuture};
-use btc_common::names::TICK_SUBJECT;
-use btc_common::{Dispersion, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick};
+use btc_contract::names::TICK_SUBJECT;
+use btc_contract::{Dispersion, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick};
 use chrono::{DateTime, TimeZone, Utc};
 
 /// Publish acks in flight while loading (the async-nats context allows 5,000 by default).
@@ -46,7 +46,7 @@ pub fn tick_at(time_ms: i64, index: u64) -> Tick {
         .collect();
     Tick {
         schema_version: SCHEMA_VERSION,
-        pair: btc_common::names::PAIR.to_string(),
+        pair: btc_contract::names::PAIR.to_string(),
         time,
         oldest_quote_time: Some(time),
         price,

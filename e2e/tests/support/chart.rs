@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use btc_common::jetstream::StreamArgs;
-use btc_common::nats::NatsArgs;
-use btc_common::setup::SetupArgs;
+use btc_runtime::jetstream::StreamArgs;
+use btc_runtime::nats::NatsArgs;
+use btc_runtime::setup::SetupArgs;
 use testkit::NatsServer;
 
 /// The password variables of the chart's NATS users and the values the tests give them.
@@ -107,5 +107,5 @@ pub async fn run_setup_with(nats: &NatsServer, mut connection: NatsArgs) {
         lease_ttl: Duration::from_secs(3),
         timeout: Duration::from_secs(20),
     };
-    btc_common::setup::run(&args).await.expect("the setup step succeeds");
+    btc_runtime::setup::run(&args).await.expect("the setup step succeeds");
 }

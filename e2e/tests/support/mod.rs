@@ -27,6 +27,8 @@ pub const POLL_INTERVAL: &str = "200ms";
 pub struct Service {
     shutdown: CancellationToken,
     task: JoinHandle<()>,
+    /// The service's own task, when `task` only waits for it.
+    service_task: Option<tokio::task::AbortHandle>,
     /// Base URL of the ops port: /metrics, /liveness, /readiness.
     pub ops_url: String,
 }
@@ -36,7 +38,7 @@ impl Service {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        Self { shutdown, task: tokio::spawn(future), ops_url: String::new() }
+        Self { shutdown, task: tokio::spawn(future), service_task: None, ops_url: String::new() }
     }
 
     /// Requests shutdown without waiting.
@@ -56,6 +58,9 @@ impl Service {
 
     /// Crash: the task is dropped mid-flight, with no flush and no ack.
     pub fn kill(self) {
+        if let Some(service) = &self.service_task {
+            service.abort();
+        }
         self.task.abort();
     }
 }
@@ -112,39 +117,43 @@ impl Pipeline {
         PublisherConfig::try_parse_from(args).expect("publisher config")
     }
 
-    pub fn start_publisher(&self, extra: &[&str]) -> Service {
-        let ops_addr = format!("127.0.0.1:{}", testkit::free_port());
-        let config = self.publisher_config(&ops_addr, extra);
+    /// Starts a publisher in this process, its ops port on a port the system picks.
+    pub async fn start_publisher(&self, extra: &[&str]) -> Service {
+        let config = self.publisher_config("127.0.0.1:0", extra);
         let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
+        let running = publisher::start(config, shutdown.clone()).await.expect("publisher starts");
+        let (ops_addr, service_task) = (running.ops_addr, running.abort_handle());
         let mut service = Service::spawn(shutdown, async move {
-            publisher::run(config, token).await.expect("publisher runs");
+            running.wait().await.expect("publisher runs");
         });
+        service.service_task = Some(service_task);
         service.ops_url = format!("http://{ops_addr}");
         service
     }
 
-    pub fn start_aggregator(&self, consumer_name: &str) -> Service {
-        self.start_aggregator_with(consumer_name, &[])
+    pub async fn start_aggregator(&self, consumer_name: &str) -> Service {
+        self.start_aggregator_with(consumer_name, &[]).await
     }
 
-    pub fn start_aggregator_with(&self, consumer_name: &str, extra: &[&str]) -> Service {
-        let ops_addr = format!("127.0.0.1:{}", testkit::free_port());
+    /// Starts an aggregator in this process, its ops port on a port the system picks.
+    pub async fn start_aggregator_with(&self, consumer_name: &str, extra: &[&str]) -> Service {
         let url = self.nats.url();
         let mut args =
-            vec!["aggregator", "--nats-url", &url, "--consumer-name", consumer_name, "--ops-addr", &ops_addr];
+            vec!["aggregator", "--nats-url", &url, "--consumer-name", consumer_name, "--ops-addr", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let config = AggregatorConfig::try_parse_from(args).expect("aggregator config");
         let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
+        let running = aggregator::start(config, shutdown.clone()).await.expect("aggregator starts");
+        let (ops_addr, service_task) = (running.ops_addr, running.abort_handle());
         let mut service = Service::spawn(shutdown, async move {
-            aggregator::run(config, token).await.expect("aggregator runs");
+            running.wait().await.expect("aggregator runs");
         });
+        service.service_task = Some(service_task);
         service.ops_url = format!("http://{ops_addr}");
         service
     }
 
-    /// Starts a frontend on a free loopback port and returns its base URL.
+    /// Starts a frontend on loopback port 0 and returns its base URL (the port it was given).
     pub async fn start_frontend(&self, app: App) -> (String, Service) {
         self.start_frontend_with(app, &[]).await
     }
@@ -243,7 +252,7 @@ pub struct Stored {
 
 /// Every message in the ticks stream, read with an ordered consumer.
 pub async fn read_stored(js: &async_nats::jetstream::Context) -> Vec<Stored> {
-    let stream = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream");
+    let stream = js.get_stream(btc_contract::names::TICKS_STREAM).await.expect("ticks stream");
     let total = stream.cached_info().state.messages as usize;
     if total == 0 {
         return Vec::new();
@@ -267,14 +276,14 @@ pub async fn read_stored(js: &async_nats::jetstream::Context) -> Vec<Stored> {
 }
 
 /// Every tick in the stream.
-pub async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_common::Tick> {
-    read_stored(js).await.iter().map(|m| btc_common::Tick::decode(&m.payload).expect("tick decodes")).collect()
+pub async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_contract::Tick> {
+    read_stored(js).await.iter().map(|m| btc_contract::Tick::decode(&m.payload).expect("tick decodes")).collect()
 }
 
 /// The state a new aggregator with the default settings computes from everything in the stream,
 /// in stream order: what every aggregator's state must equal.
-pub async fn recompute_state(js: &async_nats::jetstream::Context) -> btc_common::PriceState {
-    let created = js.get_stream(btc_common::names::TICKS_STREAM).await.expect("ticks stream").cached_info().created;
+pub async fn recompute_state(js: &async_nats::jetstream::Context) -> btc_contract::PriceState {
+    let created = js.get_stream(btc_contract::names::TICKS_STREAM).await.expect("ticks stream").cached_info().created;
     let rules = AggregatorConfig::try_parse_from(["aggregator"]).expect("default config").rules();
     let mut recomputed = aggregator::state::Aggregate::for_stream(rules, created);
     for message in read_stored(js).await {
@@ -284,7 +293,7 @@ pub async fn recompute_state(js: &async_nats::jetstream::Context) -> btc_common:
 }
 
 pub async fn count_ticks(js: &async_nats::jetstream::Context) -> usize {
-    match js.get_stream(btc_common::names::TICKS_STREAM).await {
+    match js.get_stream(btc_contract::names::TICKS_STREAM).await {
         Ok(stream) => stream.cached_info().state.messages as usize,
         Err(_) => 0,
     }

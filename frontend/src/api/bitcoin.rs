@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use btc_common::{PriceState, QuoteStatus};
+use btc_contract::{PriceState, QuoteStatus};
 use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
-use btc_common::metrics::age_seconds;
+use btc_runtime::metrics::age_seconds;
 
 use super::encoded::{EncodedJson, OpenObject};
 use super::errors::ErrorBody;
@@ -289,7 +289,7 @@ fn average_price(state: &PriceState) -> AveragePrice {
 
 #[cfg(test)]
 mod tests {
-    use btc_common::{Dispersion, SCHEMA_VERSION, Tick, WindowAverage};
+    use btc_contract::{Dispersion, SCHEMA_VERSION, Tick, WindowAverage};
 
     use super::*;
 

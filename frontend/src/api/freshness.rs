@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use btc_common::PriceState;
-use btc_common::metrics::age_seconds;
+use btc_contract::PriceState;
+use btc_runtime::metrics::age_seconds;
 
 /// The newest price is `age_seconds` old, above `limit`.
 #[derive(Debug, Clone, Copy, PartialEq)]

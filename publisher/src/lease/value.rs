@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use btc_common::jetstream::Provision;
+use btc_runtime::jetstream::Provision;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

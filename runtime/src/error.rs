@@ -1,8 +1,8 @@
-//! Errors of the shared plumbing: NATS, JetStream, telemetry.
+//! Errors of the service runtime: NATS, JetStream, telemetry.
 
 /// What went wrong while connecting to NATS, setting up JetStream or the trace exporter.
 #[derive(Debug, thiserror::Error)]
-pub enum CommonError {
+pub enum RuntimeError {
     #[error("cannot read NATS credentials file {path}: {source}")]
     Credentials { path: String, source: std::io::Error },
     #[error("cannot connect to NATS at {url}: {source}")]
@@ -30,6 +30,6 @@ pub enum CommonError {
          OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for an https:// one"
     )]
     OtlpGrpcTls { variable: &'static str, value: String },
-    #[error("cannot build the OTLP trace exporter ({}): {source}", protocol.as_str())]
-    OtlpExporter { protocol: crate::telemetry::OtlpProtocol, source: opentelemetry_otlp::ExporterBuildError },
+    #[error("cannot build the OTLP trace exporter ({protocol}): {source}")]
+    OtlpExporter { protocol: &'static str, source: opentelemetry_otlp::ExporterBuildError },
 }

@@ -84,7 +84,8 @@ fn metrics(state: &dyn OpsState) -> Response {
     Response::builder().content_type(crate::metrics::CONTENT_TYPE).body(state.metrics())
 }
 
-/// Binds `addr` and serves the ops endpoints until `shutdown`. Returns the bound address.
+/// Binds `addr` and serves the ops endpoints until `shutdown`. Returns the bound address, which
+/// the service logs in its one `listening` line (tests start services on port 0 and read it).
 pub async fn serve(
     addr: SocketAddr,
     state: Arc<dyn OpsState>,
@@ -105,6 +106,5 @@ pub async fn serve(
             tracing::error!(%error, "ops HTTP server failed");
         }
     });
-    tracing::info!(addr = %bound, "ops endpoints (/metrics, /liveness, /readiness) listening");
     Ok((bound, task))
 }

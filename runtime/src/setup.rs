@@ -11,7 +11,7 @@ use async_nats::jetstream;
 
 use crate::backoff::Backoff;
 use crate::duration::parse_duration;
-use crate::error::CommonError;
+use crate::error::RuntimeError;
 use crate::jetstream::{StreamArgs, ensure_lease_bucket, ensure_state_bucket, ensure_ticks_stream};
 use crate::nats::NatsArgs;
 
@@ -32,7 +32,7 @@ pub struct SetupArgs {
 }
 
 /// Connects and sets up, retrying until it succeeds or `timeout` has passed.
-pub async fn run(args: &SetupArgs) -> Result<(), CommonError> {
+pub async fn run(args: &SetupArgs) -> Result<(), RuntimeError> {
     let client = args.nats.connect("setup").await?;
     let js = jetstream::new(client.clone());
     let deadline = Instant::now() + args.timeout;
@@ -51,7 +51,7 @@ pub async fn run(args: &SetupArgs) -> Result<(), CommonError> {
         }
         let delay = backoff.next_delay();
         if Instant::now() + delay > deadline {
-            return Err(CommonError::SetupTimeout { timeout: args.timeout, last: last_error });
+            return Err(RuntimeError::SetupTimeout { timeout: args.timeout, last: last_error });
         }
         tokio::time::sleep(delay).await;
     }
@@ -61,7 +61,7 @@ pub async fn run(args: &SetupArgs) -> Result<(), CommonError> {
     Ok(())
 }
 
-async fn set_up(js: &jetstream::Context, args: &SetupArgs) -> Result<(), CommonError> {
+async fn set_up(js: &jetstream::Context, args: &SetupArgs) -> Result<(), RuntimeError> {
     let ticks = ensure_ticks_stream(js, &args.stream).await?;
     let state = ensure_state_bucket(js, &args.stream).await?;
     let lease = ensure_lease_bucket(js, args.lease_ttl, args.stream.replicas).await?;

@@ -1,8 +1,11 @@
 //! One backoff for every retry loop: wait `first`, then twice as long each time, up to `max`.
 //!
-//! The caps say how quickly a service notices that a dependency is back. Loops that talk to NATS
-//! use [`Backoff::NATS`]: a retry every 2 s at most once NATS has been gone for a while is cheap
-//! (one request) and keeps recovery within seconds of the cause going away.
+//! The cap says how quickly a service notices that a dependency is back, so each use names its
+//! reason in a constant here rather than a number at the loop:
+//! - [`Backoff::NATS`] (2 s): retries of NATS requests and the client's reconnects. A retry is
+//!   one cheap request, and 2 s keeps recovery within seconds of NATS coming back.
+//! - [`Backoff::PUBLISH`] (1 s): the retries of one tick, within `PUBLISH_TIMEOUT`. A round is
+//!   1 s by default, so a tick is retried at least once per round while the next ones queue up.
 
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ pub struct Backoff {
 impl Backoff {
     /// Retries of NATS requests (setup, pulls, state writes): 100 ms doubling to 2 s.
     pub const NATS: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    /// Retries of one tick's publish: 50 ms doubling to 1 s (one round at the default interval).
+    pub const PUBLISH: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
 
     pub const fn new(first: Duration, max: Duration) -> Self {
         Self { first, max, next: first }
@@ -28,6 +33,12 @@ impl Backoff {
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         delay
+    }
+
+    /// The delay before retry number `retry` (0 for the first), for callers that count attempts
+    /// themselves (the NATS client's reconnect callback).
+    pub fn nth_delay(&self, retry: u32) -> Duration {
+        self.first.saturating_mul(1 << retry.min(20)).min(self.max)
     }
 
     /// After a success: the next failure waits `first` again.
@@ -56,6 +67,9 @@ mod tests {
         assert_eq!(delays, [100, 200, 400, 700, 700]);
         backoff.reset();
         assert_eq!(backoff.next_delay(), Duration::from_millis(100));
+        let counted: Vec<u128> = (0..5).map(|n| backoff.nth_delay(n).as_millis()).collect();
+        assert_eq!(counted, [100, 200, 400, 700, 700]);
+        assert_eq!(backoff.nth_delay(u32::MAX), Duration::from_millis(700));
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Map, Value};
 
-use crate::CommonError;
+use crate::RuntimeError;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OtelData;
@@ -50,20 +50,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// True when spans are exported.
-    pub fn tracing_enabled(&self) -> bool {
-        self.provider.is_some()
-    }
-
-    /// Exports the spans still buffered. Idempotent.
-    pub fn flush(&self) {
-        if let Some(provider) = &self.provider
-            && let Err(error) = provider.force_flush()
-        {
-            tracing::warn!(%error, "could not flush spans");
-        }
-    }
-
     pub fn shutdown(&mut self) {
         if let Some(provider) = self.provider.take()
             && let Err(error) = provider.shutdown()
@@ -118,7 +104,7 @@ impl OtlpProtocol {
     /// [`PROTOCOL_VARIABLES`] set to a non-empty value (the OpenTelemetry specification counts an
     /// empty value as unset), else `http/protobuf`. Any other value is refused, `http/json`
     /// included (its exporter feature is not built in).
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, CommonError> {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, RuntimeError> {
         let Some((variable, value)) =
             PROTOCOL_VARIABLES.iter().find_map(|&name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)))
         else {
@@ -127,7 +113,7 @@ impl OtlpProtocol {
         match value.trim() {
             "grpc" => Ok(Self::Grpc),
             "http/protobuf" => Ok(Self::HttpProtobuf),
-            _ => Err(CommonError::OtlpProtocol { variable, value, accepted: Self::ACCEPTED }),
+            _ => Err(RuntimeError::OtlpProtocol { variable, value, accepted: Self::ACCEPTED }),
         }
     }
 
@@ -136,7 +122,7 @@ impl OtlpProtocol {
     /// (the HTTP exporter would silently send to `localhost:4318` instead), and an `https://` one
     /// over gRPC (built without TLS: no `tls` feature of tonic). Judges the variable the exporter
     /// reads: the traces one, else the general one.
-    pub fn check_endpoint(self, var: impl Fn(&str) -> Option<String>) -> Result<(), CommonError> {
+    pub fn check_endpoint(self, var: impl Fn(&str) -> Option<String>) -> Result<(), RuntimeError> {
         let endpoint =
             ENDPOINT_VARIABLES.iter().find_map(|&name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name, v)));
         let Some((variable, value)) = endpoint else {
@@ -147,10 +133,10 @@ impl OtlpProtocol {
         let has_host = uri.as_ref().and_then(|u| u.host()).is_some_and(|h| !h.is_empty());
         match scheme.as_deref() {
             Some("http" | "https") if has_host => {}
-            _ => return Err(CommonError::OtlpEndpoint { variable, value }),
+            _ => return Err(RuntimeError::OtlpEndpoint { variable, value }),
         }
         if self == Self::Grpc && scheme.as_deref() == Some("https") {
-            return Err(CommonError::OtlpGrpcTls { variable, value });
+            return Err(RuntimeError::OtlpGrpcTls { variable, value });
         }
         Ok(())
     }
@@ -161,7 +147,7 @@ impl OtlpProtocol {
 /// runs on it); keep the guard until the process ends. An error (an unsupported protocol, an
 /// exporter that cannot be built) means the service must not start: traces were asked for and
 /// would go nowhere.
-pub fn init(service: &'static str, args: &LogArgs) -> Result<Telemetry, CommonError> {
+pub fn init(service: &'static str, args: &LogArgs) -> Result<Telemetry, RuntimeError> {
     let (provider, protocol) = if tracing_requested() {
         let (provider, protocol) = tracer_provider(service)?;
         (Some(provider), Some(protocol))
@@ -184,7 +170,7 @@ pub fn init(service: &'static str, args: &LogArgs) -> Result<Telemetry, CommonEr
     Ok(Telemetry { provider })
 }
 
-fn tracer_provider(service: &'static str) -> Result<(SdkTracerProvider, OtlpProtocol), CommonError> {
+fn tracer_provider(service: &'static str) -> Result<(SdkTracerProvider, OtlpProtocol), RuntimeError> {
     use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
     let var = |name: &str| std::env::var(name).ok();
     let protocol = OtlpProtocol::from_env(var)?;
@@ -193,7 +179,7 @@ fn tracer_provider(service: &'static str) -> Result<(SdkTracerProvider, OtlpProt
         OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build(),
         OtlpProtocol::HttpProtobuf => SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build(),
     }
-    .map_err(|source| CommonError::OtlpExporter { protocol, source })?;
+    .map_err(|source| RuntimeError::OtlpExporter { protocol: protocol.as_str(), source })?;
     let service_named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
     let mut resource = opentelemetry_sdk::Resource::builder();

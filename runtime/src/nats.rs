@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::CommonError;
+use crate::backoff::Backoff;
+use crate::error::RuntimeError;
 use crate::jetstream::WhenMissing;
 
 /// How to reach and authenticate to NATS. Flattened into each service's configuration.
@@ -84,7 +85,7 @@ impl NatsArgs {
 
     /// Connects without waiting for the server: the client keeps retrying in the background, so a
     /// service may start before NATS and its liveness does not depend on NATS.
-    pub async fn connect(&self, client_name: &str) -> Result<async_nats::Client, CommonError> {
+    pub async fn connect(&self, client_name: &str) -> Result<async_nats::Client, RuntimeError> {
         let mut options = async_nats::ConnectOptions::new()
             .name(client_name)
             .custom_inbox_prefix(self.inbox_prefix())
@@ -110,14 +111,14 @@ impl NatsArgs {
             options = options.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
         }
         let servers: Vec<&str> = self.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-        options.connect(servers).await.map_err(|source| CommonError::Connect { url: self.url.clone(), source })
+        options.connect(servers).await.map_err(|source| RuntimeError::Connect { url: self.url.clone(), source })
     }
 
     /// Adds the configured credentials to `options`, reading the files they are in.
     async fn authentication(
         &self,
         mut options: async_nats::ConnectOptions,
-    ) -> Result<async_nats::ConnectOptions, CommonError> {
+    ) -> Result<async_nats::ConnectOptions, RuntimeError> {
         let password = match (&self.password, &self.password_file) {
             (Some(password), _) => Some(password.clone()),
             (None, Some(path)) => Some(read_secret(path).await?),
@@ -130,7 +131,7 @@ impl NatsArgs {
             options = options
                 .credentials_file(path)
                 .await
-                .map_err(|source| CommonError::Credentials { path: path.display().to_string(), source })?;
+                .map_err(|source| RuntimeError::Credentials { path: path.display().to_string(), source })?;
         }
         if let Some(path) = &self.nkey_file {
             options = options.nkey(read_secret(path).await?);
@@ -141,10 +142,10 @@ impl NatsArgs {
 
 /// The content of a secret file (a Kubernetes Secret mounted as a file), without the trailing
 /// newline an editor or `echo` adds.
-async fn read_secret(path: &std::path::Path) -> Result<String, CommonError> {
+async fn read_secret(path: &std::path::Path) -> Result<String, RuntimeError> {
     let text = tokio::fs::read_to_string(path)
         .await
-        .map_err(|source| CommonError::Credentials { path: path.display().to_string(), source })?;
+        .map_err(|source| RuntimeError::Credentials { path: path.display().to_string(), source })?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     Ok(text.strip_suffix('\r').unwrap_or(text).to_string())
 }
@@ -155,12 +156,12 @@ pub fn is_connected(client: &async_nats::Client) -> bool {
 }
 
 /// The wait before connection attempt number `attempts` (1 for the first one after start or after
-/// a disconnect): none for the first, so a start or a blip costs no sleep, then a capped
-/// exponential backoff (100 ms, 200 ms, ... 2 s) that does not hammer a server in an outage.
+/// a disconnect): none for the first, so a start or a blip costs no sleep, then
+/// [`Backoff::NATS`] (100 ms, 200 ms, ... 2 s), which does not hammer a server in an outage.
 fn reconnect_delay(attempts: usize) -> Duration {
     match attempts {
         0 | 1 => Duration::ZERO,
-        n => Duration::from_millis((100u64 << (n - 2).min(5)).min(2_000)),
+        n => Backoff::NATS.nth_delay(u32::try_from(n - 2).unwrap_or(u32::MAX)),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Who creates them depends on the service's credentials ([`WhenMissing`]). In the chart the
 //! services have users of their own that may not create or change any stream or bucket: the setup
-//! step ([`crate::setup`], the chart's hook Job) creates and updates them as the NATS admin, and a
+//! step (`setup::run`, the chart's hook Job) creates and updates them as the NATS admin, and a
 //! service waits while one is missing. A service connected without credentials (a bare local run
 //! against `nats-server -js`) creates what is missing itself, or brings it to this build's
 //! configuration, whichever service starts first.
@@ -16,8 +16,8 @@ use async_nats::jetstream::{self, ErrorCode, kv, stream};
 
 use crate::backoff::Backoff;
 use crate::duration::parse_duration;
-use crate::error::CommonError;
-use crate::names::{LEASE_BUCKET, STATE_BUCKET, TICKS_STREAM, TICKS_SUBJECTS};
+use crate::error::RuntimeError;
+use btc_contract::names::{LEASE_BUCKET, STATE_BUCKET, TICKS_STREAM, TICKS_SUBJECTS};
 
 /// Retention and replication of the ticks stream and the state bucket.
 #[derive(Debug, Clone, clap::Args)]
@@ -84,12 +84,12 @@ pub enum WhenMissing {
     /// Create it, or bring it to this build's configuration: a client without credentials.
     #[default]
     Create,
-    /// Only open it, and report it [`CommonError::Missing`] until the setup step has made it: a
+    /// Only open it, and report it [`RuntimeError::Missing`] until the setup step has made it: a
     /// service with its own user, which may not create or change anything.
     Wait,
 }
 
-/// The names [`CommonError::Missing`] gives what a service waits for.
+/// The names [`RuntimeError::Missing`] gives what a service waits for.
 pub const TICKS_STREAM_WHAT: &str = "the ticks stream PRICES";
 pub const STATE_BUCKET_WHAT: &str = "the state bucket price_state";
 pub const LEASE_BUCKET_WHAT: &str = "the lease bucket publisher_lease";
@@ -109,15 +109,15 @@ impl Provision {
         Self { args, when_missing, missing: Arc::default() }
     }
 
-    pub async fn ticks_stream(&self, js: &jetstream::Context) -> Result<stream::Stream, CommonError> {
+    pub async fn ticks_stream(&self, js: &jetstream::Context) -> Result<stream::Stream, RuntimeError> {
         self.noted(TICKS_STREAM_WHAT, ticks_stream(js, &self.args, self.when_missing).await)
     }
 
-    pub async fn state_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, CommonError> {
+    pub async fn state_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, RuntimeError> {
         self.noted(STATE_BUCKET_WHAT, state_bucket(js, &self.args, self.when_missing).await)
     }
 
-    pub async fn lease_bucket(&self, js: &jetstream::Context, ttl: Duration) -> Result<LeaseBucket, CommonError> {
+    pub async fn lease_bucket(&self, js: &jetstream::Context, ttl: Duration) -> Result<LeaseBucket, RuntimeError> {
         self.noted(LEASE_BUCKET_WHAT, lease_bucket(js, ttl, self.args.replicas, self.when_missing).await)
     }
 
@@ -144,10 +144,10 @@ impl Provision {
         })
     }
 
-    fn noted<T>(&self, what: &'static str, result: Result<T, CommonError>) -> Result<T, CommonError> {
+    fn noted<T>(&self, what: &'static str, result: Result<T, RuntimeError>) -> Result<T, RuntimeError> {
         match &result {
             Ok(_) => self.set_missing(what, false),
-            Err(CommonError::Missing { .. }) => self.set_missing(what, true),
+            Err(RuntimeError::Missing { .. }) => self.set_missing(what, true),
             Err(_) => {}
         }
         result
@@ -159,7 +159,7 @@ pub async fn ticks_stream(
     js: &jetstream::Context,
     args: &StreamArgs,
     when_missing: WhenMissing,
-) -> Result<stream::Stream, CommonError> {
+) -> Result<stream::Stream, RuntimeError> {
     match when_missing {
         WhenMissing::Create => ensure_ticks_stream(js, args).await,
         WhenMissing::Wait => open_stream(js, TICKS_STREAM, TICKS_STREAM_WHAT).await,
@@ -171,44 +171,44 @@ pub async fn state_bucket(
     js: &jetstream::Context,
     args: &StreamArgs,
     when_missing: WhenMissing,
-) -> Result<kv::Store, CommonError> {
+) -> Result<kv::Store, RuntimeError> {
     match when_missing {
         WhenMissing::Create => ensure_state_bucket(js, args).await,
         WhenMissing::Wait => open_state_bucket(js).await,
     }
 }
 
-/// The stream `name`, or [`CommonError::Missing`] naming it as `what` if it does not exist.
-async fn open_stream(js: &jetstream::Context, name: &str, what: &str) -> Result<stream::Stream, CommonError> {
+/// The stream `name`, or [`RuntimeError::Missing`] naming it as `what` if it does not exist.
+async fn open_stream(js: &jetstream::Context, name: &str, what: &str) -> Result<stream::Stream, RuntimeError> {
     js.get_stream(name).await.map_err(|error| match error.kind() {
         GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND => {
-            CommonError::Missing { what: what.to_string() }
+            RuntimeError::Missing { what: what.to_string() }
         }
-        _ => CommonError::Stream { stream: name.to_string(), reason: error.to_string() },
+        _ => RuntimeError::Stream { stream: name.to_string(), reason: error.to_string() },
     })
 }
 
 /// Creates the ticks stream, or brings an existing one to this configuration.
-pub async fn ensure_ticks_stream(js: &jetstream::Context, args: &StreamArgs) -> Result<stream::Stream, CommonError> {
-    let failed = |reason: String| CommonError::Stream { stream: TICKS_STREAM.to_string(), reason };
+pub async fn ensure_ticks_stream(js: &jetstream::Context, args: &StreamArgs) -> Result<stream::Stream, RuntimeError> {
+    let failed = |reason: String| RuntimeError::Stream { stream: TICKS_STREAM.to_string(), reason };
     js.create_or_update_stream(args.ticks_stream_config()).await.map_err(|e| failed(e.to_string()))?;
     js.get_stream(TICKS_STREAM).await.map_err(|e| failed(e.to_string()))
 }
 
 /// Creates the state bucket, or brings an existing one to this configuration.
-pub async fn ensure_state_bucket(js: &jetstream::Context, args: &StreamArgs) -> Result<kv::Store, CommonError> {
+pub async fn ensure_state_bucket(js: &jetstream::Context, args: &StreamArgs) -> Result<kv::Store, RuntimeError> {
     js.create_or_update_key_value(args.state_bucket_config())
         .await
-        .map_err(|e| CommonError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
+        .map_err(|e| RuntimeError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
 }
 
-/// Opens the state bucket without creating it ([`CommonError::Missing`] while it does not exist):
+/// Opens the state bucket without creating it ([`RuntimeError::Missing`] while it does not exist):
 /// for readers (the frontends), which never create it, and for services that may not.
-pub async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, CommonError> {
+pub async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, RuntimeError> {
     open_stream(js, &format!("KV_{STATE_BUCKET}"), STATE_BUCKET_WHAT).await?;
     js.get_key_value(STATE_BUCKET)
         .await
-        .map_err(|e| CommonError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
+        .map_err(|e| RuntimeError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
 }
 
 /// The publishers' lease bucket, as [`ensure_lease_bucket`] found or made it.
@@ -250,8 +250,8 @@ pub async fn ensure_lease_bucket(
     js: &jetstream::Context,
     ttl: Duration,
     replicas: usize,
-) -> Result<LeaseBucket, CommonError> {
-    let failed = |reason: String| CommonError::Bucket { bucket: LEASE_BUCKET.to_string(), reason };
+) -> Result<LeaseBucket, RuntimeError> {
+    let failed = |reason: String| RuntimeError::Bucket { bucket: LEASE_BUCKET.to_string(), reason };
     let config = lease_bucket_config(ttl, replicas);
     let existing = match js.get_stream(format!("KV_{LEASE_BUCKET}")).await {
         Ok(stream) => Some(stream.cached_info().config.max_age),
@@ -284,7 +284,7 @@ pub async fn lease_bucket(
     ttl: Duration,
     replicas: usize,
     when_missing: WhenMissing,
-) -> Result<LeaseBucket, CommonError> {
+) -> Result<LeaseBucket, RuntimeError> {
     if when_missing == WhenMissing::Create {
         return ensure_lease_bucket(js, ttl, replicas).await;
     }
@@ -293,7 +293,7 @@ pub async fn lease_bucket(
     let store = js
         .get_key_value(LEASE_BUCKET)
         .await
-        .map_err(|e| CommonError::Bucket { bucket: LEASE_BUCKET.to_string(), reason: e.to_string() })?;
+        .map_err(|e| RuntimeError::Bucket { bucket: LEASE_BUCKET.to_string(), reason: e.to_string() })?;
     if max_age.is_zero() || max_age < ttl {
         tracing::warn!(
             ?max_age, lease_ttl = ?ttl,
@@ -313,7 +313,7 @@ pub async fn retry_until_ready<T, F, Fut>(
 ) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CommonError>>,
+    Fut: std::future::Future<Output = Result<T, RuntimeError>>,
 {
     let mut backoff = Backoff::NATS;
     // Logged when it changes, not on every retry: a service waiting for the setup step for an
@@ -352,7 +352,7 @@ mod tests {
         let provision = Provision::new(StreamArgs::default(), WhenMissing::Wait);
         let shared = provision.clone();
         assert_eq!(provision.missing(), None);
-        let missing: Result<(), _> = Err(CommonError::Missing { what: TICKS_STREAM_WHAT.into() });
+        let missing: Result<(), _> = Err(RuntimeError::Missing { what: TICKS_STREAM_WHAT.into() });
         assert!(provision.noted(TICKS_STREAM_WHAT, missing).is_err());
         shared.set_missing(LEASE_BUCKET_WHAT, true);
         assert_eq!(
@@ -360,7 +360,7 @@ mod tests {
             Some("waiting for the setup step to create the lease bucket publisher_lease and the ticks stream PRICES")
         );
         // Another failure (NATS away) says nothing about the stream's existence.
-        let other: Result<(), _> = Err(CommonError::Stream { stream: "PRICES".into(), reason: "timed out".into() });
+        let other: Result<(), _> = Err(RuntimeError::Stream { stream: "PRICES".into(), reason: "timed out".into() });
         let _ = provision.noted(TICKS_STREAM_WHAT, other);
         assert!(shared.is_missing(TICKS_STREAM_WHAT));
         let _ = provision.noted(TICKS_STREAM_WHAT, Ok(()));
