@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use btc_contract::names::AGGREGATOR_CONSUMER;
 use btc_runtime::duration::parse_duration;
-use btc_runtime::jetstream::StreamArgs;
 use btc_runtime::nats::NatsArgs;
+use btc_runtime::stream_config::StreamArgs;
 use btc_runtime::telemetry::LogArgs;
 
 use crate::state::WindowRules;

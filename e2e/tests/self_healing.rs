@@ -8,7 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use btc_contract::names::{STATE_BUCKET, STATE_KEY, TICKS_STREAM};
-use btc_runtime::jetstream::{StreamArgs, ensure_ticks_stream};
+use btc_runtime::jetstream::ensure_ticks_stream;
+use btc_runtime::stream_config::StreamArgs;
 use chrono::{DateTime, Utc};
 use exchange_standin::Venue;
 use frontend::App;

@@ -2,6 +2,7 @@
 //! aggregator writes to NATS KV and serve every request from memory.
 
 pub mod api;
+pub mod app;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -13,9 +14,10 @@ pub mod routes;
 pub mod server;
 pub mod server_span;
 
+pub use app::App;
 pub use config::FrontendConfig;
 pub use error::FrontendError;
-pub use server::{App, Running, run, start};
+pub use server::{Running, run, start};
 
 /// The body of a frontend binary's `main`: parses the configuration, builds the tokio runtime
 /// with the configured worker threads, and runs the app until a signal stops it.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use poem_openapi::OpenApi;
 
 use crate::api::{bitcoin::BitcoinApi, probes::ProbesApi, rest::RestApi};
-use crate::server::App;
+use crate::app::App;
 
 /// The spec, as JSON.
 pub const SPEC_JSON: &str = "/openapi.json";

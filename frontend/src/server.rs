@@ -13,6 +13,7 @@ use poem_openapi::{OpenApi, OpenApiService};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, bitcoin::BitcoinApi, probes, probes::ProbesApi, rest::RestApi};
+use crate::app::App;
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
 use crate::error::FrontendError;
@@ -25,42 +26,6 @@ use crate::server_span::ServerSpans;
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The two frontends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum App {
-    BitcoinApi,
-    RestApi,
-}
-
-impl App {
-    pub fn name(self) -> &'static str {
-        match self {
-            App::BitcoinApi => "bitcoin-api",
-            App::RestApi => "rest-api",
-        }
-    }
-
-    pub fn default_listen_addr(self) -> SocketAddr {
-        match self {
-            App::BitcoinApi => SocketAddr::from(([0, 0, 0, 0], 8080)),
-            App::RestApi => SocketAddr::from(([0, 0, 0, 0], 8081)),
-        }
-    }
-
-    /// True for the app that serves the price state (and so needs NATS).
-    pub fn serves_state(self) -> bool {
-        self == App::BitcoinApi
-    }
-
-    /// The default address of the ops port (`/metrics`, `/liveness`, `/readiness`).
-    pub fn default_ops_addr(self) -> SocketAddr {
-        match self {
-            App::BitcoinApi => SocketAddr::from(([0, 0, 0, 0], 9092)),
-            App::RestApi => SocketAddr::from(([0, 0, 0, 0], 9093)),
-        }
-    }
-}
 
 /// The app's public HTTP endpoint over `cache`: its API, `/openapi.json`, `/openapi.yaml`, `/docs`,
 /// with JSON errors and request metrics (`/metrics` is on the ops port, see [`ops_state`]).

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use btc_runtime::duration::parse_duration;
-use btc_runtime::jetstream::StreamArgs;
 use btc_runtime::nats::NatsArgs;
 use btc_runtime::setup::SetupArgs;
+use btc_runtime::stream_config::StreamArgs;
 use btc_runtime::telemetry::LogArgs;
 
 use crate::breaker::BreakerRules;

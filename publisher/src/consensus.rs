@@ -129,7 +129,7 @@ fn dispersion(prices: &[f64]) -> Dispersion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quote::Price;
+    use crate::price::Price;
     use chrono::{TimeZone, Utc};
 
     const RULES: ConsensusRules = ConsensusRules { quorum: 3, outlier_threshold: 0.02 };

@@ -11,6 +11,7 @@ pub mod exchanges;
 pub mod fetch;
 pub mod lease;
 pub mod metrics;
+pub mod price;
 pub mod publish;
 pub mod quote;
 pub mod round;

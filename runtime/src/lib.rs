@@ -14,6 +14,7 @@ pub mod nats;
 pub mod ops;
 pub mod setup;
 pub mod shutdown;
+pub mod stream_config;
 pub mod telemetry;
 pub mod trace_context;
 

@@ -12,8 +12,9 @@ use async_nats::jetstream;
 use crate::backoff::Backoff;
 use crate::duration::parse_duration;
 use crate::error::RuntimeError;
-use crate::jetstream::{StreamArgs, ensure_lease_bucket, ensure_state_bucket, ensure_ticks_stream};
+use crate::jetstream::{ensure_lease_bucket, ensure_state_bucket, ensure_ticks_stream};
 use crate::nats::NatsArgs;
+use crate::stream_config::StreamArgs;
 
 /// The setup step's configuration: the admin's connection, and the settings of what it creates.
 #[derive(Debug, Clone, clap::Args)]

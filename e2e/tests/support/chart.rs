@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use btc_runtime::jetstream::StreamArgs;
 use btc_runtime::nats::NatsArgs;
 use btc_runtime::setup::SetupArgs;
+use btc_runtime::stream_config::StreamArgs;
 use testkit::NatsServer;
 
 /// The password variables of the chart's NATS users and the values the tests give them.

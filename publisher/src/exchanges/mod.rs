@@ -16,7 +16,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::excerpt::Excerpt;
-use crate::quote::Price;
+use crate::price::Price;
 
 mod binance_us;
 mod bitfinex;
@@ -375,7 +375,7 @@ mod tests {
 
         #[test]
         fn no_input_panics_an_adapter_or_yields_an_impossible_price(input in fuzz_input()) {
-            use crate::quote::MAX_PLAUSIBLE_PRICE;
+            use crate::price::MAX_PLAUSIBLE_PRICE;
 
             let shown = String::from_utf8_lossy(&input);
             for source in Source::ALL {
