@@ -47,32 +47,9 @@ pub fn apply_batch<'a>(aggregate: &mut Aggregate, batch: impl IntoIterator<Item 
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use chrono::TimeZone;
-
     use super::*;
-    use crate::state::WindowRules;
+    use crate::fixtures::{RULES, at, tick};
     use crate::window::Applied;
-
-    const RULES: WindowRules = WindowRules {
-        window: Duration::from_secs(600),
-        max_hold: Duration::from_secs(5),
-        max_clock_skew: Duration::from_secs(60),
-    };
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().expect("valid time")
-    }
-
-    fn tick(seconds: i64, price: f64) -> Vec<u8> {
-        format!(
-            r#"{{"schema_version":1,"pair":"BTC-USD","time":"{}","price":{price},
-            "dispersion":{{"low":{price},"high":{price},"std_dev":0,"used":3}},"sources":[]}}"#,
-            at(seconds).to_rfc3339()
-        )
-        .into_bytes()
-    }
 
     fn delivered(sequence: u64, pending: u64, seconds: i64, payload: &[u8]) -> Delivered<'_> {
         Delivered { sequence, pending, stored_at: at(seconds), payload, span: tracing::Span::none() }

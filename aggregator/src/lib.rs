@@ -11,6 +11,8 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod follow;
 pub mod metrics;
 pub mod replay;

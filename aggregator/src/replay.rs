@@ -130,13 +130,8 @@ async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{RULES, at_ms as at, tick_ms as tick};
     use proptest::prelude::*;
-
-    const RULES: WindowRules = WindowRules {
-        window: Duration::from_secs(600),
-        max_hold: Duration::from_secs(5),
-        max_clock_skew: Duration::from_secs(60),
-    };
 
     /// A message as the stream stores it.
     #[derive(Debug, Clone)]
@@ -144,19 +139,6 @@ mod tests {
         sequence: u64,
         stored_ms: i64,
         payload: Vec<u8>,
-    }
-
-    fn at(ms: i64) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(1_800_000_000_000 + ms).single().expect("valid time")
-    }
-
-    fn tick(time_ms: i64, price: f64) -> Vec<u8> {
-        format!(
-            r#"{{"schema_version":1,"pair":"BTC-USD","time":"{}","price":{price},
-            "dispersion":{{"low":{price},"high":{price},"std_dev":0,"used":3}},"sources":[]}}"#,
-            at(time_ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        )
-        .into_bytes()
     }
 
     /// The same rebuild as [`rebuild`], over an in-memory stream (JetStream's by-start-time

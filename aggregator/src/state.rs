@@ -186,25 +186,7 @@ fn millis(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) const RULES: WindowRules = WindowRules {
-        window: Duration::from_secs(600),
-        max_hold: Duration::from_secs(5),
-        max_clock_skew: Duration::from_secs(60),
-    };
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + seconds, 0).single().expect("valid time")
-    }
-
-    fn tick(seconds: i64, price: f64) -> Vec<u8> {
-        format!(
-            r#"{{"schema_version":1,"pair":"BTC-USD","time":"{}","price":{price},
-            "dispersion":{{"low":{price},"high":{price},"std_dev":0,"used":3}},"sources":[]}}"#,
-            at(seconds).to_rfc3339()
-        )
-        .into_bytes()
-    }
+    use crate::fixtures::{RULES, at, tick};
 
     #[test]
     fn a_tick_is_judged_by_its_storage_time_not_by_this_host_s_clock() {

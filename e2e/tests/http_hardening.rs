@@ -11,6 +11,9 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use testkit::process::ServiceProcess;
 use testkit::{NatsServer, wait_for};
 
@@ -29,43 +32,32 @@ const MAX_RSS_GROWTH_KIB: u64 = 4 * 1024;
 /// The label values a series of `btc_http_*` may carry.
 const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"];
 
-/// xorshift64*: the same hostile requests on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A token of 1..=`max` characters from `alphabet`.
-    fn token(&mut self, alphabet: &[u8], max: usize) -> String {
-        let len = 1 + self.below(max);
-        (0..len).map(|_| alphabet[self.below(alphabet.len())] as char).collect()
-    }
-}
-
 const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
 const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-_";
 /// Path and query characters, a percent-encoded newline and quote among them.
 const URI: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%0A%22";
 
+/// A token of 1..=`max` characters from `alphabet`.
+fn token(alphabet: &'static [u8], max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(alphabet), 1..=max)
+        .prop_map(|chars| chars.into_iter().map(char::from).collect())
+}
+
 /// One request with a made-up method, path (or a real one), header and query string.
-fn hostile(rng: &mut Rng, base: &str, real_paths: &[&str]) -> (reqwest::Method, String, String, String) {
-    let method = reqwest::Method::from_bytes(rng.token(UPPER, 12).as_bytes()).expect("a token is a method");
-    let path = if rng.below(2) == 0 {
-        real_paths[rng.below(real_paths.len())].to_string()
-    } else {
-        (0..1 + rng.below(4)).map(|_| format!("/{}", rng.token(URI, 24))).collect()
-    };
-    let query = format!("{}={}&{}", rng.token(LOWER, 8), rng.token(URI, 16), rng.token(URI, 8));
-    (method, format!("{base}{path}?{query}"), format!("x-{}", rng.token(LOWER, 16)), rng.token(LOWER, 32))
+fn hostile(base: &str, real_paths: &[&str]) -> impl Strategy<Value = (reqwest::Method, String, String, String)> {
+    let real: Vec<String> = real_paths.iter().map(|path| path.to_string()).collect();
+    let made_up = proptest::collection::vec(token(URI, 24), 1..=4)
+        .prop_map(|segments| segments.iter().map(|segment| format!("/{segment}")).collect::<String>());
+    let path = prop_oneof![proptest::sample::select(real), made_up];
+    let query =
+        (token(LOWER, 8), token(URI, 16), token(URI, 8)).prop_map(|(key, value, flag)| format!("{key}={value}&{flag}"));
+    let base = base.to_string();
+    (token(UPPER, 12), path, query, token(LOWER, 16), token(LOWER, 32)).prop_map(
+        move |(method, path, query, header, value)| {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a token is a method");
+            (method, format!("{base}{path}?{query}"), format!("x-{header}"), value)
+        },
+    )
 }
 
 /// The sample lines of a Prometheus exposition (one per series).
@@ -126,8 +118,14 @@ struct Measured {
 }
 
 async fn send_hostile_requests(http: &reqwest::Client, base: &str, real_paths: &[&str], seed: u64) {
-    let mut rng = Rng(seed);
-    let requests: Vec<_> = (0..REQUESTS).map(|_| hostile(&mut rng, base, real_paths)).collect();
+    // Seeded: the same hostile requests on every run.
+    let mut seed_bytes = [0; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let mut runner = TestRunner::new_with_rng(ProptestConfig::default(), rng);
+    let strategy = hostile(base, real_paths);
+    let requests: Vec<_> =
+        (0..REQUESTS).map(|_| strategy.new_tree(&mut runner).expect("a request").current()).collect();
     let answered = futures::stream::iter(requests)
         .map(|(method, url, header, value)| async move {
             http.request(method, &url).header(header, value).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
