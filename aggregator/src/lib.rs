@@ -20,7 +20,6 @@ pub mod state;
 pub mod window;
 pub mod writer;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, stream};
@@ -45,29 +44,8 @@ const RESYNC_BACKOFF_RESET: std::time::Duration = std::time::Duration::from_secs
 /// landed late is found stored by the retry).
 const STATE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// An aggregator that has started: the bound address of its ops port (the real port when
-/// configured with port 0) and the task that runs it.
-pub struct Running {
-    pub ops_addr: SocketAddr,
-    task: tokio::task::JoinHandle<Result<(), AggregatorError>>,
-}
-
-impl Running {
-    /// Waits until the aggregator has stopped (the batch in flight written and acked, NATS
-    /// flushed, the ops port closed).
-    pub async fn wait(self) -> Result<(), AggregatorError> {
-        match self.task.await {
-            Ok(result) => result,
-            // The task is never aborted, so it ended in a panic: let it go on up.
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
-    }
-
-    /// Stops the service's task at once, as a crash would (no flush, no ack): for tests.
-    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
-        self.task.abort_handle()
-    }
-}
+/// An aggregator that has started: its ops port's bound address and the task that runs it.
+pub type Running = btc_runtime::running::RunningWorker<AggregatorError>;
 
 /// Runs the aggregator until `shutdown` is cancelled.
 pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Result<(), AggregatorError> {
@@ -100,7 +78,7 @@ pub async fn start(config: AggregatorConfig, shutdown: CancellationToken) -> Res
         tracing::info!("aggregator stopped");
         Ok(())
     });
-    Ok(Running { ops_addr, task })
+    Ok(Running::new(ops_addr, task))
 }
 
 /// Rebuilds the window, then follows the ticks; after whatever stops the consumer, resumes or

@@ -16,7 +16,6 @@ pub mod publish;
 pub mod quote;
 pub mod round;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,29 +29,8 @@ use tracing::Instrument;
 pub use config::PublisherConfig;
 pub use error::PublisherError;
 
-/// A publisher that has started: the bound address of its ops port (the real port when
-/// configured with port 0) and the task that runs it.
-pub struct Running {
-    pub ops_addr: SocketAddr,
-    task: tokio::task::JoinHandle<Result<(), PublisherError>>,
-}
-
-impl Running {
-    /// Waits until the publisher has stopped: the tick in flight finished (acked or given up),
-    /// the lease released and the ops port closed.
-    pub async fn wait(self) -> Result<(), PublisherError> {
-        match self.task.await {
-            Ok(result) => result,
-            // The task is never aborted, so it ended in a panic: let it go on up.
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
-    }
-
-    /// Stops the service's task at once, as a crash would (no flush, no ack): for tests.
-    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
-        self.task.abort_handle()
-    }
-}
+/// A publisher that has started: its ops port's bound address and the task that runs it.
+pub type Running = btc_runtime::running::RunningWorker<PublisherError>;
 
 /// Runs the publisher until `shutdown` is cancelled.
 pub async fn run(config: PublisherConfig, shutdown: CancellationToken) -> Result<(), PublisherError> {
@@ -92,7 +70,7 @@ pub async fn start(config: PublisherConfig, shutdown: CancellationToken) -> Resu
         .map_err(|source| PublisherError::Bind { addr: config.ops_addr, source })?;
     tracing::info!(%ops_addr, "listening");
     let started = Started { config, fetcher, client, metrics, provision, ops, ops_server };
-    Ok(Running { ops_addr, task: tokio::spawn(started.run(shutdown)) })
+    Ok(Running::new(ops_addr, tokio::spawn(started.run(shutdown))))
 }
 
 /// What [`start`] set up, for the task that runs the publisher.

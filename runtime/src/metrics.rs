@@ -2,44 +2,39 @@
 //! fixed in code, so a failure here is a programming error caught by the first test), and the
 //! text encoding served at `/metrics`.
 
+use prometheus::core::Collector;
 pub use prometheus::{Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 use prometheus::{HistogramOpts, Opts};
 
-pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition");
+/// Registers `metric` and hands it back (a failure is a programming error, see above).
+fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: Result<M, prometheus::Error>) -> M {
+    let metric = metric.expect("valid metric definition");
     registry.register(Box::new(metric.clone())).expect("metric registered once");
     metric
+}
+
+pub fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(registry, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::with_opts(Opts::new(name, help)).expect("valid counter definition");
-    registry.register(Box::new(metric.clone())).expect("metric registered once");
-    metric
+    registered(registry, IntCounter::with_opts(Opts::new(name, help)))
 }
 
 pub fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
-    let metric = Gauge::with_opts(Opts::new(name, help)).expect("valid gauge definition");
-    registry.register(Box::new(metric.clone())).expect("metric registered once");
-    metric
+    registered(registry, Gauge::with_opts(Opts::new(name, help)))
 }
 
 pub fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge definition");
-    registry.register(Box::new(metric.clone())).expect("metric registered once");
-    metric
+    registered(registry, IntGauge::with_opts(Opts::new(name, help)))
 }
 
 pub fn int_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition");
-    registry.register(Box::new(metric.clone())).expect("metric registered once");
-    metric
+    registered(registry, IntGaugeVec::new(Opts::new(name, help), labels))
 }
 
 pub fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
-    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
-        .expect("valid histogram definition");
-    registry.register(Box::new(metric.clone())).expect("metric registered once");
-    metric
+    registered(registry, HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels))
 }
 
 /// The version the services were built as (the workspace's).
