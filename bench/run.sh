@@ -19,7 +19,8 @@ CONNECTIONS=${CONNECTIONS:-"64 16"}
 WRK_THREADS=${WRK_THREADS:-2}
 
 ./scripts/install-tools.sh >/dev/null 2>&1
-cargo build --release --bins -p publisher -p aggregator -p frontend -p exchange-standin -p bench
+# The same build as run-stack.sh with PROFILE=release (the workspace's feature set), so it runs once.
+cargo build --release --workspace --bins
 
 # Every port is picked by the system and read back: the stack's from $RUN_DIR/addresses.env
 # (run-stack.sh), the reference servers' from their `listening addr=...` line.
