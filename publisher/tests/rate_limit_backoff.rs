@@ -147,7 +147,10 @@ async fn binance_us_near_its_weight_limit_is_not_asked_again_before_the_minute_r
     let first = harness.asked[0][0];
     let observe = first.round_start + Duration::from_secs(3);
     harness.run_until("three seconds of rounds", |_| Instant::now() >= observe).await;
-    assert_eq!(harness.rate_limited(Venue::BinanceUs), 1, "the answer near the limit is a rate limit");
+    // Every answer near the limit is a rate limit. Not "exactly one": when the first answer comes
+    // in the last seconds of a minute, the next minute (and its request) begins within the three.
+    let answers = harness.asked[0].len() as u64;
+    assert_eq!(harness.rate_limited(Venue::BinanceUs), answers, "each answer near the limit is a rate limit");
     // The minute the answer came in ends at the next whole minute by the wall clock; nothing may
     // be sent before it (Binance.US's one-a-second minimum interval alone would have allowed two).
     let minute_ends =
