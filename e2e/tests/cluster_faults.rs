@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use btc_contract::names::TICKS_STREAM;
 use btc_contract::{Dispersion, SCHEMA_VERSION, Tick};
-use btc_runtime::jetstream::ensure_ticks_stream;
+use btc_runtime::jetstream::{Provision, WhenMissing, ensure_ticks_stream};
 use btc_runtime::stream_config::StreamArgs;
 use chrono::{TimeZone, Utc};
 use testkit::cluster::NatsCluster;
@@ -65,23 +65,20 @@ async fn acked_ticks_survive_leader_kill_and_pause_exactly_once_and_in_order() {
     // The publisher side: ticks for successive slots, each retried with its Msg-Id until acked.
     let acked: Arc<Mutex<Vec<i64>>> = Arc::default();
     let stop = tokio_util::sync::CancellationToken::new();
+    // As the publisher with NATS_REPLICAS=3: a publish that finds no stream sets it up as R3. (A
+    // default, R1, provision turned the stream into R1 whenever a publish met the leader change.)
+    let provision = Provision::new(args.clone(), WhenMissing::Create);
     let publishing = tokio::spawn({
-        let (js, acked, stop) = (js.clone(), acked.clone(), stop.clone());
+        let (js, acked, stop, provision) = (js.clone(), acked.clone(), stop.clone(), provision.clone());
         async move {
             let metrics = publisher::metrics::PublisherMetrics::default();
             let start = Utc::now().timestamp_millis() / 100 * 100;
             let mut slot = start;
             while !stop.is_cancelled() {
                 slot += 100;
-                if publisher::publish::publish_tick(
-                    &js,
-                    &Default::default(),
-                    &tick(slot),
-                    Duration::from_secs(20),
-                    &metrics,
-                )
-                .await
-                .is_some()
+                if publisher::publish::publish_tick(&js, &provision, &tick(slot), Duration::from_secs(20), &metrics)
+                    .await
+                    .is_some()
                 {
                     acked.lock().expect("acked list").push(slot);
                 }
@@ -135,6 +132,9 @@ async fn acked_ticks_survive_leader_kill_and_pause_exactly_once_and_in_order() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), stored.len(), "a tick was stored twice");
+    let mut stream = js.get_stream(TICKS_STREAM).await.expect("ticks stream");
+    let replicas = stream.info().await.expect("stream info").config.num_replicas;
+    assert_eq!(replicas, 3, "the faults (or a client) changed the stream's replicas");
     let position: std::collections::HashMap<i64, usize> = stored.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     let mut last = None;
     for slot in &acked {

@@ -28,8 +28,9 @@ impl NatsCluster {
     /// Every port is bound by nats-server itself (`-1`) and read back from its ports file. The
     /// route ports are therefore unknown until the nodes run: the first node starts on its own,
     /// the others with a route to it, and the cluster meets through it (NATS gossips the routes).
-    /// Once all run, each node's configuration is written again with the ports it holds and
-    /// routes to every other node, for restarts.
+    /// Each later node is configured with routes to every node before it, so every pair has one
+    /// side that dials the other again after a fault (routes learnt by gossip are not dialled
+    /// again once broken). A restart binds the ports the node held, with routes to all the others.
     pub fn start(size: usize) -> Self {
         let dir = tempfile::tempdir().expect("cluster dir");
         let nodes = (0..size)
@@ -46,20 +47,21 @@ impl NatsCluster {
         let mut cluster = Self { nodes, _dir: dir };
         // JetStream in cluster mode refuses to start without a configured route; the first node
         // has no peer to name yet, so it names a loopback port where nothing listens (1, tcpmux)
-        // until its configuration is rewritten below.
+        // until it is restarted with the others' routes.
         cluster.write_config(0, &["nats-route://127.0.0.1:1".to_string()]);
         cluster.spawn(0);
-        let seed = cluster.route_url(0);
         for index in 1..size {
-            cluster.write_config(index, std::slice::from_ref(&seed));
+            let earlier: Vec<String> = (0..index).map(|other| cluster.route_url(other)).collect();
+            cluster.write_config(index, &earlier);
             cluster.spawn(index);
-        }
-        for index in 0..size {
-            let others: Vec<String> = (0..size).filter(|&other| other != index).map(|o| cluster.route_url(o)).collect();
-            cluster.write_config(index, &others);
         }
         cluster.wait_healthy(Duration::from_secs(30));
         cluster
+    }
+
+    /// Routes to every node but `index`.
+    fn other_routes(&self, index: usize) -> Vec<String> {
+        (0..self.nodes.len()).filter(|&other| other != index).map(|other| self.route_url(other)).collect()
     }
 
     fn route_url(&self, index: usize) -> String {
@@ -67,7 +69,8 @@ impl NatsCluster {
         format!("nats-route://127.0.0.1:{route}")
     }
 
-    /// The node's configuration: the ports it holds once started (random ones before), `routes`.
+    /// The node's configuration with `routes`: random ports (`-1`) on its first start, the ones it
+    /// held on a restart.
     fn write_config(&self, index: usize, routes: &[String]) {
         let node = &self.nodes[index];
         let port = |p: Option<u16>| p.map_or_else(|| "-1".to_string(), |p| p.to_string());
@@ -132,6 +135,7 @@ impl NatsCluster {
 
     pub fn restart(&mut self, index: usize) {
         self.kill(index);
+        self.write_config(index, &self.other_routes(index));
         self.spawn(index);
     }
 
