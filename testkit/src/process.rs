@@ -10,21 +10,19 @@ use std::time::Duration;
 /// `target/<profile>/deps/`, or a binary such as the benchmarks in `target/<profile>/` itself.
 /// `make test` builds every binary before the tests run.
 pub fn binary(name: &str) -> PathBuf {
-    let path = binary_dir().join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` (make test does)", path.display());
-    path
+    built(binary_dir().join(name), "--bins")
 }
 
 /// Path of a workspace example (`target/<profile>/examples/<name>`), such as the contract crate's
 /// subscriber. `make test` builds the examples before the tests run.
 pub fn example(name: &str) -> PathBuf {
-    let service = binary_dir().join("examples").join(name);
-    assert!(
-        service.exists(),
-        "{} is missing: run `cargo build --workspace --examples` (make test does)",
-        service.display()
-    );
-    service
+    built(binary_dir().join("examples").join(name), "--examples")
+}
+
+/// `path`, which `cargo build --workspace <targets>` makes.
+fn built(path: PathBuf, targets: &str) -> PathBuf {
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace {targets}` (make test does)", path.display());
+    path
 }
 
 /// `target/<profile>/`, from the running executable.
