@@ -8,6 +8,8 @@
 pub mod message;
 pub mod names;
 
+pub use names::{Pair, PairError};
+
 pub use message::{
     DecodeError, Dispersion, MAX_PRICE, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage,
 };

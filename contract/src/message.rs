@@ -10,17 +10,18 @@ use serde::{Deserialize, Serialize};
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Highest price the pipeline accepts, USD: far above any BTC price seen, far below the absurd
-/// values (1e308, mis-scaled satoshis) a broken feed can send. The publisher never makes a quote
+/// Highest price the pipeline accepts, in any pair's currency: far above any BTC price in USD, EUR
+/// or GBP, far below the absurd values (1e308, mis-scaled satoshis) a broken feed can send. The publisher never makes a quote
 /// above it and readers refuse a tick above it, which also keeps the aggregator's exact integer
 /// sums far from overflowing.
 pub const MAX_PRICE: f64 = 10_000_000.0;
 
-/// One consensus price for one round of the publisher, as stored on [`crate::names::TICK_SUBJECT`].
+/// One consensus price of one pair for one round of the publisher, as stored on the pair's
+/// subject ([`crate::names::Pair::ticks_subject`]). Prices are in the pair's currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tick {
     pub schema_version: u32,
-    /// Currency pair, `BTC-USD`.
+    /// Currency pair, `BTC-USD` ([`crate::names::Pair`]); the subject's last token.
     pub pair: String,
     /// Start of the round's time slot. Ticks are ordered, de-duplicated and windowed by this time.
     #[serde(deserialize_with = "rfc3339::deserialize")]
@@ -30,7 +31,7 @@ pub struct Tick {
     /// from a previous round. Absent in ticks written before it existed.
     #[serde(default, deserialize_with = "rfc3339::deserialize_option", skip_serializing_if = "Option::is_none")]
     pub oldest_quote_time: Option<DateTime<Utc>>,
-    /// Median of the quotes that were used, in USD.
+    /// Median of the quotes that were used, in the pair's currency.
     pub price: f64,
     /// How far apart the used quotes were: the confidence band of `price`.
     pub dispersion: Dispersion,
@@ -41,11 +42,11 @@ pub struct Tick {
 /// Spread of the quotes a tick's median was taken over.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Dispersion {
-    /// Lowest used quote, USD.
+    /// Lowest used quote, in the pair's currency.
     pub low: f64,
-    /// Highest used quote, USD.
+    /// Highest used quote, in the pair's currency.
     pub high: f64,
-    /// Population standard deviation of the used quotes, USD.
+    /// Population standard deviation of the used quotes, in the pair's currency.
     pub std_dev: f64,
     /// Number of quotes used (at least the publisher's quorum).
     pub used: u32,
@@ -56,7 +57,7 @@ pub struct Dispersion {
 pub struct SourceQuote {
     /// Exchange name as in `SOURCES`, e.g. `kraken`.
     pub source: String,
-    /// The exchange's price, USD.
+    /// The exchange's price, in the pair's currency.
     pub price: f64,
     /// The exchange's own quote time where it gives one, else when the answer arrived.
     #[serde(deserialize_with = "rfc3339::deserialize")]
@@ -105,7 +106,8 @@ pub struct WindowAverage {
     pub complete: bool,
 }
 
-/// The value the aggregator writes to [`crate::names::STATE_KEY`]: what the frontends serve.
+/// The value the aggregator writes to a pair's key ([`crate::names::Pair::state_key`]): what the
+/// frontends serve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PriceState {
     pub schema_version: u32,

@@ -76,9 +76,16 @@ async fn acked_ticks_survive_leader_kill_and_pause_exactly_once_and_in_order() {
             let mut slot = start;
             while !stop.is_cancelled() {
                 slot += 100;
-                if publisher::publish::publish_tick(&js, &provision, &tick(slot), Duration::from_secs(20), &metrics)
-                    .await
-                    .is_some()
+                if publisher::publish::publish_tick(
+                    &js,
+                    &provision,
+                    &btc_contract::Pair::seed(),
+                    &tick(slot),
+                    Duration::from_secs(20),
+                    &metrics,
+                )
+                .await
+                .is_some()
                 {
                     acked.lock().expect("acked list").push(slot);
                 }

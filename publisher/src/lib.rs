@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use btc_contract::Pair;
 use btc_runtime::jetstream::{Provision, retry_until_ready};
 use btc_runtime::ops::WorkerOps;
 use chrono::{DateTime, TimeZone, Utc};
@@ -149,7 +150,9 @@ async fn run_rounds(
             tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
             continue;
         }
-        let publish = publish::publish_tick(js, provision, &tick, config.publish_timeout, metrics).instrument(span);
+        let pair = Pair::seed();
+        let publish =
+            publish::publish_tick(js, provision, &pair, &tick, config.publish_timeout, metrics).instrument(span);
         keeping_lease(lease, publish).await;
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, publish::PublishAck};
-use btc_contract::{Tick, names};
+use btc_contract::{Pair, Tick, names};
 use btc_runtime::backoff::Backoff;
 use btc_runtime::jetstream::{Provision, TICKS_STREAM_WHAT, WhenMissing};
 use tracing::Instrument;
@@ -18,20 +18,22 @@ use crate::metrics::PublisherMetrics;
 pub async fn publish_tick(
     js: &jetstream::Context,
     provision: &Provision,
+    pair: &Pair,
     tick: &Tick,
     give_up_after: Duration,
     metrics: &PublisherMetrics,
 ) -> Option<PublishAck> {
-    let msg_id = names::tick_msg_id(tick.time.timestamp_millis());
+    let msg_id = names::tick_msg_id(pair, tick.time.timestamp_millis());
+    let subject = pair.ticks_subject();
     let span = tracing::info_span!(
         "publish",
-        otel.name = %format!("send {}", names::TICK_SUBJECT),
+        otel.name = %format!("send {subject}"),
         otel.kind = "producer",
         otel.status_code = tracing::field::Empty,
         messaging.system = "nats",
         messaging.operation.r#type = "send",
         messaging.operation.name = "publish",
-        messaging.destination.name = names::TICK_SUBJECT,
+        messaging.destination.name = %subject,
         messaging.message.id = %msg_id,
         messaging.nats.stream = names::TICKS_STREAM,
         messaging.nats.stream_sequence = tracing::field::Empty,
@@ -39,7 +41,8 @@ pub async fn publish_tick(
     );
     let mut headers = async_nats::HeaderMap::new();
     btc_runtime::trace_context::inject(&span, &mut headers);
-    let result = publish_with_retries(js, provision, tick, &msg_id, headers, give_up_after, metrics)
+    let target = Target { subject: &subject, msg_id: &msg_id };
+    let result = publish_with_retries(js, provision, tick, target, headers, give_up_after, metrics)
         .instrument(span.clone())
         .await;
     match &result {
@@ -57,11 +60,18 @@ pub async fn publish_tick(
     result
 }
 
+/// Where a tick goes: its pair's subject, under its de-duplication id.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    subject: &'a str,
+    msg_id: &'a str,
+}
+
 async fn publish_with_retries(
     js: &jetstream::Context,
     provision: &Provision,
     tick: &Tick,
-    msg_id: &str,
+    Target { subject, msg_id }: Target<'_>,
     headers: async_nats::HeaderMap,
     give_up_after: Duration,
     metrics: &PublisherMetrics,
@@ -75,7 +85,7 @@ async fn publish_with_retries(
         metrics.publish_attempts.inc();
         // The trace headers first: `headers()` replaces the map, `message_id` adds to it.
         let publish = PublishMessage::build().headers(headers.clone()).message_id(msg_id).payload(payload.clone());
-        let result = match js.send_publish(names::TICK_SUBJECT, publish).await {
+        let result = match js.send_publish(subject.to_string(), publish).await {
             Ok(ack) => ack.await,
             Err(error) => Err(error),
         };

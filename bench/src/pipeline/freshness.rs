@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use btc_contract::Tick;
+use btc_contract::{Pair, Tick};
 use chrono::{DateTime, Utc};
 use publisher::metrics::PublisherMetrics;
 
@@ -81,9 +81,16 @@ impl Probe<'_> {
     /// Publishes `tick`, then polls bitcoin-api as fast as it answers until it serves the tick:
     /// the time from the ack to that answer.
     async fn time_to_served(&mut self, tick: &Tick, timeout: Duration) -> anyhow::Result<Duration> {
-        publisher::publish::publish_tick(&self.nats.js, &Default::default(), tick, GIVE_UP_AFTER, &self.metrics)
-            .await
-            .context("the publisher path gave a tick up")?;
+        publisher::publish::publish_tick(
+            &self.nats.js,
+            &Default::default(),
+            &Pair::seed(),
+            tick,
+            GIVE_UP_AFTER,
+            &self.metrics,
+        )
+        .await
+        .context("the publisher path gave a tick up")?;
         let acked = Instant::now();
         loop {
             if self.served_time().await? == Some(tick.time) {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
-use btc_contract::Tick;
 use btc_contract::names::{TICK_SUBJECT, tick_msg_id};
+use btc_contract::{Pair, Tick};
 use publisher::metrics::PublisherMetrics;
 
 use crate::stack::Nats;
@@ -40,9 +40,16 @@ pub async fn measure(count: u64) -> anyhow::Result<PublishRates> {
         bare_time += started.elapsed();
         let started = Instant::now();
         for tick in publisher_chunk {
-            let ack = publisher::publish::publish_tick(&nats.js, &Default::default(), tick, GIVE_UP_AFTER, &metrics)
-                .await
-                .context("the publisher path gave a tick up")?;
+            let ack = publisher::publish::publish_tick(
+                &nats.js,
+                &Default::default(),
+                &Pair::seed(),
+                tick,
+                GIVE_UP_AFTER,
+                &metrics,
+            )
+            .await
+            .context("the publisher path gave a tick up")?;
             check_stored(tick, ack)?;
         }
         publisher_time += started.elapsed();
@@ -61,8 +68,9 @@ fn distinct_ticks(count: u64) -> (Vec<Tick>, Vec<Tick>) {
 
 /// The ceiling: encode the tick, JetStream publish with its `Nats-Msg-Id`, await the ack.
 async fn publish_bare(js: &jetstream::Context, tick: &Tick) -> anyhow::Result<PublishAck> {
-    let message =
-        PublishMessage::build().message_id(tick_msg_id(tick.time.timestamp_millis())).payload(tick.encode().into());
+    let message = PublishMessage::build()
+        .message_id(tick_msg_id(&Pair::seed(), tick.time.timestamp_millis()))
+        .payload(tick.encode().into());
     let ack = js.send_publish(TICK_SUBJECT, message).await.context("publishing a tick")?;
     ack.await.context("waiting for a publish ack")
 }
