@@ -5,6 +5,7 @@ use std::time::Duration;
 use btc_contract::names::AGGREGATOR_CONSUMER;
 use btc_runtime::duration::parse_duration;
 use btc_runtime::nats::NatsArgs;
+use btc_runtime::pairs::PairsArgs;
 use btc_runtime::stream_config::StreamArgs;
 use btc_runtime::telemetry::LogArgs;
 
@@ -14,11 +15,13 @@ use crate::state::WindowRules;
 #[command(
     name = "aggregator",
     version,
-    about = "Keeps the rolling 10-minute BTC average from the JetStream ticks and writes it to NATS KV"
+    about = "Keeps each pair's rolling 10-minute average from the JetStream ticks and writes it to NATS KV"
 )]
 pub struct AggregatorConfig {
     #[command(flatten)]
     pub nats: NatsArgs,
+    #[command(flatten)]
+    pub pairs: PairsArgs,
     #[command(flatten)]
     pub stream: StreamArgs,
     #[command(flatten)]
@@ -27,7 +30,7 @@ pub struct AggregatorConfig {
     #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:9091")]
     pub ops_addr: std::net::SocketAddr,
     /// Durable consumer name. Each aggregator replica needs its own (e.g. the pod name): every
-    /// replica must see every tick to compute the same state.
+    /// replica must see every tick of its pairs to compute the same state.
     #[arg(long, env = "CONSUMER_NAME", default_value = AGGREGATOR_CONSUMER)]
     pub consumer_name: String,
     /// Length of the rolling window.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::state::WindowRules;
@@ -12,6 +13,11 @@ pub const RULES: WindowRules = WindowRules {
     max_hold: Duration::from_secs(5),
     max_clock_skew: Duration::from_secs(60),
 };
+
+/// The pair of the fixture ticks.
+pub fn seed() -> Pair {
+    Pair::seed()
+}
 
 /// `ms` milliseconds after the fixed instant.
 pub fn at_ms(ms: i64) -> DateTime<Utc> {

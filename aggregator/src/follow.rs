@@ -10,16 +10,16 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, stream};
-use btc_contract::names::{STATE_BUCKET, STATE_KEY, TICK_SUBJECT};
+use btc_contract::names::STATE_BUCKET;
 use btc_runtime::backoff::Backoff;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::aggregates::Aggregates;
 use crate::batch::{Delivered, apply_batch};
 use crate::config::AggregatorConfig;
 use crate::metrics::AggregatorMetrics;
-use crate::state::Aggregate;
 use crate::writer::{StateWriter, Written};
 
 /// How often the stream's identity and first sequence are checked while following.
@@ -41,21 +41,21 @@ pub struct Follower<'a> {
 }
 
 impl Follower<'_> {
-    /// Follows the durable consumer from the aggregate's position until shutdown or a resync.
+    /// Follows the durable consumer from the aggregates' position until shutdown or a resync.
     pub async fn follow(
         &self,
         stream: &stream::Stream,
-        aggregate: &mut Aggregate,
+        aggregate: &mut Aggregates,
         writer: &mut StateWriter,
     ) -> Followed {
-        let mut messages = match self.pull(stream, aggregate.applied_sequence()).await {
+        let mut messages = match self.pull(stream, aggregate.seen()).await {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(%error, consumer = %self.config.consumer_name, "cannot pull from the consumer");
                 return Followed::Resync;
             }
         };
-        tracing::info!(consumer = %self.config.consumer_name, from_sequence = aggregate.applied_sequence() + 1, "following the ticks stream");
+        tracing::info!(consumer = %self.config.consumer_name, from_sequence = aggregate.seen() + 1, "following the ticks stream");
         let mut check = tokio::time::interval(STREAM_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -80,7 +80,7 @@ impl Follower<'_> {
     async fn next_batch(
         &self,
         stream: &stream::Stream,
-        aggregate: &Aggregate,
+        aggregate: &Aggregates,
         messages: &mut consumer::pull::Stream,
         check: &mut tokio::time::Interval,
     ) -> Result<Vec<jetstream::Message>, Followed> {
@@ -104,24 +104,38 @@ impl Follower<'_> {
         }
     }
 
-    /// Opens the durable consumer, creating it to start right after `applied` if it is gone, and
-    /// starts pulling.
-    async fn pull(&self, stream: &stream::Stream, applied: u64) -> Result<consumer::pull::Stream, String> {
-        let config = consumer::pull::Config {
-            durable_name: Some(self.config.consumer_name.clone()),
-            description: Some("BTC aggregator: rolling window of ticks".to_string()),
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: applied + 1 },
+    /// Opens the durable consumer, creating it to start right after `seen` if it is gone, and
+    /// starts pulling. A consumer left with other filters (the pairs changed) keeps its position
+    /// and gets this replica's filters: NATS 2.10 updates them in place.
+    async fn pull(&self, stream: &stream::Stream, seen: u64) -> Result<consumer::pull::Stream, String> {
+        let name = &self.config.consumer_name;
+        let filters: Vec<String> = self.config.pairs.pairs().iter().map(|pair| pair.ticks_subject()).collect();
+        let mut config = consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            description: Some("price aggregator: rolling window of ticks".to_string()),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: seen + 1 },
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
-            filter_subject: TICK_SUBJECT.to_string(),
             max_ack_pending: 10_000,
             // A replica gone for good leaves no consumer behind; one that comes back later, or
             // finds it expired after a long partition, creates it again from where it stands.
             inactive_threshold: Duration::from_secs(3600),
             ..Default::default()
         };
-        let consumer: consumer::PullConsumer =
-            stream.get_or_create_consumer(&self.config.consumer_name, config).await.map_err(|e| e.to_string())?;
+        // One filter goes in the request's subject, which the NATS permissions can match.
+        match filters.as_slice() {
+            [one] => config.filter_subject = one.clone(),
+            _ => config.filter_subjects = filters.clone(),
+        }
+        let consumer: consumer::PullConsumer = match stream.get_consumer(name).await {
+            Ok(existing) if filtered_alike(existing.cached_info(), &filters) => existing,
+            Ok(existing) => {
+                tracing::info!(consumer = %name, "the consumer's filters differ from PAIRS; updating them");
+                config.deliver_policy = existing.cached_info().config.deliver_policy;
+                stream.update_consumer(config).await.map_err(|e| e.to_string())?
+            }
+            Err(_) => stream.create_consumer(config).await.map_err(|e| e.to_string())?,
+        };
         consumer
             .stream()
             .max_messages_per_batch(self.config.batch_size as usize)
@@ -136,13 +150,14 @@ impl Follower<'_> {
     async fn apply_and_write(
         &self,
         batch: &[jetstream::Message],
-        aggregate: &mut Aggregate,
+        aggregate: &mut Aggregates,
         writer: &mut StateWriter,
     ) -> bool {
         let consumer = &self.config.consumer_name;
         let delivered = batch.iter().filter_map(|message| {
             let info = message.info().ok()?;
             Some(Delivered {
+                subject: message.subject.as_str(),
                 sequence: info.stream_sequence,
                 pending: info.pending,
                 stored_at: info.published,
@@ -158,18 +173,23 @@ impl Follower<'_> {
             self.metrics.lag.set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
         self.metrics.observe_window(aggregate);
-        let Some(state) = applied.state else { return true };
-        // The write belongs to the trace of the newest tick of the batch.
-        let write_span = tracing::info_span!(
-            parent: applied.newest_span.as_ref().and_then(|s| s.id()),
-            "write state",
-            otel.name = %format!("put $KV.{STATE_BUCKET}.{STATE_KEY}"),
-            otel.kind = "producer",
-            messaging.system = "nats",
-            messaging.destination.name = %format!("$KV.{STATE_BUCKET}.{STATE_KEY}"),
-            messaging.nats.stream_sequence = state.stream_sequence,
-        );
-        write_until_done(writer, &state, self.shutdown, self.metrics).instrument(write_span).await
+        let parent = applied.newest_span.as_ref().and_then(|s| s.id());
+        for state in &applied.states {
+            // The write belongs to the trace of the newest tick of the batch.
+            let write_span = tracing::info_span!(
+                parent: parent.clone(),
+                "write state",
+                otel.name = %format!("put $KV.{STATE_BUCKET}.{}", state.latest.pair),
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.destination.name = %format!("$KV.{STATE_BUCKET}.{}", state.latest.pair),
+                messaging.nats.stream_sequence = state.stream_sequence,
+            );
+            if !write_until_done(writer, state, self.shutdown, self.metrics).instrument(write_span).await {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -188,7 +208,7 @@ fn gather(first: jetstream::Message, messages: &mut consumer::pull::Stream, limi
 /// True if the stream was created again, or no longer holds a tick the window holds (purged):
 /// the aggregate must be rebuilt from what the stream holds now. An unreachable stream is not a
 /// change; the pulls notice it.
-async fn stream_changed(stream: &stream::Stream, aggregate: &Aggregate) -> bool {
+async fn stream_changed(stream: &stream::Stream, aggregate: &Aggregates) -> bool {
     let mut stream = stream.clone();
     match stream.info().await {
         Ok(info) => !still_matches(info, aggregate),
@@ -197,7 +217,7 @@ async fn stream_changed(stream: &stream::Stream, aggregate: &Aggregate) -> bool 
 }
 
 /// The stream is the one the aggregate was built from and still holds every tick it holds.
-pub fn still_matches(info: &stream::Info, aggregate: &Aggregate) -> bool {
+pub fn still_matches(info: &stream::Info, aggregate: &Aggregates) -> bool {
     let same_stream = aggregate.stream_created() == Some(info.created);
     let purged = aggregate.oldest_held_sequence().is_some_and(|oldest| info.state.first_sequence > oldest);
     if !same_stream {
@@ -211,16 +231,28 @@ pub fn still_matches(info: &stream::Info, aggregate: &Aggregate) -> bool {
     same_stream && !purged
 }
 
+/// The consumer delivers exactly the subjects of `filters`.
+fn filtered_alike(info: &consumer::Info, filters: &[String]) -> bool {
+    let mut current: Vec<&str> = info.config.filter_subjects.iter().map(String::as_str).collect();
+    if !info.config.filter_subject.is_empty() {
+        current.push(&info.config.filter_subject);
+    }
+    let mut wanted: Vec<&str> = filters.iter().map(String::as_str).collect();
+    current.sort_unstable();
+    wanted.sort_unstable();
+    current == wanted
+}
+
 /// A consumer span for one tick, continuing the publisher's trace from the message headers
 /// (nothing to build when tracing is off: the span is disabled and its fields never evaluated).
 fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "process",
-        otel.name = %format!("process {TICK_SUBJECT}"),
+        otel.name = %format!("process {}", message.subject),
         otel.kind = "consumer",
         messaging.system = "nats",
         messaging.operation.r#type = "process",
-        messaging.destination.name = TICK_SUBJECT,
+        messaging.destination.name = message.subject.as_str(),
         messaging.consumer.group.name = consumer,
         messaging.message.id =
             message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str()).unwrap_or_default(),

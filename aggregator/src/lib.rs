@@ -8,6 +8,7 @@
 //! (NATS gone, the consumer or the stream deleted, a purge) leads back to the setup, which
 //! resumes from where the aggregate stands or rebuilds it from the stream.
 
+pub mod aggregates;
 pub mod batch;
 pub mod config;
 pub mod error;
@@ -23,18 +24,18 @@ pub mod writer;
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, stream};
-use btc_contract::names::TICK_SUBJECT;
+use btc_contract::names::TICKS_SUBJECTS;
 use btc_runtime::backoff::Backoff;
 use btc_runtime::jetstream::{Provision, retry_until_ready};
 use btc_runtime::ops::WorkerOps;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use aggregates::Aggregates;
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
 use follow::{Followed, Follower, write_until_done};
 use metrics::AggregatorMetrics;
-use state::Aggregate;
 use writer::StateWriter;
 
 /// Following this long counts as a success: the next resync starts with a short wait again.
@@ -57,7 +58,7 @@ pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Resul
 pub async fn start(config: AggregatorConfig, shutdown: CancellationToken) -> Result<Running, AggregatorError> {
     config.validate()?;
     let client = config.nats.connect("aggregator").await?;
-    let metrics = Arc::new(AggregatorMetrics::default());
+    let metrics = Arc::new(AggregatorMetrics::new(&config.pairs.pairs()));
     let provision = Provision::new(config.stream.clone(), config.nats.when_missing());
     let ops = Arc::new(WorkerOps::new(
         metrics.clone(),
@@ -112,8 +113,10 @@ async fn aggregate(
                 None => break,
             },
         };
-        if let Some(state) = current.state() {
-            write_until_done(&mut writer, &state, shutdown, metrics).await;
+        for state in current.states() {
+            if !write_until_done(&mut writer, &state, shutdown, metrics).await {
+                return;
+            }
         }
         ops.mark_started();
         let following = std::time::Instant::now();
@@ -130,24 +133,24 @@ async fn aggregate(
     }
 }
 
-/// Rebuilds the window from the stream, retrying until it succeeds; `None` on shutdown.
+/// Rebuilds the pairs' windows from the stream, retrying until it succeeds; `None` on shutdown.
 async fn rebuild_until_done(
     stream: &stream::Stream,
     config: &AggregatorConfig,
     metrics: &AggregatorMetrics,
     shutdown: &CancellationToken,
-) -> Option<Aggregate> {
+) -> Option<Aggregates> {
     // Each attempt reads the stream from NATS: the NATS cap.
     let mut backoff = Backoff::NATS;
     loop {
         let started = std::time::Instant::now();
-        let rebuilt = replay::rebuild(stream, TICK_SUBJECT, config.rules(), metrics)
-            .instrument(tracing::info_span!("replay", messaging.destination.name = TICK_SUBJECT))
+        let rebuilt = replay::rebuild(stream, &config.pairs.pairs(), config.rules(), metrics)
+            .instrument(tracing::info_span!("replay", messaging.destination.name = TICKS_SUBJECTS))
             .await;
         match rebuilt {
             Ok(aggregate) => {
                 metrics.observe_window(&aggregate);
-                tracing::info!(up_to_sequence = aggregate.applied_sequence(), elapsed = ?started.elapsed(), "window rebuilt from the stream");
+                tracing::info!(up_to_sequence = aggregate.seen(), elapsed = ?started.elapsed(), "windows rebuilt from the stream");
                 return Some(aggregate);
             }
             Err(error) => tracing::warn!(%error, "cannot rebuild the window from the stream; retrying"),

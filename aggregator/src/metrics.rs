@@ -1,10 +1,14 @@
 //! The aggregator's metrics, served at `/metrics` on its ops port.
 
+use btc_contract::Pair;
 use btc_runtime::metrics::seconds_since;
-use btc_runtime::metrics::{self, Gauge, IntCounter, IntCounterVec, IntGauge, NatsGauge, Registry};
+use btc_runtime::metrics::{
+    self, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, NatsGauge, Registry,
+};
 use btc_runtime::ops::ServiceMetrics;
 
-use crate::state::{Aggregate, TickOutcome};
+use crate::aggregates::Aggregates;
+use crate::state::TickOutcome;
 use crate::window::Applied;
 
 pub struct AggregatorMetrics {
@@ -14,19 +18,28 @@ pub struct AggregatorMetrics {
     ticks: TickOutcomes,
     pub state_writes: IntCounterVec,
     pub lag: IntGauge,
-    pub window_samples: IntGauge,
-    pub newest_tick_timestamp: Gauge,
-    newest_tick_age: Gauge,
-    store_delay: Gauge,
+    /// The window's gauges of each configured pair, in the configured order.
+    windows: Vec<WindowGauges>,
     nats: NatsGauge,
 }
 
-impl Default for AggregatorMetrics {
-    fn default() -> Self {
+/// One pair's window gauges, resolved once.
+struct WindowGauges {
+    samples: IntGauge,
+    newest_tick_timestamp: Gauge,
+    newest_tick_age: Gauge,
+    store_delay: Gauge,
+}
+
+impl AggregatorMetrics {
+    /// The metrics of an aggregator of `pairs`: the `pair` label takes only these values.
+    pub fn new(pairs: &[Pair]) -> Self {
         let registry = Registry::new();
         let r = &registry;
         metrics::build_info(r, "aggregator");
+        let gauges = WindowVecs::new(r);
         Self {
+            windows: pairs.iter().map(|pair| gauges.of(pair)).collect(),
             ticks: TickOutcomes::new(&metrics::counter_vec(
                 r,
                 "btc_aggregator_ticks_total",
@@ -44,26 +57,60 @@ impl Default for AggregatorMetrics {
                 "btc_aggregator_lag_messages",
                 "Ticks in the stream not yet delivered to this aggregator's consumer.",
             ),
-            window_samples: metrics::int_gauge(r, "btc_aggregator_window_samples", "Ticks inside the rolling window."),
-            newest_tick_timestamp: metrics::gauge(
+            nats: NatsGauge::new(r),
+            registry,
+        }
+    }
+}
+
+/// The per-pair window gauges, registered once.
+struct WindowVecs {
+    samples: IntGaugeVec,
+    newest_tick_timestamp: GaugeVec,
+    newest_tick_age: GaugeVec,
+    store_delay: GaugeVec,
+}
+
+impl WindowVecs {
+    fn new(r: &Registry) -> Self {
+        Self {
+            samples: metrics::int_gauge_vec(
+                r,
+                "btc_aggregator_window_samples",
+                "Ticks inside the rolling window.",
+                &["pair"],
+            ),
+            newest_tick_timestamp: metrics::gauge_vec(
                 r,
                 "btc_aggregator_newest_tick_timestamp_seconds",
                 "Unix time of the newest tick in the window.",
+                &["pair"],
             ),
-            newest_tick_age: metrics::gauge(
+            newest_tick_age: metrics::gauge_vec(
                 r,
                 "btc_aggregator_newest_tick_age_seconds",
                 "Seconds since the newest tick's time (at scrape); +Inf before the first.",
+                &["pair"],
             ),
-            store_delay: metrics::gauge(
+            store_delay: metrics::gauge_vec(
                 r,
                 "btc_aggregator_tick_store_delay_seconds",
                 "Seconds between the newest tick's own time and its storage in the stream (the NATS server's clock): \
                  the publisher's round and publish time plus the clock skew between publisher and server; negative when \
                  the publisher's clock runs ahead.",
+                &["pair"],
             ),
-            nats: NatsGauge::new(r),
-            registry,
+        }
+    }
+
+    fn of(&self, pair: &Pair) -> WindowGauges {
+        let label = [pair.as_str()];
+        // Resolved up front, so a pair without a tick yet is exported too (its age +Inf).
+        WindowGauges {
+            samples: self.samples.with_label_values(&label),
+            newest_tick_timestamp: self.newest_tick_timestamp.with_label_values(&label),
+            newest_tick_age: self.newest_tick_age.with_label_values(&label),
+            store_delay: self.store_delay.with_label_values(&label),
         }
     }
 }
@@ -107,22 +154,26 @@ impl AggregatorMetrics {
         counter.inc();
     }
 
-    /// The window's gauges, once per batch rather than per tick.
-    pub fn observe_window(&self, aggregate: &Aggregate) {
-        if let Some(newest) = aggregate.newest_time_ms() {
-            self.newest_tick_timestamp.set(newest as f64 / 1000.0);
+    /// The windows' gauges, once per batch rather than per tick.
+    pub fn observe_window(&self, aggregates: &Aggregates) {
+        for (aggregate, gauges) in aggregates.iter().zip(&self.windows) {
+            if let Some(newest) = aggregate.newest_time_ms() {
+                gauges.newest_tick_timestamp.set(newest as f64 / 1000.0);
+            }
+            if let Some(delay) = aggregate.store_delay_seconds() {
+                gauges.store_delay.set(delay);
+            }
+            gauges.samples.set(i64::from(aggregate.samples()));
         }
-        if let Some(delay) = aggregate.store_delay_seconds() {
-            self.store_delay.set(delay);
-        }
-        self.window_samples.set(i64::from(aggregate.samples()));
     }
 }
 
 impl ServiceMetrics for AggregatorMetrics {
     fn render(&self, client: &async_nats::Client) -> String {
         self.nats.observe(client);
-        self.newest_tick_age.set(seconds_since(self.newest_tick_timestamp.get()));
+        for gauges in &self.windows {
+            gauges.newest_tick_age.set(seconds_since(gauges.newest_tick_timestamp.get()));
+        }
         metrics::encode(&self.registry)
     }
 }

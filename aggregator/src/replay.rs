@@ -16,6 +16,9 @@ use async_nats::jetstream::{consumer, stream};
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 
+use btc_contract::Pair;
+
+use crate::aggregates::Aggregates;
 use crate::error::AggregatorError;
 use crate::metrics::AggregatorMetrics;
 use crate::state::{Aggregate, WindowRules};
@@ -56,29 +59,40 @@ fn span_of(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
-/// Rebuilds the window from the ticks stored on `subject`, up to the stream's last message at
-/// start, and returns it with every sequence up to that message marked as seen.
+/// Rebuilds every pair's window from the ticks stored on its subject, up to the stream's last
+/// message at start, and returns them with every sequence up to that message marked as seen. The
+/// pairs are read concurrently, each by its own ordered consumer.
 pub async fn rebuild(
     stream: &stream::Stream,
-    subject: &str,
+    pairs: &[Pair],
+    rules: WindowRules,
+    metrics: &AggregatorMetrics,
+) -> Result<Aggregates, AggregatorError> {
+    let mut stream_handle = stream.clone();
+    let info = stream_handle.info().await.map_err(|e| AggregatorError::Stream(e.to_string()))?.clone();
+    let rebuilt = pairs.iter().map(|pair| rebuild_pair(stream, &info, pair, rules, metrics));
+    let rebuilt = futures::future::try_join_all(rebuilt).await?;
+    Ok(Aggregates::rebuilt(rebuilt, info.state.last_sequence))
+}
+
+/// Rebuilds one pair's window from the stream as `info` found it.
+async fn rebuild_pair(
+    stream: &stream::Stream,
+    info: &stream::Info,
+    pair: &Pair,
     rules: WindowRules,
     metrics: &AggregatorMetrics,
 ) -> Result<Aggregate, AggregatorError> {
-    let mut stream_handle = stream.clone();
-    let info = stream_handle.info().await.map_err(|e| AggregatorError::Stream(e.to_string()))?.clone();
-    let target = info.state.last_sequence;
+    let (subject, target) = (pair.ticks_subject(), info.state.last_sequence);
     let mut from = first_read(&rules, info.state.last_timestamp);
     loop {
-        let mut aggregate = Aggregate::for_stream(rules, info.created);
+        let mut aggregate = Aggregate::for_stream(pair.clone(), rules, info.created);
         if info.state.messages > 0 {
-            read(stream, subject, from, target, &mut aggregate, metrics).await?;
+            read(stream, &subject, from, target, &mut aggregate, metrics).await?;
         }
         match read_again_from(from, &aggregate) {
             Some(earlier) if info.state.messages > 0 => from = earlier,
-            _ => {
-                aggregate.skip_to(target);
-                return Ok(aggregate);
-            }
+            _ => return Ok(aggregate),
         }
     }
 }
@@ -107,6 +121,11 @@ async fn read(
         })
         .await
         .map_err(|e| AggregatorError::Stream(e.to_string()))?;
+    // A pair with no tick from there on (a pair just added, one silent since) has nothing to
+    // deliver: waiting for a first message would only end in the stall timeout.
+    if ordered.cached_info().num_pending == 0 {
+        return Ok(());
+    }
     let mut messages = ordered.messages().await.map_err(|e| AggregatorError::Stream(e.to_string()))?;
     loop {
         let message = match tokio::time::timeout(REPLAY_STALL, messages.next()).await {
@@ -130,7 +149,7 @@ async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{RULES, at_ms as at, tick_ms as tick};
+    use crate::fixtures::{RULES, at_ms as at, seed, tick_ms as tick};
     use proptest::prelude::*;
 
     /// A message as the stream stores it.
@@ -147,7 +166,7 @@ mod tests {
         let target = stream.last().map_or(0, |m| m.sequence);
         let mut from = first_read(&RULES, at(stream.last().map_or(0, |m| m.stored_ms)));
         loop {
-            let mut aggregate = Aggregate::new(RULES);
+            let mut aggregate = Aggregate::new(seed(), RULES);
             for message in stream {
                 let wanted = match from {
                     ReadFrom::Time(start) => at(message.stored_ms) >= start,
@@ -229,7 +248,7 @@ mod tests {
         ) {
             let stream = store(&history);
             let restart = restart_at.index(stream.len()) + 1;
-            let mut continuous = Aggregate::new(RULES);
+            let mut continuous = Aggregate::new(seed(), RULES);
             for (i, message) in stream.iter().enumerate() {
                 continuous.ingest(message.sequence, &message.payload, at(message.stored_ms));
                 // Redeliveries of earlier messages to the running aggregator change nothing.
@@ -268,7 +287,7 @@ mod tests {
                 payload: tick(time_ms, 100.0 + sequence as f64),
             });
         }
-        let mut continuous = Aggregate::new(RULES);
+        let mut continuous = Aggregate::new(seed(), RULES);
         for message in &stream {
             continuous.ingest(message.sequence, &message.payload, at(message.stored_ms));
         }

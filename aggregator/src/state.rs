@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use btc_contract::{PriceState, SCHEMA_VERSION, Tick, WindowAverage};
+use btc_contract::{Pair, PriceState, SCHEMA_VERSION, Tick, WindowAverage};
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::window::{Applied, Window};
@@ -33,16 +33,18 @@ pub enum TickOutcome {
     Applied(Applied),
     /// Its sequence was applied before (replay overlap, redelivery).
     AlreadyApplied,
-    /// Undecodable, an unknown schema version, or a price outside the contract's bounds.
+    /// Undecodable, an unknown schema version, a price outside the contract's bounds, or a tick
+    /// of another pair than its subject's.
     Invalid,
     /// Stamped more than `max_clock_skew` after the stream stored it: a publisher clock running
     /// ahead would otherwise push the window's end forward and evict real prices.
     Future,
 }
 
-/// The window plus the newest tick and the last stream sequence applied.
+/// One pair's window plus its newest tick and the last stream sequence applied.
 #[derive(Debug, Clone)]
 pub struct Aggregate {
+    pair: Pair,
     rules: WindowRules,
     window: Window,
     latest: Option<Tick>,
@@ -60,8 +62,9 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    pub fn new(rules: WindowRules) -> Self {
+    pub fn new(pair: Pair, rules: WindowRules) -> Self {
         Self {
+            pair,
             rules,
             window: Window::new(rules.window, rules.max_hold),
             latest: None,
@@ -72,9 +75,13 @@ impl Aggregate {
         }
     }
 
-    /// An empty aggregate of the ticks stream created at `created`.
-    pub fn for_stream(rules: WindowRules, created: DateTime<Utc>) -> Self {
-        Self { stream_created: Some(created), ..Self::new(rules) }
+    /// An empty aggregate of `pair` from the ticks stream created at `created`.
+    pub fn for_stream(pair: Pair, rules: WindowRules, created: DateTime<Utc>) -> Self {
+        Self { stream_created: Some(created), ..Self::new(pair, rules) }
+    }
+
+    pub fn pair(&self) -> &Pair {
+        &self.pair
     }
 
     pub fn rules(&self) -> WindowRules {
@@ -129,6 +136,10 @@ impl Aggregate {
                 return TickOutcome::Invalid;
             }
         };
+        if tick.pair != self.pair.as_str() {
+            tracing::warn!(sequence, pair = %tick.pair, subject_pair = %self.pair, "tick of another pair than its subject's; ignored");
+            return TickOutcome::Invalid;
+        }
         let skew = chrono::Duration::from_std(self.rules.max_clock_skew).unwrap_or(chrono::Duration::MAX);
         if tick.time > stored_at + skew {
             tracing::warn!(sequence, time = %tick.time, %stored_at, "tick is stamped after its storage time; ignored");
@@ -186,12 +197,12 @@ fn millis(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{RULES, at, tick};
+    use crate::fixtures::{RULES, at, seed, tick};
 
     #[test]
     fn a_tick_is_judged_by_its_storage_time_not_by_this_host_s_clock() {
         // Stored in 2027 (this host may believe it is 2026): judged against the stream's time.
-        let mut aggregate = Aggregate::new(RULES);
+        let mut aggregate = Aggregate::new(seed(), RULES);
         assert!(matches!(aggregate.ingest(1, &tick(0, 90_000.0), at(1)), TickOutcome::Applied(Applied::Appended)));
         assert_eq!(aggregate.store_delay_seconds(), Some(1.0));
         // 60 s ahead of its storage is allowed, 61 s is not.
@@ -202,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_tick_outside_the_price_bounds_is_refused_and_the_window_is_unharmed() {
-        let mut aggregate = Aggregate::new(RULES);
+        let mut aggregate = Aggregate::new(seed(), RULES);
         assert!(matches!(aggregate.ingest(1, &tick(0, 90_000.0), at(0)), TickOutcome::Applied(_)));
         for (sequence, price) in [(2, 1e300), (3, 10_000_000.01), (4, -1.0), (5, 0.0)] {
             assert_eq!(aggregate.ingest(sequence, &tick(sequence as i64, price), at(1)), TickOutcome::Invalid);
@@ -215,7 +226,7 @@ mod tests {
 
     #[test]
     fn the_oldest_held_sequence_follows_the_window() {
-        let mut aggregate = Aggregate::new(RULES);
+        let mut aggregate = Aggregate::new(seed(), RULES);
         aggregate.ingest(1, &tick(0, 90_000.0), at(0));
         aggregate.ingest(2, &tick(300, 90_000.0), at(300));
         assert_eq!(aggregate.oldest_held_sequence(), Some(1));
@@ -225,8 +236,15 @@ mod tests {
     }
 
     #[test]
+    fn a_tick_of_another_pair_than_its_subject_s_is_refused() {
+        let mut aggregate = Aggregate::new("ETH-USD".parse().expect("a pair"), RULES);
+        assert_eq!(aggregate.ingest(1, &tick(0, 90_000.0), at(0)), TickOutcome::Invalid);
+        assert!(aggregate.state().is_none());
+    }
+
+    #[test]
     fn a_sequence_is_applied_once() {
-        let mut aggregate = Aggregate::new(RULES);
+        let mut aggregate = Aggregate::new(seed(), RULES);
         aggregate.ingest(5, &tick(0, 90_000.0), at(0));
         assert_eq!(aggregate.ingest(5, &tick(1, 1.0), at(1)), TickOutcome::AlreadyApplied);
         assert_eq!(aggregate.ingest(4, &tick(2, 1.0), at(2)), TickOutcome::AlreadyApplied);

@@ -5,8 +5,9 @@
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use async_nats::jetstream::{self};
+use std::collections::HashMap;
+
 use btc_contract::PriceState;
-use btc_contract::names::STATE_KEY;
 use btc_runtime::jetstream::Provision;
 use chrono::{DateTime, Utc};
 
@@ -22,17 +23,18 @@ pub enum Written {
     AlreadyNewer,
 }
 
-/// Writes [`PriceState`] to the state bucket with compare-and-set.
+/// Writes each pair's [`PriceState`] to its key of the state bucket with compare-and-set.
 pub struct StateWriter {
     js: jetstream::Context,
     provision: Provision,
     kv: kv::Store,
-    revision: Option<u64>,
+    /// The revision this writer last stored or read, per key.
+    revisions: HashMap<String, u64>,
 }
 
 impl StateWriter {
     pub fn new(js: jetstream::Context, provision: Provision, kv: kv::Store) -> Self {
-        Self { js, provision, kv, revision: None }
+        Self { js, provision, kv, revisions: HashMap::new() }
     }
 
     /// Creates the bucket again if it is gone (or brings it back to this configuration; as a user
@@ -40,25 +42,27 @@ impl StateWriter {
     /// way out after a failed write.
     pub async fn reopen(&mut self) -> Result<(), AggregatorError> {
         self.kv = self.provision.state_bucket(&self.js).await?;
-        self.revision = None;
+        self.revisions.clear();
         Ok(())
     }
 
+    /// Writes `state` to its pair's key (the tick's pair, which the aggregate checked).
     pub async fn write(&mut self, state: &PriceState) -> Result<Written, AggregatorError> {
+        let key = state.latest.pair.as_str();
         let value: bytes::Bytes = state.encode().into();
         loop {
-            let Some(revision) = self.revision else {
-                match self.current().await? {
-                    None => match self.kv.create(STATE_KEY, value.clone()).await {
+            let Some(&revision) = self.revisions.get(key) else {
+                match self.current(key).await? {
+                    None => match self.kv.create(key, value.clone()).await {
                         Ok(revision) => {
-                            self.revision = Some(revision);
+                            self.revisions.insert(key.to_string(), revision);
                             return Ok(Written::Stored { revision });
                         }
                         Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
                         Err(error) => return Err(AggregatorError::State(error.to_string())),
                     },
                     Some((revision, stored, stored_value)) => {
-                        self.revision = Some(revision);
+                        self.revisions.insert(key.to_string(), revision);
                         // At the same position a different value is written over: a window
                         // rebuilt after a purge holds less than it did at the same sequence.
                         if stored > state.position() || (stored == state.position() && stored_value == value) {
@@ -68,24 +72,26 @@ impl StateWriter {
                     }
                 }
             };
-            match self.kv.update(STATE_KEY, value.clone(), revision).await {
+            match self.kv.update(key, value.clone(), revision).await {
                 Ok(revision) => {
-                    self.revision = Some(revision);
+                    self.revisions.insert(key.to_string(), revision);
                     return Ok(Written::Stored { revision });
                 }
                 // Someone else wrote since our last write: re-read and decide again.
-                Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => self.revision = None,
+                Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => {
+                    self.revisions.remove(key);
+                }
                 Err(error) => {
-                    self.revision = None;
+                    self.revisions.remove(key);
                     return Err(AggregatorError::State(error.to_string()));
                 }
             }
         }
     }
 
-    /// Revision, position and value of the stored state; `None` if there is none.
-    async fn current(&self) -> Result<Option<(u64, Position, bytes::Bytes)>, AggregatorError> {
-        let entry = self.kv.entry(STATE_KEY).await.map_err(|e| AggregatorError::State(e.to_string()))?;
+    /// Revision, position and value of the state stored at `key`; `None` if there is none.
+    async fn current(&self, key: &str) -> Result<Option<(u64, Position, bytes::Bytes)>, AggregatorError> {
+        let entry = self.kv.entry(key).await.map_err(|e| AggregatorError::State(e.to_string()))?;
         Ok(entry.map(|entry| {
             let position = match entry.operation {
                 Operation::Put => PriceState::decode(&entry.value).map(|s| s.position()).unwrap_or((None, 0)),

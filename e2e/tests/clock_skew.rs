@@ -53,7 +53,7 @@ async fn an_aggregator_whose_clock_runs_two_minutes_behind_applies_every_tick() 
     );
     let delay = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("btc_aggregator_tick_store_delay_seconds "))
+        .find_map(|l| l.strip_prefix("btc_aggregator_tick_store_delay_seconds{pair=\"BTC-USD\"} "))
         .and_then(|v| v.parse::<f64>().ok())
         .expect("the store delay gauge");
     assert!((0.0..5.0).contains(&delay), "ticks are stored within seconds of their time: {delay}");

@@ -160,8 +160,10 @@ async fn measure(binary: &str, nats: &NatsServer, real_paths: &[&str], seed: u64
     let text = scrape().await;
     let after = series(&text);
     let rss_after = vm_rss_kib(pid);
-    let known_routes =
-        [real_paths, &["/readiness", "/liveness", "/openapi.json", "/openapi.yaml", "/docs", "unmatched"]];
+    // The app's own route table (templates such as `/{asset}/{currency}` included), Swagger UI's
+    // label and `unmatched`: the only values a route label may take.
+    let app = if binary == "rest-api" { frontend::App::RestApi } else { frontend::App::BitcoinApi };
+    let known_routes = [frontend::routes::of(app), &["/docs", "unmatched"]];
     let from_the_request = after
         .iter()
         .filter(|line| line.starts_with("btc_http_"))

@@ -97,14 +97,19 @@ async fn every_service_serves_lint_clean_metrics_with_its_build_info_and_counter
     for _ in 0..5 {
         assert_eq!(pipeline.get(&format!("{api}/btc/USD")).await.0, 200);
     }
-    assert_eq!(pipeline.get(&format!("{api}/btc/EUR")).await.0, 404);
+    assert_eq!(pipeline.get(&format!("{api}/btc/JPY")).await.0, 404);
+    assert_eq!(pipeline.get(&format!("{api}/no/such/route")).await.0, 404);
     let text = pipeline.get_text(&metrics_url).await.1;
     assert_eq!(sample(&text, "btc_http_requests_total", &ok), Some(before + 5.0));
+    // A path of a templated route is labelled with the template, never with the path.
+    let unknown_pair = [("route", "/{asset}/{currency}"), ("status", "404")];
+    assert_eq!(sample(&text, "btc_http_requests_total", &unknown_pair), Some(1.0));
     assert_eq!(sample(&text, "btc_http_requests_total", &[("route", "unmatched"), ("status", "404")]), Some(1.0));
     let timed = sample(&text, "btc_http_request_duration_seconds_count", &[("route", "/btc/USD")]).unwrap_or(0.0);
     assert!(timed >= before + 5.0, "histogram count {timed}");
-    assert_eq!(sample(&text, "btc_price_usd", &[]), Some(30_000.0));
-    assert!(sample(&text, "btc_price_age_seconds", &[]).is_some_and(|age| age < 10.0));
+    let usd = [("pair", "BTC-USD")];
+    assert_eq!(sample(&text, "btc_price", &usd), Some(30_000.0));
+    assert!(sample(&text, "btc_price_age_seconds", &usd).is_some_and(|age| age < 10.0));
 
     // Pipeline: ticks published and aggregated keep counting up.
     let publisher_url = format!("{}/metrics", publisher.ops_url);
@@ -124,8 +129,8 @@ async fn every_service_serves_lint_clean_metrics_with_its_build_info_and_counter
     assert!(sample(&text, "btc_publisher_fetches_total", &[("source", "kraken"), ("outcome", "ok")]) > Some(0.0));
     assert!(sample(&text, "btc_publisher_fetch_duration_seconds_count", &[("source", "kraken")]) > Some(0.0));
     let text = pipeline.get_text(&aggregator_url).await.1;
-    assert!(sample(&text, "btc_aggregator_window_samples", &[]) > Some(0.0));
-    assert!(sample(&text, "btc_aggregator_newest_tick_age_seconds", &[]).is_some_and(|age| age < 10.0));
+    assert!(sample(&text, "btc_aggregator_window_samples", &usd) > Some(0.0));
+    assert!(sample(&text, "btc_aggregator_newest_tick_age_seconds", &usd).is_some_and(|age| age < 10.0));
     assert!(sample(&text, "btc_aggregator_state_writes_total", &[("result", "stored")]) > Some(0.0));
 
     // Faults show up: a failing source, an outlier, and the lost quorum they cause.

@@ -140,15 +140,20 @@ async fn one_trace_runs_from_exchange_fetch_through_publish_to_aggregation_and_h
     .await;
     assert_eq!(server.name, "GET /btc/USD");
     assert_eq!(server.attribute("http.request.method"), Some("GET"));
-    let status = http.get(format!("http://{api_addr}/btc/EUR")).send().await.map(|r| r.status().as_u16());
+    let status = http.get(format!("http://{api_addr}/btc/JPY")).send().await.map(|r| r.status().as_u16());
     assert_eq!(status.ok(), Some(404));
-    wait_for("the server span of a 404", Duration::from_secs(10), || async {
+    // A templated route's span is named after the template, never after the path.
+    let unknown = wait_for("the server span of a 404", Duration::from_secs(10), || async {
         receiver
             .spans()
             .into_iter()
             .find(|s| s.service == "bitcoin-api" && s.attribute("http.response.status_code") == Some("404"))
     })
     .await;
+    assert_eq!(
+        (unknown.name.as_str(), unknown.attribute("http.route")),
+        ("GET /{asset}/{currency}", Some("/{asset}/{currency}"))
+    );
 
     // JSON logs: one object per line, with trace and span ids inside spans.
     for process in [&publisher, &aggregator, &api] {

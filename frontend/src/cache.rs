@@ -1,10 +1,10 @@
-//! The frontends' in-memory copy of the aggregated state, kept current by following the KV bucket.
-//! Every request is served from here: no NATS round trip per request.
+//! The frontends' in-memory copy of every configured pair's aggregated state, kept current by
+//! following the KV bucket. Every request is served from here: no NATS round trip per request.
 
 use arc_swap::ArcSwapOption;
 use async_nats::jetstream::{self, context::GetStreamErrorKind, kv};
-use btc_contract::PriceState;
-use btc_contract::names::{STATE_BUCKET, STATE_KEY};
+use btc_contract::names::STATE_BUCKET;
+use btc_contract::{Pair, PriceState};
 use btc_runtime::backoff::Backoff;
 use btc_runtime::jetstream::{open_state_bucket, retry_until_ready};
 use chrono::{DateTime, Utc};
@@ -21,35 +21,71 @@ pub struct CachedState {
     pub state: PriceState,
 }
 
-/// The latest state and the NATS connection it comes from.
-#[derive(Default)]
+/// The latest state of each configured pair and the NATS connection they come from.
 pub struct StateCache {
-    /// Swapped whole on each update; requests read it without a lock.
-    state: ArcSwapOption<CachedState>,
+    /// The configured pairs (`PAIRS`), in order; `states[i]` is `pairs[i]`'s.
+    pairs: Vec<Pair>,
+    /// Each swapped whole on its pair's update; requests read them without a lock.
+    states: Vec<ArcSwapOption<CachedState>>,
     nats: Option<async_nats::Client>,
     /// Set on shutdown: readiness fails while in-flight and late requests are still served.
     draining: AtomicBool,
-    /// True while the watch on the state key is established.
+    /// True while the watch on the state keys is established.
     watching: AtomicBool,
 }
 
+impl Default for StateCache {
+    fn default() -> Self {
+        Self::new(None, Pair::defaults())
+    }
+}
+
 impl StateCache {
-    pub fn new(nats: Option<async_nats::Client>) -> Self {
-        Self { state: ArcSwapOption::empty(), nats, draining: AtomicBool::new(false), watching: AtomicBool::new(false) }
+    pub fn new(nats: Option<async_nats::Client>, pairs: Vec<Pair>) -> Self {
+        Self {
+            states: pairs.iter().map(|_| ArcSwapOption::empty()).collect(),
+            pairs,
+            nats,
+            draining: AtomicBool::new(false),
+            watching: AtomicBool::new(false),
+        }
     }
 
-    pub fn get(&self) -> Option<Arc<CachedState>> {
-        self.state.load_full()
+    /// The configured pairs, in order: [`StateCache::get_at`] takes an index into these.
+    pub fn pairs(&self) -> &[Pair] {
+        &self.pairs
     }
 
-    /// Stores `state` unless the cache already holds one that stands later (watch
+    /// The index of the configured pair `asset`-`currency`, in any case.
+    pub fn index_of(&self, asset: &str, currency: &str) -> Option<usize> {
+        let matches =
+            |pair: &Pair| pair.asset().eq_ignore_ascii_case(asset) && pair.currency().eq_ignore_ascii_case(currency);
+        self.pairs.iter().position(matches)
+    }
+
+    /// The state of the `index`th configured pair.
+    pub fn get_at(&self, index: usize) -> Option<Arc<CachedState>> {
+        self.states.get(index)?.load_full()
+    }
+
+    /// The state of `pair`, if it is configured and has one.
+    pub fn get(&self, pair: &Pair) -> Option<Arc<CachedState>> {
+        self.get_at(self.pairs.iter().position(|p| p == pair)?)
+    }
+
+    /// Stores `state` as its pair's unless the cache already holds one that stands later (watch
     /// redelivery after a reconnect must not move the price back in time; a state from a ticks
-    /// stream created again stands after every state of the old one). Only the watch task writes.
+    /// stream created again stands after every state of the old one). A state of a pair not
+    /// configured is dropped. Only the watch task writes.
     pub fn set(&self, state: PriceState) {
-        if self.state.load().as_ref().is_some_and(|current| state.position() < current.state.position()) {
+        let Some(slot) = self.pairs.iter().position(|p| p.as_str() == state.latest.pair).map(|i| &self.states[i])
+        else {
+            return;
+        };
+        if slot.load().as_ref().is_some_and(|current| state.position() < current.state.position()) {
             return;
         }
-        self.state.store(Some(Arc::new(CachedState { state })));
+        slot.store(Some(Arc::new(CachedState { state })));
     }
 
     pub fn start_draining(&self) {
@@ -99,8 +135,8 @@ const NOTICE_CATCH_UP: Duration = Duration::from_secs(1);
 ///
 /// No JetStream consumer: a user allowed to create one could make the server deliver a stream
 /// anywhere in the account (nats-server does not check a push consumer's deliver subject against
-/// its creator's permissions), so the frontend's user may only subscribe to the state key's
-/// subject, where each write is a notice, and read the stored state by direct get. Only a stored
+/// its creator's permissions), so the frontend's user may only subscribe to the state keys'
+/// subjects, where each write is a notice, and read the stored states by direct get. Only a stored
 /// state is served, never a notice's payload (a write JetStream refused is heard too).
 pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shutdown: CancellationToken) {
     let js = async_nats::jetstream::new(client.clone());
@@ -111,14 +147,14 @@ pub async fn watch_state(client: async_nats::Client, cache: Arc<StateCache>, shu
         };
         let created = kv.status().await.ok().map(|status| status.info.created);
         // Subscribed before the first read: a write in between is either read or heard.
-        let notices = match client.subscribe(format!("$KV.{STATE_BUCKET}.{STATE_KEY}")).await {
+        let notices = match client.subscribe(format!("$KV.{STATE_BUCKET}.*")).await {
             Ok(notices) => notices,
             Err(error) => {
                 tracing::warn!(%error, "cannot subscribe to the state");
                 continue;
             }
         };
-        match read_stored(&kv, &cache).await {
+        match read_all(&kv, &cache).await {
             Ok(_) => {
                 tracing::info!("following the price state");
                 cache.set_watching(true);
@@ -154,17 +190,10 @@ async fn follow_notices(
                     tracing::warn!("the state bucket was deleted or created again; following it again");
                     return;
                 }
-                read_stored(kv, cache).await.map(|_| ())
+                read_all(kv, cache).await
             }
             notice = notices.next() => match notice {
-                Some(notice) => {
-                    // Only the newest of the notices waiting matters.
-                    let mut newest = notice;
-                    while let Some(Some(next)) = notices.next().now_or_never() {
-                        newest = next;
-                    }
-                    catch_up(kv, cache, &newest).await
-                }
+                Some(notice) => catch_up_all(kv, cache, newest_per_key(notice, &mut notices)).await,
                 None => return,
             },
         };
@@ -175,18 +204,43 @@ async fn follow_notices(
     }
 }
 
-/// Reads the stored state until it stands at least where `notice`'s does, for at most
-/// [`NOTICE_CATCH_UP`].
+/// `first` and the notices already waiting, keeping only the newest of each key: only it matters.
+fn newest_per_key(first: async_nats::Message, notices: &mut async_nats::Subscriber) -> Vec<async_nats::Message> {
+    let mut newest = vec![first];
+    while let Some(Some(next)) = notices.next().now_or_never() {
+        match newest.iter_mut().find(|notice| notice.subject == next.subject) {
+            Some(same_key) => *same_key = next,
+            None => newest.push(next),
+        }
+    }
+    newest
+}
+
+async fn catch_up_all(
+    kv: &kv::Store,
+    cache: &StateCache,
+    notices: Vec<async_nats::Message>,
+) -> Result<(), kv::EntryError> {
+    for notice in &notices {
+        catch_up(kv, cache, notice).await?;
+    }
+    Ok(())
+}
+
+/// Reads the stored state of the notice's pair until it stands at least where `notice`'s does,
+/// for at most [`NOTICE_CATCH_UP`]. A notice of a key that is no configured pair is ignored.
 async fn catch_up(kv: &kv::Store, cache: &StateCache, notice: &async_nats::Message) -> Result<(), kv::EntryError> {
+    let key = notice.subject.as_str().rsplit('.').next().unwrap_or_default();
+    let Some(pair) = cache.pairs().iter().find(|pair| pair.state_key() == key) else { return Ok(()) };
     let Ok(heard) = PriceState::decode(&notice.payload) else {
-        return read_stored(kv, cache).await.map(|_| ());
+        return read_stored(kv, cache, pair).await.map(|_| ());
     };
     let deadline = tokio::time::Instant::now() + NOTICE_CATCH_UP;
     // 5 ms first: a replica usually stores the write within milliseconds of the notice. Capped at
     // 100 ms so a slow replica is still read about ten times within the catch-up second.
     let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
     loop {
-        let stored = read_stored(kv, cache).await?;
+        let stored = read_stored(kv, cache, pair).await?;
         if stored.is_some_and(|position| position >= heard.position()) || tokio::time::Instant::now() >= deadline {
             return Ok(());
         }
@@ -194,9 +248,17 @@ async fn catch_up(kv: &kv::Store, cache: &StateCache, notice: &async_nats::Messa
     }
 }
 
-/// Reads the stored state into `cache`; its position, or None when there is none.
-async fn read_stored(kv: &kv::Store, cache: &StateCache) -> Result<Option<StatePosition>, kv::EntryError> {
-    let Some(entry) = kv.entry(STATE_KEY).await? else {
+/// Reads every configured pair's stored state into `cache`.
+async fn read_all(kv: &kv::Store, cache: &StateCache) -> Result<(), kv::EntryError> {
+    for pair in cache.pairs() {
+        read_stored(kv, cache, pair).await?;
+    }
+    Ok(())
+}
+
+/// Reads `pair`'s stored state into `cache`; its position, or None when there is none.
+async fn read_stored(kv: &kv::Store, cache: &StateCache, pair: &Pair) -> Result<Option<StatePosition>, kv::EntryError> {
+    let Some(entry) = kv.entry(pair.state_key()).await? else {
         return Ok(None);
     };
     if entry.operation != kv::Operation::Put {

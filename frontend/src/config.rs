@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use btc_runtime::duration::parse_duration;
 use btc_runtime::nats::NatsArgs;
+use btc_runtime::pairs::PairsArgs;
 use btc_runtime::telemetry::LogArgs;
 
 impl FrontendConfig {
@@ -19,12 +20,17 @@ impl FrontendConfig {
 }
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(version, about = "BTC price HTTP frontend (Poem + OpenAPI), served from the NATS KV state")]
+#[command(
+    version,
+    about = "Price HTTP frontend (Poem + OpenAPI), served from the NATS KV state of every configured pair"
+)]
 pub struct FrontendConfig {
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub pairs: PairsArgs,
     /// Address to listen on [default: 0.0.0.0:8080 for bitcoin-api, 0.0.0.0:8081 for rest-api].
     #[arg(long, env = "LISTEN_ADDR")]
     pub listen_addr: Option<SocketAddr>,

@@ -113,7 +113,7 @@ mod tests {
         assert!(!body.to_string().contains("a bug in a handler"), "the panic message leaked: {body}");
         // The server keeps serving after a panic.
         client.get("/panics").send().await.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
-        let scrape = metrics.render(&crate::cache::StateCache::new(None));
+        let scrape = metrics.render(&crate::cache::StateCache::default());
         assert!(scrape.contains(r#"btc_http_requests_total{method="GET",route="/panics",status="500"} 2"#), "{scrape}");
     }
 

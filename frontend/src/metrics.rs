@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use btc_runtime::metrics::{self, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry};
+use btc_runtime::metrics::{self, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry};
 use poem::http::{Method, StatusCode};
 
 use crate::api::freshness;
@@ -71,7 +71,11 @@ impl FrontendMetrics {
     /// (never the path itself, for the reason [`method_label`] gives).
     pub fn route(&self, path: &str) -> RouteLabel {
         let known = self.routes.len() - 2;
-        if let Some(index) = self.routes[..known].iter().position(|route| *route == path) {
+        // Exact paths first: `/btc/USD` is its own route, not an instance of `/{asset}/{currency}`.
+        let exact = self.routes[..known].iter().position(|route| *route == path);
+        if let Some(index) =
+            exact.or_else(|| self.routes[..known].iter().position(|route| routes::matches(route, path)))
+        {
             return RouteLabel(index);
         }
         RouteLabel(if routes::is_docs_ui(path) { known } else { known + 1 })
@@ -126,42 +130,53 @@ pub fn method_label(method: &Method) -> &'static str {
 /// The `method` label of every method outside the standard nine.
 pub const OTHER_METHOD: &str = "other";
 
-/// What a frontend serving the state reports about it.
+/// What a frontend serving the state reports about it, per configured pair (the `pair` label
+/// takes only those values: the cache holds no other pair).
 struct StateGauges {
-    price: Gauge,
-    average: Gauge,
-    price_age: Gauge,
+    price: GaugeVec,
+    average: GaugeVec,
+    price_age: GaugeVec,
     nats: NatsGauge,
 }
 
 impl StateGauges {
     fn new(r: &Registry) -> Self {
         Self {
-            price: metrics::gauge(r, "btc_price_usd", "The current BTC price served, USD (at scrape)."),
-            average: metrics::gauge(
+            price: metrics::gauge_vec(
                 r,
-                "btc_average_usd",
-                "The time-weighted 10-minute average served, USD (at scrape).",
+                "btc_price",
+                "The current price served, in the pair's currency (at scrape).",
+                &["pair"],
             ),
-            price_age: metrics::gauge(
+            average: metrics::gauge_vec(
+                r,
+                "btc_average",
+                "The time-weighted 10-minute average served, in the pair's currency (at scrape).",
+                &["pair"],
+            ),
+            price_age: metrics::gauge_vec(
                 r,
                 "btc_price_age_seconds",
                 "Seconds since the oldest quote behind the newest tick this frontend holds (at scrape); +Inf before the first.",
+                &["pair"],
             ),
             nats: NatsGauge::new(r),
         }
     }
 
     fn refresh(&self, cache: &StateCache) {
-        match cache.get() {
-            Some(cached) => {
-                let state = &cached.state;
-                self.price.set(state.latest.price);
-                self.average.set(state.average.time_weighted);
-                self.price_age.set(freshness::price_age_seconds(state));
+        for (index, pair) in cache.pairs().iter().enumerate() {
+            let label = [pair.as_str()];
+            match cache.get_at(index) {
+                Some(cached) => {
+                    let state = &cached.state;
+                    self.price.with_label_values(&label).set(state.latest.price);
+                    self.average.with_label_values(&label).set(state.average.time_weighted);
+                    self.price_age.with_label_values(&label).set(freshness::price_age_seconds(state));
+                }
+                // No price at all is the stalest of all: an age alert fires instead of seeing 0.
+                None => self.price_age.with_label_values(&label).set(f64::INFINITY),
             }
-            // No price at all is the stalest of all: an age alert fires instead of seeing 0.
-            None => self.price_age.set(f64::INFINITY),
         }
         if let Some(client) = cache.nats_client() {
             self.nats.observe(client);
@@ -176,7 +191,7 @@ mod tests {
     use super::*;
 
     fn series(metrics: &FrontendMetrics) -> usize {
-        metrics.render(&StateCache::new(None)).lines().filter(|l| l.starts_with("btc_http_")).count()
+        metrics.render(&StateCache::default()).lines().filter(|l| l.starts_with("btc_http_")).count()
     }
 
     #[test]
@@ -192,7 +207,7 @@ mod tests {
             observe(&format!("M{i}"), &format!("/p{i}"));
         }
         assert_eq!(series(&metrics), one_made_up, "a made-up method or path added series");
-        let text = metrics.render(&StateCache::new(None));
+        let text = metrics.render(&StateCache::default());
         assert!(
             text.contains(r#"btc_http_requests_total{method="other",route="unmatched",status="404"} 1000"#),
             "{text}"

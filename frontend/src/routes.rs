@@ -23,6 +23,19 @@ pub fn is_docs_ui(path: &str) -> bool {
     path.strip_prefix(DOCS).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// True if `path` is an instance of the route `template` (`/{asset}/{currency}` matches
+/// `/eth/USD`): each `{name}` segment matches one non-empty segment, the rest literally.
+pub fn matches(template: &str, path: &str) -> bool {
+    let (mut wanted, mut given) = (template.split('/'), path.split('/'));
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w == g || (w.starts_with('{') && !g.is_empty()) => {}
+            _ => return false,
+        }
+    }
+}
+
 /// True for the spec and Swagger UI paths, served by every app beside its API.
 pub fn is_docs(path: &str) -> bool {
     path == SPEC_JSON || path == SPEC_YAML || is_docs_ui(path)
@@ -54,10 +67,32 @@ mod tests {
     fn each_app_lists_its_api_and_spec_paths() {
         let mut bitcoin = of(App::BitcoinApi).to_vec();
         bitcoin.sort_unstable();
-        assert_eq!(bitcoin, ["/btc/USD", "/btc/average", "/liveness", "/openapi.json", "/openapi.yaml", "/readiness"]);
+        assert_eq!(
+            bitcoin,
+            [
+                "/btc/USD",
+                "/btc/average",
+                "/liveness",
+                "/openapi.json",
+                "/openapi.yaml",
+                "/pairs",
+                "/readiness",
+                "/{asset}/{currency}",
+                "/{asset}/{currency}/average"
+            ]
+        );
         let mut rest = of(App::RestApi).to_vec();
         rest.sort_unstable();
         assert_eq!(rest, ["/", "/liveness", "/openapi.json", "/openapi.yaml", "/readiness"]);
+    }
+
+    #[test]
+    fn a_template_matches_its_instances_only() {
+        assert!(
+            matches("/{asset}/{currency}", "/eth/USD") && matches("/{asset}/{currency}/average", "/btc/EUR/average")
+        );
+        assert!(!matches("/{asset}/{currency}", "/eth/USD/average") && !matches("/{asset}/{currency}", "/eth/"));
+        assert!(!matches("/{asset}/{currency}/average", "/btc/EUR/candles") && matches("/pairs", "/pairs"));
     }
 
     #[test]

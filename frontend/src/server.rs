@@ -152,11 +152,11 @@ async fn serve(
 ) -> Result<Running, FrontendError> {
     let cache = if app.serves_state() {
         let client = config.nats.connect(app.name()).await?;
-        let cache = Arc::new(StateCache::new(Some(client.clone())));
+        let cache = Arc::new(StateCache::new(Some(client.clone()), config.pairs.pairs()));
         tokio::spawn(cache::watch_state(client, cache.clone(), stop_serving.clone()));
         cache
     } else {
-        Arc::new(StateCache::new(None))
+        Arc::new(StateCache::new(None, config.pairs.pairs()))
     };
     tokio::spawn(drain_on(shutdown, cache.clone(), stop_serving.clone(), config.shutdown_delay));
 

@@ -57,7 +57,7 @@ fn state_at(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
 }
 
 fn client(app: App, state: Option<PriceState>) -> TestClient<poem::endpoint::BoxEndpoint<'static>> {
-    let cache = Arc::new(StateCache::new(None));
+    let cache = Arc::new(StateCache::default());
     if let Some(state) = state {
         cache.set(state);
     }
@@ -103,7 +103,7 @@ async fn average_reports_both_averages_and_a_partial_window_in_fields() {
 /// as its documented type, with every field, the times intact and a fresh `age_seconds`.
 #[tokio::test]
 async fn pre_encoded_bodies_parse_as_their_documented_types() {
-    use frontend::api::bitcoin::{AveragePrice, CurrentPrice};
+    use frontend::api::bodies::{AveragePrice, CurrentPrice};
     use poem_openapi::types::ParseFromJSON;
     let time = Utc::now() - chrono::Duration::milliseconds(1500);
     let cli = client(App::BitcoinApi, Some(state_at(time, 7, 97_000.25)));
@@ -171,36 +171,43 @@ async fn a_price_is_as_old_as_its_oldest_quote() {
 
 #[tokio::test]
 async fn the_cache_never_goes_back_to_an_older_state() {
-    let cache = StateCache::new(None);
+    let cache = StateCache::default();
     let now = Utc::now();
     cache.set(state_at(now, 9, 100.0));
     cache.set(state_at(now, 8, 50.0));
-    assert_eq!(cache.get().expect("state").state.latest.price, 100.0);
+    assert_eq!(cache.get(&btc_contract::Pair::seed()).expect("state").state.latest.price, 100.0);
 }
 
 #[tokio::test]
 async fn a_state_from_a_stream_created_again_replaces_one_with_a_higher_sequence() {
     // The ticks stream was deleted and created again: its sequences start at 1 again.
-    let cache = StateCache::new(None);
+    let cache = StateCache::default();
     let now = Utc::now();
     cache.set(state_at(now, 5_000, 100.0));
     let mut recreated = state_at(now, 3, 50.0);
     recreated.stream_created = Some(now);
     cache.set(recreated);
-    assert_eq!(cache.get().expect("state").state.latest.price, 50.0);
+    assert_eq!(cache.get(&btc_contract::Pair::seed()).expect("state").state.latest.price, 50.0);
     cache.set(state_at(now, 6_000, 100.0));
-    assert_eq!(cache.get().expect("state").state.latest.price, 50.0, "a state of the old stream came back");
+    assert_eq!(
+        cache.get(&btc_contract::Pair::seed()).expect("state").state.latest.price,
+        50.0,
+        "a state of the old stream came back"
+    );
 }
 
 #[tokio::test]
-async fn unknown_currency_and_routes_are_json_404s() {
+async fn unknown_pairs_and_routes_are_json_404s() {
     let cli = client(App::BitcoinApi, None);
-    let response = cli.get("/btc/EUR").send().await;
-    response.assert_status(StatusCode::NOT_FOUND);
-    response.assert_content_type("application/json; charset=utf-8");
-    let body = json_of(response).await;
-    assert_eq!(body["error"], "unknown_currency");
-    assert!(body["message"].as_str().expect("message").contains("EUR"));
+    for path in ["/btc/JPY", "/doge/USD/average", "/b/USD"] {
+        let response = cli.get(path).send().await;
+        response.assert_status(StatusCode::NOT_FOUND);
+        response.assert_content_type("application/json; charset=utf-8");
+        let body = json_of(response).await;
+        assert_eq!(body["error"], "unknown_pair", "{path}");
+        assert_eq!(body["pairs"], serde_json::json!(["BTC-USD", "BTC-EUR", "BTC-GBP", "ETH-USD"]), "{path}");
+        assert!(body["message"].as_str().expect("message").contains("ETH-USD"), "{path}");
+    }
 
     let response = cli.get("/no/such/thing").send().await;
     response.assert_status(StatusCode::NOT_FOUND);
@@ -208,6 +215,72 @@ async fn unknown_currency_and_routes_are_json_404s() {
 
     // bitcoin-api does not serve rest-api's root.
     client(App::BitcoinApi, None).get("/").send().await.assert_status(StatusCode::NOT_FOUND);
+}
+
+/// `state` as `pair`'s.
+fn of_pair(pair: &str, mut state: PriceState) -> PriceState {
+    state.latest.pair = pair.to_string();
+    state
+}
+
+#[tokio::test]
+async fn every_configured_pair_answers_at_its_own_paths_in_any_case() {
+    let now = Utc::now();
+    let cache = Arc::new(StateCache::default());
+    cache.set(state_at(now, 7, 97_000.0));
+    cache.set(of_pair("ETH-USD", state_at(now, 8, 3_000.0)));
+    cache.set(of_pair("BTC-EUR", state_at(now, 9, 83_000.0)));
+    let cli = TestClient::new(endpoint(App::BitcoinApi, cache, STALE_AFTER));
+    for (path, pair, currency, price) in [
+        ("/btc/USD", "BTC-USD", "USD", 97_000.0),
+        ("/eth/USD", "ETH-USD", "USD", 3_000.0),
+        ("/BTC/eur", "BTC-EUR", "EUR", 83_000.0),
+    ] {
+        let response = cli.get(path).send().await;
+        response.assert_status_is_ok();
+        let body = json_of(response).await;
+        assert_eq!(
+            (body["pair"].as_str(), body["currency"].as_str(), body["price"].as_f64()),
+            (Some(pair), Some(currency), Some(price)),
+            "{path}"
+        );
+    }
+    for (path, average) in [("/btc/average", 96_998.5), ("/btc/USD/average", 96_998.5), ("/eth/USD/average", 2_998.5)] {
+        let response = cli.get(path).send().await;
+        response.assert_status_is_ok();
+        assert_eq!(json_of(response).await["time_weighted_average"].as_f64(), Some(average), "{path}");
+    }
+    // A configured pair without a state yet is unavailable, not unknown.
+    let response = cli.get("/btc/GBP").send().await;
+    response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_of(response).await["error"], "no_price_yet");
+}
+
+#[tokio::test]
+async fn pairs_lists_every_configured_pair_with_its_paths_sources_and_freshness() {
+    let now = Utc::now();
+    let cache = Arc::new(StateCache::default());
+    cache.set(state_at(now, 7, 97_000.0));
+    cache.set(of_pair("ETH-USD", state_at(now - chrono::Duration::seconds(120), 8, 3_000.0)));
+    let cli = TestClient::new(endpoint(App::BitcoinApi, cache, STALE_AFTER));
+    let response = cli.get("/pairs").send().await;
+    response.assert_status_is_ok();
+    let body = json_of(response).await;
+    let pairs = body["pairs"].as_array().expect("pairs");
+    let names: Vec<&str> = pairs.iter().filter_map(|p| p["pair"].as_str()).collect();
+    assert_eq!(names, ["BTC-USD", "BTC-EUR", "BTC-GBP", "ETH-USD"]);
+    let (usd, gbp, eth) = (&pairs[0], &pairs[2], &pairs[3]);
+    assert_eq!(
+        (usd["price_path"].as_str(), usd["average_path"].as_str()),
+        (Some("/btc/USD"), Some("/btc/USD/average"))
+    );
+    assert_eq!(
+        (usd["fresh"].as_bool(), eth["fresh"].as_bool(), gbp["fresh"].as_bool()),
+        (Some(true), Some(false), Some(false))
+    );
+    assert!(eth["price_age_seconds"].as_f64().is_some_and(|age| age >= 120.0));
+    assert!(gbp.get("price_age_seconds").is_none_or(Value::is_null));
+    assert_eq!(usd["sources"], serde_json::json!(["kraken", "gemini"]));
 }
 
 #[tokio::test]
@@ -251,7 +324,7 @@ async fn liveness_is_ok_without_nats_and_readiness_follows_what_each_app_needs()
 #[tokio::test]
 async fn both_apps_fail_readiness_while_draining() {
     for app in [App::BitcoinApi, App::RestApi] {
-        let cache = Arc::new(StateCache::new(None));
+        let cache = Arc::new(StateCache::default());
         cache.start_draining();
         let response = TestClient::new(endpoint(app, cache, STALE_AFTER)).get("/readiness").send().await;
         response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
@@ -303,7 +376,7 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() {
     let response = cli.get("/btc/USD").header("origin", "https://docs.example.com").send().await;
     assert!(response.0.headers().get("access-control-allow-origin").is_none());
 
-    let cache = Arc::new(StateCache::new(None));
+    let cache = Arc::new(StateCache::default());
     let limits = frontend::hardening::Limits {
         cors_origins: vec!["https://docs.example.com".to_string()],
         ..Default::default()

@@ -12,6 +12,7 @@ pub mod jetstream;
 pub mod metrics;
 pub mod nats;
 pub mod ops;
+pub mod pairs;
 pub mod running;
 pub mod setup;
 pub mod shutdown;

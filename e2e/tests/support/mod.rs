@@ -250,17 +250,25 @@ pub struct Stored {
     pub payload: bytes::Bytes,
 }
 
-/// Every message in the ticks stream, read with an ordered consumer.
+/// Every BTC-USD tick message in the ticks stream, read with an ordered consumer.
 pub async fn read_stored(js: &async_nats::jetstream::Context) -> Vec<Stored> {
+    read_stored_of(js, &btc_contract::Pair::seed()).await
+}
+
+/// Every tick message of `pair` in the ticks stream, read with an ordered consumer.
+pub async fn read_stored_of(js: &async_nats::jetstream::Context, pair: &btc_contract::Pair) -> Vec<Stored> {
     let stream = js.get_stream(btc_contract::names::TICKS_STREAM).await.expect("ticks stream");
-    let total = stream.cached_info().state.messages as usize;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: pair.ticks_subject(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let total = consumer.cached_info().num_pending as usize;
     if total == 0 {
         return Vec::new();
     }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .expect("ordered consumer");
     let mut messages = consumer.messages().await.expect("messages").take(total);
     let mut stored = Vec::new();
     while let Some(message) = messages.next().await {
@@ -275,27 +283,38 @@ pub async fn read_stored(js: &async_nats::jetstream::Context) -> Vec<Stored> {
     stored
 }
 
-/// Every tick in the stream.
+/// Every BTC-USD tick in the stream.
 pub async fn read_ticks(js: &async_nats::jetstream::Context) -> Vec<btc_contract::Tick> {
     read_stored(js).await.iter().map(|m| btc_contract::Tick::decode(&m.payload).expect("tick decodes")).collect()
 }
 
-/// The state a new aggregator with the default settings computes from everything in the stream,
-/// in stream order: what every aggregator's state must equal.
+/// The BTC-USD state a new aggregator with the default settings computes from everything in the
+/// stream, in stream order: what every aggregator's state must equal.
 pub async fn recompute_state(js: &async_nats::jetstream::Context) -> btc_contract::PriceState {
+    recompute_state_of(js, &btc_contract::Pair::seed()).await
+}
+
+/// The state of `pair` a new aggregator with the default settings computes from the stream.
+pub async fn recompute_state_of(
+    js: &async_nats::jetstream::Context,
+    pair: &btc_contract::Pair,
+) -> btc_contract::PriceState {
     let created = js.get_stream(btc_contract::names::TICKS_STREAM).await.expect("ticks stream").cached_info().created;
     let rules = AggregatorConfig::try_parse_from(["aggregator"]).expect("default config").rules();
-    let mut recomputed = aggregator::state::Aggregate::for_stream(rules, created);
-    for message in read_stored(js).await {
+    let mut recomputed = aggregator::state::Aggregate::for_stream(pair.clone(), rules, created);
+    for message in read_stored_of(js, pair).await {
         recomputed.ingest(message.sequence, &message.payload, message.stored_at);
     }
     recomputed.state().expect("a state")
 }
 
+/// BTC-USD ticks in the stream.
 pub async fn count_ticks(js: &async_nats::jetstream::Context) -> usize {
-    match js.get_stream(btc_contract::names::TICKS_STREAM).await {
-        Ok(stream) => stream.cached_info().state.messages as usize,
-        Err(_) => 0,
+    let Ok(stream) = js.get_stream(btc_contract::names::TICKS_STREAM).await else { return 0 };
+    let Ok(mut info) = stream.info_with_subjects(btc_contract::names::TICK_SUBJECT).await else { return 0 };
+    match info.next().await {
+        Some(Ok((_, count))) => count,
+        _ => 0,
     }
 }
 

@@ -1,18 +1,19 @@
-//! bitcoin-api: `GET /btc/USD` and `GET /btc/average`.
+//! bitcoin-api: every configured pair's price and average (`/{asset}/{currency}`,
+//! `/{asset}/{currency}/average`), the seed's `/btc/USD` and `/btc/average`, and `/pairs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use btc_contract::{PriceState, QuoteStatus};
-use chrono::{DateTime, Utc};
+use btc_contract::Pair;
 use poem::http::StatusCode;
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use btc_runtime::metrics::age_seconds;
 
-use super::encoded::{EncodedJson, OpenObject};
+use super::bodies::{AveragePrice, BodiesMemo, CurrentPrice, EncodedBodies};
+use super::encoded::EncodedJson;
 use super::errors::ErrorBody;
 use super::freshness::{self, Stale};
 use crate::cache::{CachedState, StateCache};
@@ -22,97 +23,8 @@ pub const RETRY_AFTER_SECONDS: u64 = 5;
 
 #[derive(Tags)]
 enum ApiTags {
-    /// BTC prices.
+    /// Prices and averages of every configured pair.
     Price,
-}
-
-/// The current BTC price.
-#[derive(Debug, Object, serde::Serialize)]
-pub struct CurrentPrice {
-    /// Currency of every price in this answer: `USD`.
-    pub currency: String,
-    /// The consensus price: median of the exchange quotes that were used, USD.
-    pub price: f64,
-    /// Time of the tick: the start of the publisher's round, RFC 3339. Ticks are ordered and
-    /// averaged by it.
-    pub time: DateTime<Utc>,
-    /// Time of the oldest exchange quote used in the price: the data is this old. `age_seconds`
-    /// and staleness are judged on it.
-    pub oldest_quote_time: DateTime<Utc>,
-    /// How far apart the quotes behind `price` were.
-    pub dispersion: Dispersion,
-    /// Every fresh exchange quote of the round and whether it was used.
-    pub sources: Vec<SourceQuote>,
-    /// Seconds between `oldest_quote_time` and this answer.
-    #[serde(skip)]
-    pub age_seconds: f64,
-}
-
-/// Spread of the quotes used for the price: its confidence band.
-#[derive(Debug, Object, serde::Serialize)]
-pub struct Dispersion {
-    /// Lowest quote used, USD.
-    pub low: f64,
-    /// Highest quote used, USD.
-    pub high: f64,
-    /// Standard deviation of the quotes used, USD.
-    pub std_dev: f64,
-    /// Number of quotes used.
-    pub used: u32,
-}
-
-/// One exchange's quote.
-#[derive(Debug, Object, serde::Serialize)]
-pub struct SourceQuote {
-    /// Exchange name, e.g. `kraken`.
-    pub source: String,
-    /// The exchange's price, USD.
-    pub price: f64,
-    /// The exchange's own time for the quote where it gives one, else when it was received.
-    pub quote_time: DateTime<Utc>,
-    /// Whether the quote went into the median.
-    pub status: SourceStatus,
-}
-
-/// `used`: part of the median. `outlier`: too far from the median, excluded. `reference`: an
-/// aggregator's price (CoinGecko) shown as a sanity check, never a vote.
-#[derive(Debug, Enum, serde::Serialize)]
-#[oai(rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum SourceStatus {
-    Used,
-    Outlier,
-    Reference,
-}
-
-/// The rolling average over the last `window_seconds` of ticks.
-#[derive(Debug, Object, serde::Serialize)]
-pub struct AveragePrice {
-    /// Currency of the averages: `USD`.
-    pub currency: String,
-    /// Time-weighted average: each price weighted by how long it held inside the window, USD.
-    pub time_weighted_average: f64,
-    /// Plain arithmetic mean of the ticks inside the window, USD.
-    pub mean: f64,
-    /// Length of the window, seconds (600).
-    pub window_seconds: u32,
-    /// Number of ticks inside the window.
-    pub samples: u32,
-    /// Start of the span the averages cover: the window start, or the first tick after a cold start.
-    pub from: DateTime<Utc>,
-    /// End of the span: the newest tick's time.
-    pub to: DateTime<Utc>,
-    /// Time inside the window that a price covers, seconds: a price holds until the next tick,
-    /// at most `MAX_HOLD` (5 s by default).
-    pub covered_seconds: f64,
-    /// Time inside the window that no price covers, seconds (`window_seconds - covered_seconds`):
-    /// outages, and the time before the first tick during a cold start. Gaps weigh nothing.
-    pub gap_seconds: f64,
-    /// `true` when the gaps add up to at most one `MAX_HOLD`: the averages cover the window.
-    pub complete: bool,
-    /// Seconds between `to` and this answer.
-    #[serde(skip)]
-    pub age_seconds: f64,
 }
 
 #[derive(ApiResponse)]
@@ -120,6 +32,9 @@ pub enum PriceResponse {
     /// The current price.
     #[oai(status = 200)]
     Ok(EncodedJson<CurrentPrice>),
+    /// No such pair here: the body's `pairs` lists the configured ones.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
     /// No price yet, or the newest is older than the staleness limit.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
@@ -130,38 +45,126 @@ pub enum AverageResponse {
     /// The rolling average; during a cold start `complete` is false and `from` shows the span.
     #[oai(status = 200)]
     Ok(EncodedJson<AveragePrice>),
+    /// No such pair here: the body's `pairs` lists the configured ones.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
     /// No price yet, or the newest is older than the staleness limit.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
+/// The pairs this API serves.
+#[derive(Debug, Object)]
+pub struct PairList {
+    /// In the configured order.
+    pub pairs: Vec<PairInfo>,
+}
+
+/// One configured pair, its paths, and how fresh its price is here.
+#[derive(Debug, Object)]
+pub struct PairInfo {
+    /// `BTC-USD`.
+    pub pair: String,
+    /// `BTC`.
+    pub asset: String,
+    /// `USD`.
+    pub currency: String,
+    /// Path of its current price, e.g. `/btc/USD`.
+    pub price_path: String,
+    /// Path of its rolling average, e.g. `/btc/USD/average`.
+    pub average_path: String,
+    /// The exchanges behind its newest price (every fresh quote of the round, used or not).
+    pub sources: Vec<String>,
+    /// Seconds since the oldest quote behind its newest price; absent before the first.
+    pub price_age_seconds: Option<f64>,
+    /// True when its price is served (200); false when its routes answer 503.
+    pub fresh: bool,
+}
+
+/// Why a pair's state cannot be served.
+enum Refusal {
+    UnknownPair(ErrorBody),
+    Unavailable(ErrorBody),
+}
+
 pub struct BitcoinApi {
     cache: Arc<StateCache>,
     stale_after: Duration,
-    bodies: BodiesMemo,
+    /// One per configured pair, in the cache's order.
+    bodies: Vec<BodiesMemo>,
 }
 
 impl BitcoinApi {
     pub fn new(cache: Arc<StateCache>, stale_after: Duration) -> Self {
-        Self { cache, stale_after, bodies: BodiesMemo::default() }
+        let bodies = cache.pairs().iter().map(|_| BodiesMemo::default()).collect();
+        Self { cache, stale_after, bodies }
     }
 
-    /// The state, its bodies and its price's age if it is fresh, else the 503 body.
-    fn fresh_state(&self) -> Result<(Arc<CachedState>, Arc<EncodedBodies>, f64), ErrorBody> {
-        let Some((cached, bodies)) = self.cache.get().and_then(|cached| self.bodies.of(cached)) else {
-            return Err(ErrorBody::new(
+    /// The configured pair's state, its bodies and its price's age if it is fresh.
+    fn fresh_state(&self, asset: &str, currency: &str) -> Result<(Arc<CachedState>, Arc<EncodedBodies>, f64), Refusal> {
+        let index = self
+            .cache
+            .index_of(asset, currency)
+            .ok_or_else(|| Refusal::UnknownPair(self.unknown_pair(asset, currency)))?;
+        let Some((cached, bodies)) = self.cache.get_at(index).and_then(|cached| self.bodies[index].of(cached)) else {
+            return Err(Refusal::Unavailable(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_price_yet",
                 "no price has been received yet",
-            ));
+            )));
         };
         match freshness::judge(&cached.state, self.stale_after) {
             Ok(age) => Ok((cached, bodies, age)),
-            Err(Stale { age_seconds, limit }) => Err(ErrorBody::new(
+            Err(Stale { age_seconds, limit }) => Err(Refusal::Unavailable(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "stale_price",
                 format!("the newest price is {age_seconds:.0} s old, above the {} s limit", limit.as_secs()),
-            )),
+            ))),
+        }
+    }
+
+    fn unknown_pair(&self, asset: &str, currency: &str) -> ErrorBody {
+        let configured: Vec<String> = self.cache.pairs().iter().map(Pair::to_string).collect();
+        let asked = super::errors::bounded(&format!("{asset}/{currency}"), 32);
+        let message = format!("unknown pair {asked:?}; configured: {}", configured.join(", "));
+        ErrorBody::new(StatusCode::NOT_FOUND, "unknown_pair", message).with_pairs(configured)
+    }
+
+    fn price(&self, asset: &str, currency: &str) -> PriceResponse {
+        match self.fresh_state(asset, currency) {
+            Ok((_, bodies, age_seconds)) => PriceResponse::Ok(EncodedJson::new(bodies.price.close_with(age_seconds))),
+            Err(Refusal::UnknownPair(body)) => PriceResponse::NotFound(Json(body)),
+            Err(Refusal::Unavailable(body)) => PriceResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
+        }
+    }
+
+    fn average(&self, asset: &str, currency: &str) -> AverageResponse {
+        match self.fresh_state(asset, currency) {
+            Ok((cached, bodies, _)) => {
+                let age = age_seconds(cached.state.average.to);
+                AverageResponse::Ok(EncodedJson::new(bodies.average.close_with(age)))
+            }
+            Err(Refusal::UnknownPair(body)) => AverageResponse::NotFound(Json(body)),
+            Err(Refusal::Unavailable(body)) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
+        }
+    }
+
+    fn pair_info(&self, index: usize, pair: &Pair) -> PairInfo {
+        let state = self.cache.get_at(index);
+        let age = state.as_ref().map(|cached| freshness::price_age_seconds(&cached.state));
+        let price_path = format!("/{}/{}", pair.asset().to_ascii_lowercase(), pair.currency());
+        PairInfo {
+            pair: pair.to_string(),
+            asset: pair.asset().to_string(),
+            currency: pair.currency().to_string(),
+            average_path: format!("{price_path}/average"),
+            price_path,
+            sources: state
+                .iter()
+                .flat_map(|cached| cached.state.latest.sources.iter().map(|q| q.source.clone()))
+                .collect(),
+            fresh: age.is_some_and(|age| age <= self.stale_after.as_secs_f64()),
+            price_age_seconds: age,
         }
     }
 }
@@ -170,177 +173,58 @@ impl BitcoinApi {
 impl BitcoinApi {
     /// Current BTC price in USD
     ///
-    /// The newest consensus tick: the median of several exchanges, with the quotes behind it.
+    /// BTC-USD at the seed's path: the newest consensus tick, the median of several exchanges, with
+    /// the quotes behind it.
     #[oai(path = "/btc/USD", method = "get", operation_id = "current_price")]
     async fn current_price(&self) -> PriceResponse {
-        match self.fresh_state() {
-            Ok((_, bodies, age_seconds)) => PriceResponse::Ok(EncodedJson::new(bodies.price.close_with(age_seconds))),
-            Err(body) => PriceResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
-        }
+        self.price("BTC", "USD")
     }
 
     /// Rolling 10-minute average of the BTC price in USD
     ///
-    /// Time-weighted average and plain mean over the last 600 s of ticks, with the span they cover.
+    /// BTC-USD's average at the seed's path (also `/btc/USD/average`): time-weighted average and
+    /// plain mean over the last 600 s of ticks, with the span they cover.
     #[oai(path = "/btc/average", method = "get", operation_id = "average_price")]
     async fn average_price(&self) -> AverageResponse {
-        match self.fresh_state() {
-            Ok((cached, bodies, _)) => {
-                let age = age_seconds(cached.state.average.to);
-                AverageResponse::Ok(EncodedJson::new(bodies.average.close_with(age)))
-            }
-            Err(body) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
-        }
-    }
-}
-
-/// The bodies of `/btc/USD` and `/btc/average` for one state, encoded once per state (by the
-/// first request that needs them); each request only adds its `age_seconds`. Kept here, not in
-/// the cache: the cache holds the state, each app its own wire format.
-#[derive(Debug, Clone)]
-pub struct EncodedBodies {
-    price: OpenObject,
-    average: OpenObject,
-}
-
-impl EncodedBodies {
-    pub fn encode(state: &PriceState) -> Result<Self, serde_json::Error> {
-        Ok(Self {
-            price: OpenObject::encode(&current_price(state), "age_seconds")?,
-            average: OpenObject::encode(&average_price(state), "age_seconds")?,
-        })
-    }
-}
-
-/// The bodies of the state last served, swapped whole like the cache's state.
-#[derive(Default)]
-struct BodiesMemo(ArcSwapOption<(Arc<CachedState>, Arc<EncodedBodies>)>);
-
-impl BodiesMemo {
-    /// The bodies of `cached`, encoded now if it is a state not served before. A state that
-    /// cannot be encoded leaves the previous one served, as if it had not arrived.
-    fn of(&self, cached: Arc<CachedState>) -> Option<(Arc<CachedState>, Arc<EncodedBodies>)> {
-        let memo = self.0.load_full();
-        if let Some(memo) = memo.as_ref().filter(|memo| Arc::ptr_eq(&memo.0, &cached)) {
-            return Some((memo.0.clone(), memo.1.clone()));
-        }
-        match EncodedBodies::encode(&cached.state) {
-            Ok(bodies) => {
-                let pair = (cached, Arc::new(bodies));
-                self.0.store(Some(Arc::new(pair.clone())));
-                Some(pair)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot encode the state; kept the previous one");
-                memo.map(|memo| (memo.0.clone(), memo.1.clone()))
-            }
-        }
-    }
-}
-
-fn current_price(state: &PriceState) -> CurrentPrice {
-    let tick = &state.latest;
-    CurrentPrice {
-        currency: "USD".to_string(),
-        price: tick.price,
-        time: tick.time,
-        oldest_quote_time: tick.data_time(),
-        // Not encoded here: added to each answer (see `OpenObject`).
-        age_seconds: 0.0,
-        dispersion: Dispersion {
-            low: tick.dispersion.low,
-            high: tick.dispersion.high,
-            std_dev: tick.dispersion.std_dev,
-            used: tick.dispersion.used,
-        },
-        sources: tick
-            .sources
-            .iter()
-            .map(|q| SourceQuote {
-                source: q.source.clone(),
-                price: q.price,
-                quote_time: q.quote_time,
-                status: match q.status {
-                    QuoteStatus::Used => SourceStatus::Used,
-                    QuoteStatus::Outlier => SourceStatus::Outlier,
-                    QuoteStatus::Reference => SourceStatus::Reference,
-                },
-            })
-            .collect(),
-    }
-}
-
-fn average_price(state: &PriceState) -> AveragePrice {
-    let average = &state.average;
-    AveragePrice {
-        currency: "USD".to_string(),
-        time_weighted_average: average.time_weighted,
-        mean: average.mean,
-        window_seconds: average.window_seconds,
-        samples: average.samples,
-        from: average.from,
-        to: average.to,
-        covered_seconds: average.covered_seconds,
-        gap_seconds: average.gap_seconds,
-        complete: average.complete,
-        age_seconds: 0.0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use btc_contract::{Dispersion, SCHEMA_VERSION, Tick, WindowAverage};
-
-    use super::*;
-
-    fn state(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
-        PriceState {
-            schema_version: SCHEMA_VERSION,
-            latest: Tick {
-                schema_version: SCHEMA_VERSION,
-                pair: "BTC-USD".into(),
-                time,
-                oldest_quote_time: Some(time),
-                price,
-                dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
-                sources: vec![],
-            },
-            average: WindowAverage {
-                window_seconds: 600,
-                time_weighted: price,
-                mean: price,
-                samples: 1,
-                from: time,
-                to: time,
-                covered_seconds: 1.0,
-                gap_seconds: 599.0,
-                complete: false,
-            },
-            stream_sequence: sequence,
-            stream_created: None,
-        }
+        self.average("BTC", "USD")
     }
 
-    #[test]
-    fn bodies_are_encoded_once_per_state() {
-        let memo = BodiesMemo::default();
-        let first = Arc::new(CachedState { state: state(Utc::now(), 1, 100.0) });
-        let (_, a) = memo.of(first.clone()).expect("bodies");
-        let (_, again) = memo.of(first).expect("bodies");
-        assert!(Arc::ptr_eq(&a, &again), "the same state was encoded twice");
-        let second = Arc::new(CachedState { state: state(Utc::now(), 2, 101.0) });
-        let (served, b) = memo.of(second.clone()).expect("bodies");
-        assert!(Arc::ptr_eq(&served, &second) && !Arc::ptr_eq(&a, &b));
-        let body: serde_json::Value = serde_json::from_slice(&b.price.close_with(0.5)).expect("JSON");
-        assert_eq!((body["price"].as_f64(), body["age_seconds"].as_f64()), (Some(101.0), Some(0.5)));
+    /// Current price of a pair
+    ///
+    /// The newest consensus tick of `asset`-`currency` (any case: `/eth/USD`, `/btc/EUR`): the
+    /// median of several exchanges, with the quotes behind it. `GET /pairs` lists the pairs.
+    #[oai(path = "/:asset/:currency", method = "get", operation_id = "pair_price")]
+    async fn pair_price(
+        &self,
+        /// The asset, e.g. `btc`.
+        asset: Path<String>,
+        /// The currency, e.g. `USD`.
+        currency: Path<String>,
+    ) -> PriceResponse {
+        self.price(&asset, &currency)
     }
 
-    #[test]
-    fn a_price_is_fresh_up_to_the_limit_on_its_oldest_quote() {
-        let limit = Duration::from_secs(30);
-        let fresh = state(Utc::now() - chrono::Duration::seconds(20), 1, 100.0);
-        assert!(freshness::judge(&fresh, limit).is_ok_and(|age| (20.0..21.0).contains(&age)));
-        let stale = state(Utc::now() - chrono::Duration::seconds(40), 1, 100.0);
-        assert!(matches!(freshness::judge(&stale, limit), Err(Stale { limit: l, .. }) if l == limit));
+    /// Rolling 10-minute average of a pair
+    ///
+    /// Time-weighted average and plain mean of `asset`-`currency` over the last 600 s of ticks.
+    #[oai(path = "/:asset/:currency/average", method = "get", operation_id = "pair_average")]
+    async fn pair_average(
+        &self,
+        /// The asset, e.g. `btc`.
+        asset: Path<String>,
+        /// The currency, e.g. `USD`.
+        currency: Path<String>,
+    ) -> AverageResponse {
+        self.average(&asset, &currency)
+    }
+
+    /// The configured pairs
+    ///
+    /// Every pair this API serves, with its paths, the exchanges behind its newest price and how
+    /// fresh that price is.
+    #[oai(path = "/pairs", method = "get", operation_id = "list_pairs")]
+    async fn list_pairs(&self) -> Json<PairList> {
+        let pairs = self.cache.pairs().iter().enumerate().map(|(index, pair)| self.pair_info(index, pair)).collect();
+        Json(PairList { pairs })
     }
 }

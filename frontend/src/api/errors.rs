@@ -14,11 +14,19 @@ pub struct ErrorBody {
     pub message: String,
     /// The HTTP status, repeated for clients that only see the body.
     pub status: u16,
+    /// With `unknown_pair`: the pairs configured here.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<Vec<String>>,
 }
 
 impl ErrorBody {
     pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
-        Self { error: error.to_string(), message: message.into(), status: status.as_u16() }
+        Self { error: error.to_string(), message: message.into(), status: status.as_u16(), pairs: None }
+    }
+
+    pub fn with_pairs(self, pairs: Vec<String>) -> Self {
+        Self { pairs: Some(pairs), ..self }
     }
 
     pub fn into_response(self) -> Response {
@@ -41,14 +49,9 @@ pub fn error_response(error: &poem::Error, path: &str) -> Response {
 fn error_body(error: &poem::Error, path: &str) -> ErrorBody {
     let status = error.status();
     match status {
-        StatusCode::NOT_FOUND => match path.strip_prefix("/btc/") {
-            Some(currency) if !currency.is_empty() && !currency.contains('/') => ErrorBody::new(
-                status,
-                "unknown_currency",
-                format!("unknown currency \"{}\"; supported: USD (and /btc/average)", bounded(currency, 16)),
-            ),
-            _ => ErrorBody::new(status, "not_found", format!("no such resource: {}", bounded(path, ECHOED_CHARS))),
-        },
+        StatusCode::NOT_FOUND => {
+            ErrorBody::new(status, "not_found", format!("no such resource: {}", bounded(path, ECHOED_CHARS)))
+        }
         StatusCode::METHOD_NOT_ALLOWED => ErrorBody::new(
             status,
             "method_not_allowed",

@@ -2,6 +2,7 @@
 //! of `openapi.yaml`.
 
 pub mod bitcoin;
+pub mod bodies;
 pub mod encoded;
 pub mod errors;
 pub mod freshness;
@@ -13,7 +14,7 @@ use poem_openapi::OpenApiService;
 /// Title of every spec this crate produces.
 pub const TITLE: &str = "BTC price API";
 
-/// The public API as seen through the ingress (`/btc` to bitcoin-api, `/` to rest-api): the
+/// The public API as seen through the ingress (the price paths to bitcoin-api, `/` to rest-api): the
 /// content of `openapi.yaml`. Each app serves its own part at `/openapi.json`.
 pub fn public_spec_yaml() -> String {
     let cache = std::sync::Arc::new(crate::cache::StateCache::default());
@@ -27,6 +28,7 @@ pub fn public_spec_yaml() -> String {
     .spec_yaml()
 }
 
-pub const DESCRIPTION: &str = "Current BTC/USD price (median of several exchanges) and its rolling 10-minute \
-average, served from the state the aggregator keeps in NATS. Errors are JSON objects \
-`{\"error\", \"message\", \"status\"}`; 503 answers carry `Retry-After`.";
+pub const DESCRIPTION: &str = "Current price (median of several exchanges) and rolling 10-minute average of every \
+configured pair (`GET /pairs` lists them; the seed's `/btc/USD` and `/btc/average` are BTC-USD's), served from \
+the state the aggregator keeps in NATS. Errors are JSON objects `{\"error\", \"message\", \"status\"}`; 503 \
+answers carry `Retry-After`.";
