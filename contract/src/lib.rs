@@ -5,9 +5,11 @@
 //! the services add their runtime (`btc-runtime`) on top. Change a name or a message here and the
 //! README's "NATS subjects" section with it.
 
+pub mod candle;
 pub mod message;
 pub mod names;
 
+pub use candle::{Candle, Interval};
 pub use names::{Pair, PairError};
 
 pub use message::{

@@ -85,6 +85,12 @@ impl Pair {
         format!("prices.ticks.{}", self.name)
     }
 
+    /// The subject its closed `interval` candles are published on, `prices.candles.1m.BTC-USD`
+    /// (stored in [`crate::Interval::stream`]).
+    pub fn candles_subject(&self, interval: crate::Interval) -> String {
+        format!("prices.candles.{interval}.{}", self.name)
+    }
+
     /// Its key in [`STATE_BUCKET`].
     pub fn state_key(&self) -> &str {
         &self.name
@@ -135,6 +141,12 @@ impl fmt::Display for Pair {
 /// the same round produce the same id and JetStream stores the tick once.
 pub fn tick_msg_id(pair: &Pair, slot_start_ms: i64) -> String {
     format!("{pair}:{slot_start_ms}")
+}
+
+/// The `Nats-Msg-Id` of `pair`'s `interval` candle starting at `start_ms`: from the interval's
+/// start, so a replay or a second aggregator stores each candle once.
+pub fn candle_msg_id(pair: &Pair, interval: crate::Interval, start_ms: i64) -> String {
+    format!("{pair}:{interval}:{start_ms}")
 }
 
 #[cfg(test)]
