@@ -24,6 +24,9 @@ data:
   {{- include "btc-price.natsEnv" (dict "root" $root "role" .role) | trim | nindent 2 }}
   {{- end }}
   OPS_ADDR: {{ printf "0.0.0.0:%d" (int .opsPort) | quote }}
+  {{- if ne .component "rest-api" }}
+  PAIRS: {{ $root.Values.pairs | quote }}
+  {{- end }}
   {{- if .frontend }}
   LISTEN_ADDR: {{ printf "0.0.0.0:%d" (int .port) | quote }}
   TRUST_INCOMING_TRACE_CONTEXT: {{ $root.Values.tracing.trustIncomingContext | toString | quote }}

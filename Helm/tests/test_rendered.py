@@ -755,7 +755,11 @@ class Exposure(unittest.TestCase):
                 for rule in ing["spec"]["rules"]:
                     paths = {p["path"]: (p["pathType"], p["backend"]["service"]["name"]) for p in rule["http"]["paths"]}
                     # rest-api's `/` is exact: a Prefix `/` would hand it every other path.
-                    self.assertEqual(paths, {"/btc": ("Prefix", "btc-price-bitcoin-api"), "/": ("Exact", "btc-price-rest-api")})
+                    # One prefix per asset of `pairs` (BTC, ETH by default) and `/pairs`.
+                    self.assertEqual(paths, {"/btc": ("Prefix", "btc-price-bitcoin-api"),
+                                             "/eth": ("Prefix", "btc-price-bitcoin-api"),
+                                             "/pairs": ("Exact", "btc-price-bitcoin-api"),
+                                             "/": ("Exact", "btc-price-rest-api")})
                     ports = {p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]}
                     self.assertEqual(ports, {"http"})
 
@@ -763,8 +767,21 @@ class Exposure(unittest.TestCase):
         ing = of_kind(render("--set", "ingress.exposeDocs=true"), "Ingress")[0]
         paths = {p["path"]: (p["pathType"], p["backend"]["service"]["name"]) for p in ing["spec"]["rules"][0]["http"]["paths"]}
         btc = "btc-price-bitcoin-api"
-        self.assertEqual(paths, {"/btc": ("Prefix", btc), "/": ("Exact", "btc-price-rest-api"), "/docs": ("Prefix", btc),
+        self.assertEqual(paths, {"/btc": ("Prefix", btc), "/eth": ("Prefix", btc), "/pairs": ("Exact", btc),
+                                 "/": ("Exact", "btc-price-rest-api"), "/docs": ("Prefix", btc),
                                  "/openapi.json": ("Exact", btc), "/openapi.yaml": ("Exact", btc)})
+
+    def test_each_asset_of_the_pairs_is_routed_once_and_every_component_but_rest_api_gets_pairs(self):
+        docs = render("--set", "pairs=btc-usd\\,BTC-EUR\\,SOL-USD")
+        ing = of_kind(docs, "Ingress")[0]
+        paths = [p["path"] for p in ing["spec"]["rules"][0]["http"]["paths"]]
+        self.assertEqual(paths, ["/btc", "/sol", "/pairs", "/"])
+        data = {d["metadata"]["name"]: d["data"] for d in of_kind(docs, "ConfigMap") if "OPS_ADDR" in d.get("data", {})}
+        for name, env in data.items():
+            expected = None if name.endswith("rest-api") else "btc-usd,BTC-EUR,SOL-USD"
+            self.assertEqual(env.get("PAIRS"), expected, name)
+        with self.assertRaises(subprocess.CalledProcessError):
+            render("--set", "pairs=BTCUSD")
 
     def test_production_has_tls_by_cert_manager(self):
         ing = of_kind(render(*PROD), "Ingress")[0]
@@ -869,7 +886,7 @@ class NatsValues(unittest.TestCase):
                  "$KV.publisher_lease.>"}
         self.assertEqual({s for s in allow["publisher"] if "KV" in s or "CONSUMER" in s}, lease)
         self.assertFalse({s for s in allow["aggregator"] | allow["frontend"] if "publisher_lease" in s})
-        self.assertIn("$KV.price_state.BTC-USD", allow["aggregator"])
+        self.assertIn("$KV.price_state.*", allow["aggregator"])
         self.assertNotIn("prices.ticks.>", allow["aggregator"])
         # The internet-facing role creates no consumer at all, and writes nothing.
         self.assertFalse({s for s in allow["frontend"] if "CONSUMER" in s or s.startswith(("prices.", "$KV."))})
@@ -882,7 +899,7 @@ class NatsValues(unittest.TestCase):
             inboxes = [s for s in users[name]["permissions"]["subscribe"]["allow"] if "INBOX" in s]
             self.assertEqual(inboxes, [f"_INBOX_{name}.>"], name)
         self.assertEqual(users["frontend"]["permissions"]["subscribe"]["allow"],
-                         ["_INBOX_frontend.>", "$KV.price_state.BTC-USD"])
+                         ["_INBOX_frontend.>", "$KV.price_state.*"])
 
     def test_clients_speak_mutual_tls_with_a_certificate_from_cert_manager(self):
         c = self.v["config"]
