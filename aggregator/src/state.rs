@@ -186,6 +186,7 @@ impl Aggregate {
             },
             stream_sequence: self.applied_sequence,
             stream_created: self.stream_created,
+            open_candles: Vec::new(),
         })
     }
 }

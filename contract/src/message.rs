@@ -122,6 +122,11 @@ pub struct PriceState {
     /// any state from an older one. Absent in states written before it existed (the oldest).
     #[serde(default, deserialize_with = "rfc3339::deserialize_option", skip_serializing_if = "Option::is_none")]
     pub stream_created: Option<DateTime<Utc>>,
+    /// The candles still open as of `latest`, one per interval (shortest first): what the
+    /// candles route serves for the current interval. Closed candles are on their own streams.
+    /// Absent in states written before candles existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_candles: Vec<crate::Candle>,
 }
 
 /// Why a message could not be read.
@@ -271,6 +276,7 @@ mod tests {
             latest: tick,
             stream_sequence: 42,
             stream_created: Some(Utc.timestamp_millis_opt(1_764_000_000_123).single().expect("valid time")),
+            open_candles: Vec::new(),
         };
         assert_eq!(PriceState::decode(&state.encode()).expect("decodes"), state);
     }

@@ -53,6 +53,7 @@ fn state_at(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
         },
         stream_sequence: sequence,
         stream_created: Some(DateTime::UNIX_EPOCH),
+        open_candles: Vec::new(),
     }
 }
 

@@ -236,6 +236,7 @@ mod tests {
             },
             stream_sequence: sequence,
             stream_created: None,
+            open_candles: Vec::new(),
         }
     }
 
