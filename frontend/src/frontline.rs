@@ -12,9 +12,10 @@ use std::time::Instant;
 use futures::FutureExt;
 use opentelemetry::trace::FutureExt as _;
 
-use poem::http::StatusCode;
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use crate::api::bitcoin::RETRY_AFTER_SECONDS;
 use crate::api::errors::{ErrorBody, error_response};
 use crate::hardening::{Limits, add_security_headers, over_limits, panic_response};
 use crate::metrics::FrontendMetrics;
@@ -47,7 +48,12 @@ impl<E: Endpoint> Frontline<E> {
             Ok(Ok(Err(error))) => error_response(&error, uri.path()),
             Ok(Err(panic)) => panic_response(panic),
             Err(_) => {
-                ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response()
+                let mut response =
+                    ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long")
+                        .into_response();
+                // Every documented 503 carries `Retry-After`.
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                response
             }
         }
     }
@@ -123,6 +129,7 @@ mod tests {
         let (client, _) = frontline(limits);
         let response = client.get("/slow").send().await;
         response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        response.assert_header("retry-after", "5");
         let body: serde_json::Value = response.json().await.value().deserialize();
         assert_eq!(body["error"], "timeout", "{body}");
     }

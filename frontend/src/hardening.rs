@@ -80,8 +80,16 @@ pub fn add_security_headers(response: &mut Response) {
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, value);
     }
-    // Prices change every second: no cache may serve an old one.
-    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    // Each route sets its own `Cache-Control` (see `crate::api::caching`); an answer that did not
+    // (probes, `/`) is never stored, nor is any error, whatever its route said: a CDN that kept a
+    // 503 or a 404 would keep serving it after the price came back.
+    let status = response.status();
+    let no_store = HeaderValue::from_static("no-store");
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        response.headers_mut().entry(header::CACHE_CONTROL).or_insert(no_store);
+    } else {
+        response.headers_mut().insert(header::CACHE_CONTROL, no_store);
+    }
 }
 
 /// A panic becomes the documented JSON 500; its message stays in the logs.

@@ -9,9 +9,10 @@ use btc_runtime::ops::OpsState;
 use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route};
-use poem_openapi::{OpenApi, OpenApiService};
+use poem_openapi::OpenApi;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::caching::{self, CachePolicy};
 use crate::api::{self, bitcoin::BitcoinApi, probes, probes::ProbesApi, rest::RestApi};
 use crate::app::App;
 use crate::cache::{self, StateCache};
@@ -81,14 +82,16 @@ impl OpsState for FrontendOps {
 
 /// The app's API, and the routes of its spec and Swagger UI.
 fn api_and_docs<T: OpenApi + 'static>(app: App, apis: T) -> (BoxEndpoint<'static>, Route) {
-    let service = OpenApiService::new(apis, format!("{} ({})", api::TITLE, app.name()), env!("CARGO_PKG_VERSION"))
-        .description(api::DESCRIPTION);
+    let service = api::service(apis, format!("{} ({})", api::TITLE, app.name()));
     let docs = Route::new()
         .at(routes::SPEC_JSON, service.spec_endpoint())
         .at(routes::SPEC_YAML, service.spec_endpoint_yaml())
         .nest(routes::DOCS, service.swagger_ui());
     (service.into_endpoint(), docs)
 }
+
+/// How long the spec and Swagger UI may be reused.
+pub const DOCS_CACHE: CachePolicy = CachePolicy::MaxAge(300);
 
 /// Sends the spec and Swagger UI paths to `docs` and every other request straight to the API:
 /// nesting the API under `/` in one router would rebuild each request's URI.
@@ -101,7 +104,13 @@ impl Endpoint for Dispatch {
     type Output = Response;
 
     async fn call(&self, request: poem::Request) -> poem::Result<Response> {
-        if routes::is_docs(request.uri().path()) { self.docs.call(request).await } else { self.api.call(request).await }
+        if !routes::is_docs(request.uri().path()) {
+            return self.api.call(request).await;
+        }
+        // The spec and Swagger UI change only with a release: a CDN or a browser may keep them
+        // for a few minutes (a rollout shows everywhere within them).
+        let response = self.docs.call(request).await?;
+        Ok(if response.status().is_success() { caching::with_policy(response, DOCS_CACHE) } else { response })
     }
 }
 

@@ -5,17 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use btc_contract::Pair;
-use poem::http::StatusCode;
+use bytes::Bytes;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Request, Response};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{Object, OpenApi, Tags};
 
 use btc_runtime::metrics::age_seconds;
 
 use super::bodies::{AveragePrice, BodiesMemo, CurrentPrice, EncodedBodies};
-use super::encoded::EncodedJson;
+use super::caching::{self, CachePolicy, Validators};
 use super::errors::ErrorBody;
 use super::freshness::{self, Stale};
+use super::negotiation::{self, Representation};
+use super::responses::{Answer, Documented, WithParams};
 use crate::cache::{CachedState, StateCache};
 
 /// Seconds a client should wait before asking again after a 503.
@@ -27,31 +31,49 @@ enum ApiTags {
     Price,
 }
 
-#[derive(ApiResponse)]
-pub enum PriceResponse {
-    /// The current price.
-    #[oai(status = 200)]
-    Ok(EncodedJson<CurrentPrice>),
-    /// No such pair here: the body's `pairs` lists the configured ones.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// No price yet, or the newest is older than the staleness limit.
-    #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+/// The spec of the price routes.
+pub struct PriceDoc;
+
+impl Documented for PriceDoc {
+    type Body = CurrentPrice;
+    const OK: &'static str = "The current price: JSON by default, the bare number (`97012.35`) with \
+        `Accept: text/plain`.";
+    const TEXT: bool = true;
+    const ETAG: bool = true;
+    const CACHE_CONTROL: &'static str = "`public, max-age=1`: a CDN may serve it for a second (a publisher round).";
+    const ERRORS: &'static [(u16, &'static str)] = PRICE_ERRORS;
 }
 
-#[derive(ApiResponse)]
-pub enum AverageResponse {
-    /// The rolling average; during a cold start `complete` is false and `from` shows the span.
-    #[oai(status = 200)]
-    Ok(EncodedJson<AveragePrice>),
-    /// No such pair here: the body's `pairs` lists the configured ones.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// No price yet, or the newest is older than the staleness limit.
-    #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+/// The spec of the average routes.
+pub struct AverageDoc;
+
+impl Documented for AverageDoc {
+    type Body = AveragePrice;
+    const OK: &'static str = "The rolling average: JSON by default (during a cold start `complete` is false and \
+        `from` shows the span), the bare time-weighted average with `Accept: text/plain`.";
+    const TEXT: bool = true;
+    const ETAG: bool = true;
+    const CACHE_CONTROL: &'static str = "`public, max-age=1`: a CDN may serve it for a second (a publisher round).";
+    const ERRORS: &'static [(u16, &'static str)] = PRICE_ERRORS;
 }
+
+/// The spec of `/pairs`.
+pub struct PairsDoc;
+
+impl Documented for PairsDoc {
+    type Body = PairList;
+    const OK: &'static str = "The configured pairs.";
+    const CACHE_CONTROL: &'static str = "`public, max-age=1`: the freshness it reports changes every second.";
+    const ERRORS: &'static [(u16, &'static str)] = &[];
+}
+
+const PRICE_ERRORS: &[(u16, &str)] = &[
+    (404, "No such pair here: the body's `pairs` lists the configured ones."),
+    (503, "No price yet, or the newest is older than the staleness limit (or the request timed out)."),
+];
+
+/// How long a price or an average may be reused.
+const PRICE_CACHE: CachePolicy = CachePolicy::MaxAge(1);
 
 /// The pairs this API serves.
 #[derive(Debug, Object)]
@@ -85,6 +107,19 @@ pub struct PairInfo {
 enum Refusal {
     UnknownPair(ErrorBody),
     Unavailable(ErrorBody),
+}
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::UnknownPair(body) => body.into_response(),
+            Refusal::Unavailable(body) => {
+                let mut response = body.into_response();
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                response
+            }
+        }
+    }
 }
 
 pub struct BitcoinApi {
@@ -130,23 +165,29 @@ impl BitcoinApi {
         ErrorBody::new(StatusCode::NOT_FOUND, "unknown_pair", message).with_pairs(configured)
     }
 
-    fn price(&self, asset: &str, currency: &str) -> PriceResponse {
-        match self.fresh_state(asset, currency) {
-            Ok((_, bodies, age_seconds)) => PriceResponse::Ok(EncodedJson::new(bodies.price.close_with(age_seconds))),
-            Err(Refusal::UnknownPair(body)) => PriceResponse::NotFound(Json(body)),
-            Err(Refusal::Unavailable(body)) => PriceResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
-        }
+    /// The price of a pair, negotiated and conditional.
+    fn price<D>(&self, request: &Request, asset: &str, currency: &str) -> Answer<D> {
+        Answer::new(match self.fresh_state(asset, currency) {
+            Ok((_, bodies, age)) => serve(request, &bodies, |representation| match representation {
+                Representation::Json => bodies.price.close_with(age),
+                Representation::Text => bodies.price_text.clone(),
+            }),
+            Err(refusal) => refusal.into_response(),
+        })
     }
 
-    fn average(&self, asset: &str, currency: &str) -> AverageResponse {
-        match self.fresh_state(asset, currency) {
+    /// The average of a pair, negotiated and conditional.
+    fn average<D>(&self, request: &Request, asset: &str, currency: &str) -> Answer<D> {
+        Answer::new(match self.fresh_state(asset, currency) {
             Ok((cached, bodies, _)) => {
                 let age = age_seconds(cached.state.average.to);
-                AverageResponse::Ok(EncodedJson::new(bodies.average.close_with(age)))
+                serve(request, &bodies, |representation| match representation {
+                    Representation::Json => bodies.average.close_with(age),
+                    Representation::Text => bodies.average_text.clone(),
+                })
             }
-            Err(Refusal::UnknownPair(body)) => AverageResponse::NotFound(Json(body)),
-            Err(Refusal::Unavailable(body)) => AverageResponse::Unavailable(Json(body), RETRY_AFTER_SECONDS),
-        }
+            Err(refusal) => refusal.into_response(),
+        })
     }
 
     fn pair_info(&self, index: usize, pair: &Pair) -> PairInfo {
@@ -176,8 +217,8 @@ impl BitcoinApi {
     /// BTC-USD at the seed's path: the newest consensus tick, the median of several exchanges, with
     /// the quotes behind it.
     #[oai(path = "/btc/USD", method = "get", operation_id = "current_price")]
-    async fn current_price(&self) -> PriceResponse {
-        self.price("BTC", "USD")
+    async fn current_price(&self, request: &Request) -> Answer<PriceDoc> {
+        self.price(request, "BTC", "USD")
     }
 
     /// Rolling 10-minute average of the BTC price in USD
@@ -185,8 +226,8 @@ impl BitcoinApi {
     /// BTC-USD's average at the seed's path (also `/btc/USD/average`): time-weighted average and
     /// plain mean over the last 600 s of ticks, with the span they cover.
     #[oai(path = "/btc/average", method = "get", operation_id = "average_price")]
-    async fn average_price(&self) -> AverageResponse {
-        self.average("BTC", "USD")
+    async fn average_price(&self, request: &Request) -> Answer<AverageDoc> {
+        self.average(request, "BTC", "USD")
     }
 
     /// Current price of a pair
@@ -196,12 +237,13 @@ impl BitcoinApi {
     #[oai(path = "/:asset/:currency", method = "get", operation_id = "pair_price")]
     async fn pair_price(
         &self,
+        request: &Request,
         /// The asset, e.g. `btc`.
         asset: Path<String>,
         /// The currency, e.g. `USD`.
         currency: Path<String>,
-    ) -> PriceResponse {
-        self.price(&asset, &currency)
+    ) -> Answer<WithParams<PriceDoc>> {
+        self.price(request, &asset, &currency)
     }
 
     /// Rolling 10-minute average of a pair
@@ -210,12 +252,13 @@ impl BitcoinApi {
     #[oai(path = "/:asset/:currency/average", method = "get", operation_id = "pair_average")]
     async fn pair_average(
         &self,
+        request: &Request,
         /// The asset, e.g. `btc`.
         asset: Path<String>,
         /// The currency, e.g. `USD`.
         currency: Path<String>,
-    ) -> AverageResponse {
-        self.average(&asset, &currency)
+    ) -> Answer<WithParams<AverageDoc>> {
+        self.average(request, &asset, &currency)
     }
 
     /// The configured pairs
@@ -223,8 +266,29 @@ impl BitcoinApi {
     /// Every pair this API serves, with its paths, the exchanges behind its newest price and how
     /// fresh that price is.
     #[oai(path = "/pairs", method = "get", operation_id = "list_pairs")]
-    async fn list_pairs(&self) -> Json<PairList> {
+    async fn list_pairs(&self) -> Answer<PairsDoc> {
         let pairs = self.cache.pairs().iter().enumerate().map(|(index, pair)| self.pair_info(index, pair)).collect();
-        Json(PairList { pairs })
+        Answer::new(caching::with_policy(Json(PairList { pairs }).into_response(), PRICE_CACHE))
     }
 }
+
+/// The answer of a fresh state: the representation `request` prefers (`body` gives it), or a 304
+/// when its `If-None-Match` names that representation's tag (no body is built).
+fn serve(request: &Request, bodies: &EncodedBodies, body: impl FnOnce(Representation) -> Bytes) -> Response {
+    let representation = negotiation::preferred(request.headers());
+    let etag = match representation {
+        Representation::Json => &bodies.json_etag,
+        Representation::Text => &bodies.text_etag,
+    };
+    let validators = Validators { etag, policy: PRICE_CACHE, vary: Some("accept") };
+    validators.answer(request.headers(), || {
+        let content_type = match representation {
+            Representation::Json => JSON,
+            Representation::Text => TEXT,
+        };
+        Response::builder().content_type(content_type).body(body(representation))
+    })
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";

@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use btc_contract::{PriceState, QuoteStatus};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 
+use super::caching::Etag;
 use super::encoded::OpenObject;
 use crate::cache::CachedState;
 
@@ -106,10 +108,17 @@ pub struct AveragePrice {
 /// The bodies of a pair's price and average routes for one state, encoded once per state (by the
 /// first request that needs them); each request only adds its `age_seconds`. Kept here, not in
 /// the cache: the cache holds the state, each app its own wire format.
+///
+/// With them, the `text/plain` bodies (the bare price and time-weighted average, as the seed's app
+/// printed them) and the state's tag in each representation.
 #[derive(Debug, Clone)]
 pub struct EncodedBodies {
     pub price: OpenObject,
     pub average: OpenObject,
+    pub price_text: Bytes,
+    pub average_text: Bytes,
+    pub json_etag: Etag,
+    pub text_etag: Etag,
 }
 
 impl EncodedBodies {
@@ -117,8 +126,21 @@ impl EncodedBodies {
         Ok(Self {
             price: OpenObject::encode(&current_price(state), "age_seconds")?,
             average: OpenObject::encode(&average_price(state), "age_seconds")?,
+            price_text: bare_number(state.latest.price)?,
+            average_text: bare_number(state.average.time_weighted)?,
+            json_etag: Etag::of_position(state.position(), "json"),
+            text_etag: Etag::of_position(state.position(), "text"),
         })
     }
+}
+
+/// `97012.35` as Python's `str(float)` prints it (shortest round-trip digits, `97000.0` for a
+/// whole number), which the seed's clients parse with `float()`.
+fn bare_number(value: f64) -> Result<Bytes, serde_json::Error> {
+    if !value.is_finite() {
+        return Err(serde::ser::Error::custom("not a finite number"));
+    }
+    serde_json::to_vec(&value).map(Bytes::from)
 }
 
 /// The bodies of the state last served, swapped whole like the cache's state.
@@ -252,6 +274,15 @@ mod tests {
         assert!(Arc::ptr_eq(&served, &second) && !Arc::ptr_eq(&a, &b));
         let body: serde_json::Value = serde_json::from_slice(&b.price.close_with(0.5)).expect("JSON");
         assert_eq!((body["price"].as_f64(), body["age_seconds"].as_f64()), (Some(101.0), Some(0.5)));
+        assert_eq!((&b.price_text[..], &b.average_text[..]), (&b"101.0"[..], &b"101.0"[..]));
+    }
+
+    #[test]
+    fn the_text_body_is_the_number_as_python_prints_it() {
+        for (value, printed) in [(97012.35, "97012.35"), (97000.0, "97000.0"), (0.1 + 0.2, "0.30000000000000004")] {
+            assert_eq!(&bare_number(value).expect("finite")[..], printed.as_bytes());
+        }
+        assert!(bare_number(f64::NAN).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use poem_openapi::payload::PlainText;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
+use super::responses::Hardened;
 use crate::cache::StateCache;
 
 #[derive(Tags)]
@@ -48,8 +49,8 @@ impl ProbesApi {
     ///
     /// `OK` while the process can serve, independent of NATS and of the exchanges.
     #[oai(path = "/liveness", method = "get", operation_id = "liveness")]
-    async fn liveness(&self) -> PlainText<&'static str> {
-        PlainText("OK")
+    async fn liveness(&self) -> Hardened<PlainText<&'static str>> {
+        Hardened(PlainText("OK"))
     }
 
     /// Readiness probe
@@ -57,11 +58,11 @@ impl ProbesApi {
     /// `OK` when this pod can serve: bitcoin-api once connected to NATS and watching the price
     /// state (a fresh price or not), rest-api once listening; neither while shutting down.
     #[oai(path = "/readiness", method = "get", operation_id = "readiness")]
-    async fn readiness(&self) -> ReadinessResponse {
-        match readiness(&self.cache, self.serves_state) {
+    async fn readiness(&self) -> Hardened<ReadinessResponse> {
+        Hardened(match readiness(&self.cache, self.serves_state) {
             Ok(()) => ReadinessResponse::Ready(PlainText("OK".to_string())),
             Err(reason) => ReadinessResponse::NotReady(PlainText(format!("NOT READY: {reason}"))),
-        }
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use poem_openapi::{Object, OpenApi, Tags};
 
 use super::encoded::EncodedJson;
+use super::responses::Hardened;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -25,7 +26,7 @@ impl RestApi {
     ///
     /// Answers `{"result": "OK"}`.
     #[oai(path = "/", method = "get", operation_id = "status")]
-    async fn status(&self) -> EncodedJson<StatusBody> {
-        EncodedJson::new(bytes::Bytes::from_static(br#"{"result":"OK"}"#))
+    async fn status(&self) -> Hardened<EncodedJson<StatusBody>> {
+        Hardened(EncodedJson::new(bytes::Bytes::from_static(br#"{"result":"OK"}"#)))
     }
 }
