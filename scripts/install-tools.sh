@@ -7,6 +7,9 @@
 #   faketime     from Debian (libfaketime: the clock-skew test runs the aggregator with its clock behind)
 #   promtool     from Debian's prometheus package (checks /metrics and the alert rules); needs root
 #                the first time, as CI has
+#   curl         from Debian (the seed's client in e2e/tests/seed_clients.rs, and make demo's checks)
+#   requests     pinned with its dependencies in e2e/requirements.txt -> .tools/py-client (the seed's
+#                Python client in e2e/tests/seed_clients.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,21 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || { echo "openssl is missing: sudo apt-get install openssl" >&2; exit 1; }
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
+# curl: the seed's client (e2e/tests/seed_clients.rs) and the checks of make demo.
+if ! command -v curl >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || { echo "curl is missing: sudo apt-get install curl" >&2; exit 1; }
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+fi
+
+# requests, exactly as pinned: the seed's Python client (e2e/tests/seed_clients.rs).
+if ! cmp -s e2e/requirements.txt "$TOOLS/py-client/requirements.txt"; then
+  echo "installing the seed's Python client (e2e/requirements.txt) into $TOOLS/py-client" >&2
+  rm -rf "$TOOLS/py-client"
+  python3 -m venv "$TOOLS/py-client"
+  "$TOOLS/py-client/bin/pip" install --quiet --disable-pip-version-check --no-deps -r e2e/requirements.txt
+  cp e2e/requirements.txt "$TOOLS/py-client/requirements.txt"
 fi
 
 # wrk: the smoke load in make test and the HTTP benchmarks.
