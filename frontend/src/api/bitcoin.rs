@@ -98,6 +98,7 @@ pub struct PairInfo {
     /// The exchanges behind its newest price (every fresh quote of the round, used or not).
     pub sources: Vec<String>,
     /// Seconds since the oldest quote behind its newest price; absent before the first.
+    #[oai(skip_serializing_if_is_none)]
     pub price_age_seconds: Option<f64>,
     /// True when its price is served (200); false when its routes answer 503.
     pub fresh: bool,
