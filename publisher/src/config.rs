@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use btc_contract::{Pair, names};
 use btc_runtime::duration::parse_duration;
 use btc_runtime::nats::NatsArgs;
 use btc_runtime::setup::SetupArgs;
@@ -18,7 +19,7 @@ use crate::fetch::Plaintext;
 #[command(
     name = "publisher",
     version,
-    about = "Polls BTC/USD exchanges and publishes one consensus tick per round to NATS JetStream",
+    about = "Polls crypto exchanges and publishes one consensus tick per pair and round to NATS JetStream",
     args_conflicts_with_subcommands = true
 )]
 pub struct PublisherConfig {
@@ -41,6 +42,11 @@ pub struct PublisherConfig {
         default_value = "coinbase,kraken,bitstamp,gemini,bitfinex,binanceus,cexio,coingecko"
     )]
     pub sources: Vec<Source>,
+    /// Pairs to price, `ASSET-CURRENCY` comma-separated; each is its own subject
+    /// (`prices.ticks.<PAIR>`). Every pair needs QUORUM voting sources that list it, or the
+    /// publisher refuses to start.
+    #[arg(long, env = "PAIRS", value_delimiter = ',', default_value = names::DEFAULT_PAIRS, value_parser = parse_pair)]
+    pub pairs: Vec<Pair>,
     /// Base URL overrides, `name=url` comma-separated (mirrors, local stand-ins). An https override
     /// is held to what the exchanges' own URLs are: verified TLS, no redirect followed. Plain
     /// `http://` is for local stand-ins: with one such URL the client may speak http, and the
@@ -121,6 +127,17 @@ impl PublisherConfig {
         seen
     }
 
+    /// The configured pairs, in `PAIRS` order, without repeats.
+    pub fn pairs(&self) -> Vec<Pair> {
+        let mut pairs: Vec<Pair> = Vec::new();
+        for pair in &self.pairs {
+            if !pairs.contains(pair) {
+                pairs.push(pair.clone());
+            }
+        }
+        pairs
+    }
+
     /// Plain http only when an operator's `SOURCE_URLS` asks for it; the exchanges' own URLs are
     /// all https.
     pub fn plaintext(&self) -> Plaintext {
@@ -155,6 +172,10 @@ fn parse_source_url(text: &str) -> Result<(Source, String), String> {
         return Err(format!("URL for {source} must start with http:// or https://, got {url:?}"));
     }
     Ok((source, url.trim_end_matches('/').to_string()))
+}
+
+fn parse_pair(text: &str) -> Result<Pair, String> {
+    text.trim().parse().map_err(|error: btc_contract::names::PairError| error.to_string())
 }
 
 fn parse_threshold(text: &str) -> Result<f64, String> {
@@ -213,6 +234,14 @@ mod tests {
         assert_eq!(config.endpoints()[1], (Source::Kraken, "https://api.kraken.com".to_string()));
         assert_eq!(config.breaker_rules().rate_limit_backoff, Duration::from_secs(30));
         assert_eq!(config.round_deadline(), Duration::from_millis(800));
+        assert_eq!(config.pairs(), Pair::defaults());
+    }
+
+    #[test]
+    fn pairs_parse_in_any_case_without_repeats() {
+        let config =
+            PublisherConfig::try_parse_from(["publisher", "--pairs", "eth-usd, BTC-USD,ETH-USD"]).expect("parses");
+        assert_eq!(config.pairs().iter().map(Pair::as_str).collect::<Vec<_>>(), ["ETH-USD", "BTC-USD"]);
     }
 
     #[test]
@@ -259,6 +288,9 @@ mod tests {
     fn bad_values_are_rejected_with_a_reason() {
         for args in [
             vec!["publisher", "--sources", "mtgox"],
+            vec!["publisher", "--pairs", "BTCUSD"],
+            vec!["publisher", "--pairs", "BTC-USD,,ETH-USD"],
+            vec!["publisher", "--pairs", "prices.>"],
             vec!["publisher", "--source-urls", "kraken"],
             vec!["publisher", "--source-urls", "kraken=ftp://x"],
             vec!["publisher", "--outlier-threshold", "5"],

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use exchange_standin::{Behaviour, StandIn, Venue};
 use publisher::exchanges::{ParseError, Source};
 use publisher::fetch::{FetchError, Fetcher, Plaintext};
@@ -17,7 +18,7 @@ async fn fetch(venue: Venue, behaviour: Behaviour) -> Result<f64, FetchError> {
     let stand_in = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
     stand_in.set_behaviour(behaviour);
     let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
-    fetcher.fetch(source_of(venue), &stand_in.base_url()).await.map(|quote| quote.price.get())
+    fetcher.fetch(source_of(venue), &Pair::seed(), &stand_in.base_url()).await.map(|quote| quote.price.get())
 }
 
 #[tokio::test]
@@ -108,6 +109,6 @@ async fn impossible_prices_are_never_quotes() {
 async fn an_unreachable_exchange_is_a_transport_error() {
     let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let result = fetcher.fetch(Source::Kraken, &format!("http://127.0.0.1:{port}")).await;
+    let result = fetcher.fetch(Source::Kraken, &Pair::seed(), &format!("http://127.0.0.1:{port}")).await;
     assert!(matches!(result, Err(FetchError::Transport(_))), "{result:?}");
 }

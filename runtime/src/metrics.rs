@@ -3,7 +3,9 @@
 //! text encoding served at `/metrics`.
 
 use prometheus::core::Collector;
-pub use prometheus::{Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+pub use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 use prometheus::{HistogramOpts, Opts};
 
 /// Registers `metric` and hands it back (a failure is a programming error, see above).
@@ -23,6 +25,10 @@ pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 
 pub fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
     registered(registry, Gauge::with_opts(Opts::new(name, help)))
+}
+
+pub fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    registered(registry, GaugeVec::new(Opts::new(name, help), labels))
 }
 
 pub fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
