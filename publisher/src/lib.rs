@@ -239,6 +239,18 @@ mod tests {
         assert_eq!(defaults.lease_ttl, Duration::from_secs(3));
     }
 
+    #[tokio::test]
+    async fn a_pair_without_a_quorum_of_sources_is_refused_before_anything_starts() {
+        use clap::Parser;
+        let args =
+            ["publisher", "--sources", "binanceus,kraken,coingecko", "--quorum", "2", "--pairs", "BTC-USD,BTC-EUR"];
+        let config = PublisherConfig::try_parse_from(args).expect("parses");
+        let error = run(config, CancellationToken::new()).await.expect_err("refused");
+        let PublisherError::Pairs(refused) = &error else { panic!("not a pairs error: {error}") };
+        assert_eq!(refused.pair.as_str(), "BTC-EUR");
+        assert!(error.to_string().contains("not listed by binanceus"), "{error}");
+    }
+
     #[test]
     fn slots_are_aligned_to_the_epoch() {
         let at = |ms| Utc.timestamp_millis_opt(ms).single().expect("valid");

@@ -30,6 +30,25 @@ async fn every_venue_in_its_real_format_gives_its_price() {
 }
 
 #[tokio::test]
+async fn every_venue_gives_each_default_pair_it_lists_through_the_real_adapter() {
+    let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
+    for venue in Venue::ALL {
+        let stand_in = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
+        let source = source_of(venue);
+        for pair in Pair::defaults() {
+            // The stand-in lists what the adapter asks for, at the very path it asks.
+            assert_eq!(venue.request(&pair), source.exchange().path(&pair), "{venue} {pair}");
+            let result = fetcher.fetch(source, &pair, &stand_in.base_url()).await.map(|quote| quote.price.get());
+            if source.quotes(&pair) {
+                assert_eq!(result, Ok(venue.quoted(stand_in.pair_price(&pair))), "{venue} {pair}");
+            } else {
+                assert_eq!(result, Err(FetchError::Unlisted), "{venue} {pair}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_server_error_is_an_http_status_error() {
     for venue in Venue::ALL {
         assert_eq!(fetch(venue, Behaviour::Status(500)).await, Err(FetchError::Status(500)), "{venue}");

@@ -16,8 +16,7 @@ use publisher::round::Rounds;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// The default pairs, whose series the metrics are summed over.
-// Only BTC-USD until the stand-ins serve every pair.
-const PAIRS: [&str; 1] = ["BTC-USD"];
+const PAIRS: [&str; 4] = ["BTC-USD", "BTC-EUR", "BTC-GBP", "ETH-USD"];
 /// The `unlisted` outcome is left out: a pair a venue does not list is never asked for.
 /// Every outcome but `rate_limited`: any of them would count towards the breaker.
 const FAILURES: [&str; 9] = [

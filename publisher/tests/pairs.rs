@@ -1,0 +1,86 @@
+//! A publisher of two pairs against a real nats-server and stand-ins of three exchanges: each
+//! pair's ticks arrive on its own subject, name their pair, sit at that pair's price level and
+//! carry their own de-duplication ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use btc_contract::{Pair, Tick, names};
+use clap::Parser;
+use exchange_standin::{StandIn, Venue, source_urls};
+use futures::StreamExt;
+use publisher::PublisherConfig;
+use testkit::NatsServer;
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+/// Ticks wanted per pair before the checks.
+const TICKS_PER_PAIR: usize = 3;
+
+#[tokio::test]
+async fn each_pair_is_published_on_its_own_subject_at_its_own_level() {
+    let nats = NatsServer::start();
+    let (btc, eth): (Pair, Pair) = ("BTC-USD".parse().expect("a pair"), "ETH-USD".parse().expect("a pair"));
+    let mut stand_ins = Vec::new();
+    for (venue, price) in [(Venue::Coinbase, 97_000.0), (Venue::Kraken, 97_010.0), (Venue::Bitstamp, 96_990.0)] {
+        let stand_in = StandIn::start(venue, price).await.expect("stand-in starts");
+        stand_in.set_pair_price(&eth, price / 97_000.0 * 3_000.0);
+        stand_ins.push(stand_in);
+    }
+    let client = async_nats::connect(nats.url()).await.expect("connects");
+    let mut ticks = client.subscribe(names::TICKS_SUBJECTS).await.expect("subscribes");
+    client.flush().await.expect("subscription registered");
+
+    let config = PublisherConfig::try_parse_from([
+        "publisher".to_string(),
+        "--nats-url".into(),
+        nats.url(),
+        "--sources".into(),
+        "coinbase,kraken,bitstamp".into(),
+        "--source-urls".into(),
+        source_urls(&stand_ins),
+        "--pairs".into(),
+        "BTC-USD,ETH-USD".into(),
+        "--quorum".into(),
+        "3".into(),
+        "--poll-interval".into(),
+        "200ms".into(),
+        "--request-timeout".into(),
+        "500ms".into(),
+        "--ops-addr".into(),
+        "127.0.0.1:0".into(),
+    ])
+    .expect("publisher config");
+    let shutdown = CancellationToken::new();
+    let running = publisher::start(config, shutdown.clone()).await.expect("publisher starts");
+
+    // Subject, Nats-Msg-Id and tick of every message, until each pair has a few.
+    let mut seen: BTreeMap<String, Vec<(String, Tick)>> = BTreeMap::new();
+    let enough = |seen: &BTreeMap<String, Vec<(String, Tick)>>| {
+        [&btc, &eth].iter().all(|pair| seen.get(&pair.ticks_subject()).is_some_and(|t| t.len() >= TICKS_PER_PAIR))
+    };
+    tokio::time::timeout(DEADLINE, async {
+        while !enough(&seen) {
+            let message = ticks.next().await.expect("subscription open");
+            let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string());
+            let tick = Tick::decode(&message.payload).expect("a tick");
+            seen.entry(message.subject.to_string()).or_default().push((id.expect("a Nats-Msg-Id"), tick));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out after {DEADLINE:?}; ticks so far: {:?}", seen.keys()));
+    shutdown.cancel();
+    running.wait().await.expect("publisher stops cleanly");
+
+    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), [btc.ticks_subject(), eth.ticks_subject()]);
+    let mut ids = BTreeSet::new();
+    for (pair, level) in [(&btc, 97_000.0), (&eth, 3_000.0)] {
+        for (id, tick) in &seen[&pair.ticks_subject()] {
+            assert_eq!(tick.pair, pair.as_str(), "{tick:?}");
+            assert_eq!(*id, names::tick_msg_id(pair, tick.time.timestamp_millis()));
+            assert!((tick.price - level).abs() < level * 0.001, "{pair} at {}, not near {level}", tick.price);
+            assert_eq!(tick.dispersion.used, 3, "{tick:?}");
+            assert!(ids.insert(id.clone()), "msg id {id} used twice");
+        }
+    }
+}
