@@ -1,6 +1,6 @@
 //! A publisher of two pairs against a real nats-server and stand-ins of three exchanges: each
 //! pair's ticks arrive on its own subject, name their pair, sit at that pair's price level and
-//! carry their own de-duplication ids.
+//! carry their own de-duplication ids; and two pairs do not ask an exchange more often than one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -52,6 +52,7 @@ async fn each_pair_is_published_on_its_own_subject_at_its_own_level() {
     ])
     .expect("publisher config");
     let shutdown = CancellationToken::new();
+    let started = std::time::Instant::now();
     let running = publisher::start(config, shutdown.clone()).await.expect("publisher starts");
 
     // Subject, Nats-Msg-Id and tick of every message, until each pair has a few.
@@ -71,6 +72,12 @@ async fn each_pair_is_published_on_its_own_subject_at_its_own_level() {
     .unwrap_or_else(|_| panic!("timed out after {DEADLINE:?}; ticks so far: {:?}", seen.keys()));
     shutdown.cancel();
     running.wait().await.expect("publisher stops cleanly");
+    // Each exchange's one-a-second limit is shared by both pairs: at most one request a second.
+    let most = started.elapsed().as_secs() + 1;
+    for stand_in in &stand_ins {
+        assert!(stand_in.requests() <= most, "{}: {} requests in {most} s", stand_in.venue(), stand_in.requests());
+        assert_eq!(stand_in.max_concurrent_requests(), 1, "{}", stand_in.venue());
+    }
 
     assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), [btc.ticks_subject(), eth.ticks_subject()]);
     let mut ids = BTreeSet::new();
