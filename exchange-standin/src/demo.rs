@@ -70,12 +70,7 @@ pub async fn run(config: &DemoConfig, out: &mut impl Write, shutdown: impl Futur
         offsets.push(offset);
     }
 
-    let levels: Vec<String> = crate::PAIRS
-        .iter()
-        .filter_map(|text| text.parse::<btc_contract::Pair>().ok())
-        .map(|pair| format!("{pair}={:.2}", crate::level(&pair, config.price)))
-        .collect();
-    tracing::info!(?levels, "every venue quotes each pair it lists around these prices");
+    log_levels(config.price);
     writeln!(out, "SOURCE_URLS={}", source_urls(&stand_ins)).context("cannot write to stdout")?;
     out.flush().context("cannot flush stdout")?;
 
@@ -98,6 +93,16 @@ pub async fn run(config: &DemoConfig, out: &mut impl Write, shutdown: impl Futur
     }
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// Logs the pairs' starting levels, which the walk moves together.
+fn log_levels(btc_usd: f64) {
+    let levels: Vec<String> = crate::PAIRS
+        .iter()
+        .filter_map(|text| text.parse::<btc_contract::Pair>().ok())
+        .map(|pair| format!("{pair}={:.2}", crate::level(&pair, btc_usd)))
+        .collect();
+    tracing::info!(?levels, "every venue quotes each pair it lists around these prices");
 }
 
 fn port_for(base_port: u16, venue: Venue) -> anyhow::Result<u16> {

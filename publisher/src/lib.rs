@@ -153,7 +153,7 @@ async fn run_rounds(
         // A round that outlived the lease (the process was paused mid-round, the lease was taken
         // over) is not published: another replica may already be storing later rounds.
         if !lease.is_valid() {
-            tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
+            tracing::warn!(%slot, "the lease lapsed during the round; its ticks are not published");
             continue;
         }
         let publish = publish_all(js, provision, &ticks, config.publish_timeout, metrics).instrument(span);

@@ -17,28 +17,29 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// Ticks wanted per pair before the checks.
 const TICKS_PER_PAIR: usize = 3;
 
-#[tokio::test]
-async fn each_pair_is_published_on_its_own_subject_at_its_own_level() {
-    let nats = NatsServer::start();
-    let (btc, eth): (Pair, Pair) = ("BTC-USD".parse().expect("a pair"), "ETH-USD".parse().expect("a pair"));
+/// Subject -> (Nats-Msg-Id, tick) of every message seen.
+type Seen = BTreeMap<String, Vec<(String, Tick)>>;
+
+/// Three stand-ins, ETH-USD at 3,000 x each one's BTC-USD price / 97,000.
+async fn stand_ins(eth: &Pair) -> Vec<StandIn> {
     let mut stand_ins = Vec::new();
     for (venue, price) in [(Venue::Coinbase, 97_000.0), (Venue::Kraken, 97_010.0), (Venue::Bitstamp, 96_990.0)] {
         let stand_in = StandIn::start(venue, price).await.expect("stand-in starts");
-        stand_in.set_pair_price(&eth, price / 97_000.0 * 3_000.0);
+        stand_in.set_pair_price(eth, price / 97_000.0 * 3_000.0);
         stand_ins.push(stand_in);
     }
-    let client = async_nats::connect(nats.url()).await.expect("connects");
-    let mut ticks = client.subscribe(names::TICKS_SUBJECTS).await.expect("subscribes");
-    client.flush().await.expect("subscription registered");
+    stand_ins
+}
 
-    let config = PublisherConfig::try_parse_from([
+fn config(nats: &NatsServer, stand_ins: &[StandIn]) -> PublisherConfig {
+    PublisherConfig::try_parse_from([
         "publisher".to_string(),
         "--nats-url".into(),
         nats.url(),
         "--sources".into(),
         "coinbase,kraken,bitstamp".into(),
         "--source-urls".into(),
-        source_urls(&stand_ins),
+        source_urls(stand_ins),
         "--pairs".into(),
         "BTC-USD,ETH-USD".into(),
         "--quorum".into(),
@@ -50,26 +51,42 @@ async fn each_pair_is_published_on_its_own_subject_at_its_own_level() {
         "--ops-addr".into(),
         "127.0.0.1:0".into(),
     ])
-    .expect("publisher config");
-    let shutdown = CancellationToken::new();
-    let started = std::time::Instant::now();
-    let running = publisher::start(config, shutdown.clone()).await.expect("publisher starts");
+    .expect("publisher config")
+}
 
-    // Subject, Nats-Msg-Id and tick of every message, until each pair has a few.
-    let mut seen: BTreeMap<String, Vec<(String, Tick)>> = BTreeMap::new();
-    let enough = |seen: &BTreeMap<String, Vec<(String, Tick)>>| {
-        [&btc, &eth].iter().all(|pair| seen.get(&pair.ticks_subject()).is_some_and(|t| t.len() >= TICKS_PER_PAIR))
+/// Reads `ticks` until each of `pairs` has [`TICKS_PER_PAIR`] ticks, or panics at the deadline.
+async fn collect(ticks: &mut async_nats::Subscriber, pairs: &[&Pair]) -> Seen {
+    let mut seen = Seen::new();
+    let enough = |seen: &Seen| {
+        pairs.iter().all(|pair| seen.get(&pair.ticks_subject()).is_some_and(|t| t.len() >= TICKS_PER_PAIR))
     };
-    tokio::time::timeout(DEADLINE, async {
+    let read = async {
         while !enough(&seen) {
             let message = ticks.next().await.expect("subscription open");
             let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string());
             let tick = Tick::decode(&message.payload).expect("a tick");
             seen.entry(message.subject.to_string()).or_default().push((id.expect("a Nats-Msg-Id"), tick));
         }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out after {DEADLINE:?}; ticks so far: {:?}", seen.keys()));
+    };
+    if tokio::time::timeout(DEADLINE, read).await.is_err() {
+        panic!("timed out after {DEADLINE:?}; ticks so far: {:?}", seen.keys());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn each_pair_is_published_on_its_own_subject_at_its_own_level() {
+    let nats = NatsServer::start();
+    let (btc, eth): (Pair, Pair) = ("BTC-USD".parse().expect("a pair"), "ETH-USD".parse().expect("a pair"));
+    let stand_ins = stand_ins(&eth).await;
+    let client = async_nats::connect(nats.url()).await.expect("connects");
+    let mut ticks = client.subscribe(names::TICKS_SUBJECTS).await.expect("subscribes");
+    client.flush().await.expect("subscription registered");
+
+    let shutdown = CancellationToken::new();
+    let started = std::time::Instant::now();
+    let running = publisher::start(config(&nats, &stand_ins), shutdown.clone()).await.expect("publisher starts");
+    let seen = collect(&mut ticks, &[&btc, &eth]).await;
     shutdown.cancel();
     running.wait().await.expect("publisher stops cleanly");
     // Each exchange's one-a-second limit is shared by both pairs: at most one request a second.
