@@ -167,16 +167,7 @@ mod tests {
     use super::*;
 
     fn bar(start_ms: i64) -> Bar {
-        Bar {
-            start_ms,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            time_weighted: 1.0,
-            covered_ms: 60_000,
-            samples: 1,
-        }
+        Bar { start_ms, open: 1.0, high: 1.0, low: 1.0, close: 1.0, time_weighted: 1.0, covered_ms: 60_000, samples: 1 }
     }
 
     fn starts(series: &Series) -> Vec<i64> {

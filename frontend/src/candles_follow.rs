@@ -41,7 +41,9 @@ pub async fn follow_candles(client: async_nats::Client, candles: Arc<CandleCache
     let mut cursors: Cursors = candles
         .pairs()
         .iter()
-        .map(|_| Interval::ALL.map(|iv| Start::Time(now - chrono::Duration::milliseconds(iv.millis() * retained(iv) as i64))))
+        .map(|_| {
+            Interval::ALL.map(|iv| Start::Time(now - chrono::Duration::milliseconds(iv.millis() * retained(iv) as i64)))
+        })
         .collect();
     while !shutdown.is_cancelled() {
         match client.subscribe(CANDLES_SUBJECTS).await {

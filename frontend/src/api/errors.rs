@@ -26,7 +26,13 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
-        Self { error: error.to_string(), message: message.into(), status: status.as_u16(), pairs: None, parameter: None }
+        Self {
+            error: error.to_string(),
+            message: message.into(),
+            status: status.as_u16(),
+            pairs: None,
+            parameter: None,
+        }
     }
 
     pub fn with_pairs(self, pairs: Vec<String>) -> Self {

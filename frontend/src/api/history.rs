@@ -98,7 +98,8 @@ impl HistoryApi {
         let open = self.cache.get_at(index).and_then(|cached| {
             cached.state.open_candles.iter().find(|candle| candle.interval == interval).map(Bar::of)
         });
-        let page = self.cache.candles().read(index, interval, |series| history_page::page(series, open, interval, range));
+        let page =
+            self.cache.candles().read(index, interval, |series| history_page::page(series, open, interval, range));
         // `index` is a configured pair's: the cache has its series.
         let page = page.unwrap_or_default();
         let pair = &self.cache.pairs()[index];

@@ -140,10 +140,12 @@ mod tests {
     #[test]
     fn the_open_candle_follows_the_closed_ones_and_a_full_page_links_the_next() {
         let closed = series(&[0, M, 2 * M]);
-        let full = page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 10 * M, limit: 3 });
+        let full =
+            page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 10 * M, limit: 3 });
         assert_eq!(full.next_from_ms, Some(3 * M));
         assert!(full.candles.iter().all(|(_, closed)| *closed));
-        let last = page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 3 * M, to_ms: 10 * M, limit: 3 });
+        let last =
+            page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 3 * M, to_ms: 10 * M, limit: 3 });
         assert_eq!(last.candles, vec![(bar(3 * M), false)]);
         assert_eq!((last.next_from_ms, last.all_closed), (None, false));
     }
@@ -151,11 +153,13 @@ mod tests {
     #[test]
     fn only_a_span_entirely_closed_is_all_closed() {
         let closed = series(&[0, M, 2 * M]);
-        let past = page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 2 * M, limit: 10 });
+        let past =
+            page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 2 * M, limit: 10 });
         assert!(past.all_closed);
         let reaching_now = page(&closed, None, Interval::OneMinute, PageRange { from_ms: 0, to_ms: 10 * M, limit: 10 });
         assert!(!reaching_now.all_closed, "later candles will still appear in the range");
-        let stale_open = page(&closed, Some(bar(M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 3 * M, limit: 10 });
+        let stale_open =
+            page(&closed, Some(bar(M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 3 * M, limit: 10 });
         assert_eq!(stale_open.candles.len(), 3, "an open candle already closed here is left out");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use btc_contract::Pair;
 use btc_contract::names::TICKS_STREAM;
-use btc_runtime::direct_batch::{BatchRequest, StoredMessage, Start, get_batch};
+use btc_runtime::direct_batch::{BatchRequest, Start, StoredMessage, get_batch};
 use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
