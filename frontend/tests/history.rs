@@ -230,7 +230,9 @@ async fn ticks_page_to_the_end_of_the_range_with_every_sequence_once() {
         stored.push(ack.await.expect("publish").await.expect("stored").sequence);
         history.js.publish("prices.ticks.ETH-USD", tick("ETH-USD", 5.0).encode().into()).await.expect("publish");
     }
-    let mut uri = "/btc/USD/ticks?limit=10".to_string();
+    // `to` a second ahead: a tick stored in the very millisecond of the request is after a default `to`.
+    let to = time(Utc::now().timestamp_millis() + 1_000);
+    let mut uri = format!("/btc/USD/ticks?limit=10&to={to}");
     let (mut seen, mut pages) = (Vec::new(), 0);
     loop {
         let (status, cache_control, page) = get(&history.http, &uri).await;
@@ -260,7 +262,8 @@ async fn to_caps_a_ticks_read_and_an_old_from_starts_at_the_first() {
             .await
             .expect("stored");
     }
-    let (_, _, all) = get(&history.http, "/btc/USD/ticks").await;
+    let ahead = time(Utc::now().timestamp_millis() + 1_000);
+    let (_, _, all) = get(&history.http, &format!("/btc/USD/ticks?to={ahead}")).await;
     let ticks = all["ticks"].as_array().expect("ticks");
     assert_eq!(ticks.len(), 6, "{all}");
     let fourth: DateTime<Utc> = ticks[3]["stored"].as_str().expect("stored").parse().expect("time");
