@@ -6,6 +6,9 @@ pub mod bodies;
 pub mod encoded;
 pub mod errors;
 pub mod freshness;
+pub mod history;
+pub mod history_page;
+pub mod history_ticks;
 pub mod probes;
 pub mod rest;
 
@@ -20,7 +23,12 @@ pub fn public_spec_yaml() -> String {
     let cache = std::sync::Arc::new(crate::cache::StateCache::default());
     let stale_after = std::time::Duration::from_secs(30);
     OpenApiService::new(
-        (bitcoin::BitcoinApi::new(cache.clone(), stale_after), rest::RestApi, probes::ProbesApi::new(cache, true)),
+        (
+            bitcoin::BitcoinApi::new(cache.clone(), stale_after),
+            history::HistoryApi::new(cache.clone()),
+            rest::RestApi,
+            probes::ProbesApi::new(cache, true),
+        ),
         TITLE,
         env!("CARGO_PKG_VERSION"),
     )
