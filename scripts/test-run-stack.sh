@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Why: make demo is what a newcomer runs first; this proves it shows prices and stops cleanly.
 # Checks `make demo` end to end as a newcomer would use it: the script starts the stack on ports
-# the system picks (read back from $RUN_DIR/addresses.env), curl sees a price from several sources, an average, rest-api's OK and Swagger UI; then
+# the system picks (read back from $RUN_DIR/addresses.env), curl sees a price from several sources, an average, every default pair, rest-api's OK and Swagger UI; then
 # SIGINT stops every process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +14,6 @@ export BITCOIN_API_ADDR=127.0.0.1:0 REST_API_ADDR=127.0.0.1:0
 export PUBLISHER_OPS_ADDR=127.0.0.1:0 AGGREGATOR_OPS_ADDR=127.0.0.1:0
 export BITCOIN_API_OPS_ADDR=127.0.0.1:0 REST_API_OPS_ADDR=127.0.0.1:0
 export STANDIN_BASE_PORT=0 DEMO=1 POLL_INTERVAL=500ms
-# The pairs the stand-ins quote: every configured pair is then priced, and schemathesis sees a 503
-# only when something is wrong (a configured pair never priced answers a documented 503 for good).
-export PAIRS=BTC-USD
 
 setsid ./scripts/run-stack.sh >"$RUN_DIR/run.out" 2>&1 &
 runner=$!
@@ -29,6 +26,13 @@ until [ -s "$RUN_DIR/addresses.env" ]; do
 done
 # shellcheck disable=SC1091 # written by run-stack.sh
 . "$RUN_DIR/addresses.env"
+# Polls a price path until it answers 200 or the deadline passes.
+wait_for_price() {
+  until curl -sf "http://$BITCOIN_API_ADDR/$1" >/dev/null; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
 until price=$(curl -sf "http://$BITCOIN_API_ADDR/btc/USD"); do
   [ $SECONDS -lt $deadline ] || fail "no price from bitcoin-api within 120 s"
   sleep 0.2
@@ -45,6 +49,15 @@ curl -sf "http://$BITCOIN_API_ADDR/btc/average" | python3 -c '
 import json, sys
 body = json.load(sys.stdin)
 assert body["window_seconds"] == 600 and body["samples"] >= 1 and body["time_weighted_average"] > 0, body' || fail "bad /btc/average"
+# Every default pair is quoted by the stand-ins and served at its own paths.
+for path in btc/EUR btc/GBP eth/USD; do
+  wait_for_price "$path" || fail "no price at /$path within the deadline"
+done
+curl -sf "http://$BITCOIN_API_ADDR/pairs" | python3 -c '
+import json, sys
+pairs = json.load(sys.stdin)["pairs"]
+assert [p["pair"] for p in pairs] == ["BTC-USD", "BTC-EUR", "BTC-GBP", "ETH-USD"], pairs
+assert all(p["fresh"] for p in pairs), pairs' || fail "bad /pairs"
 [ "$(curl -sf "http://$REST_API_ADDR/")" = '{"result":"OK"}' ] || fail "rest-api / is not {\"result\":\"OK\"}"
 [ "$(curl -sf "http://$BITCOIN_API_ADDR/docs" | grep -ci swagger)" -gt 0 ] || fail "no Swagger UI"
 [ "$(curl -sf "http://$REST_API_ADDR/readiness")" = OK ] || fail "rest-api not ready"

@@ -899,7 +899,10 @@ class NatsValues(unittest.TestCase):
             inboxes = [s for s in users[name]["permissions"]["subscribe"]["allow"] if "INBOX" in s]
             self.assertEqual(inboxes, [f"_INBOX_{name}.>"], name)
         self.assertEqual(users["frontend"]["permissions"]["subscribe"]["allow"],
-                         ["_INBOX_frontend.>", "$KV.price_state.*"])
+                         ["_INBOX_frontend.>", "$KV.price_state.*", "prices.candles.>"])
+        # History: batched direct gets of the candle streams and the ticks stream, nothing else.
+        history = {f"$JS.API.DIRECT.GET.{s}" for s in ("CANDLES_1M", "CANDLES_5M", "CANDLES_1H", "CANDLES_1D", "PRICES")}
+        self.assertEqual({s for s in allow["frontend"] if "KV_price_state" not in s}, history)
 
     def test_clients_speak_mutual_tls_with_a_certificate_from_cert_manager(self):
         c = self.v["config"]

@@ -5,7 +5,7 @@
 //! every earlier one of these subjects has been: [`Aggregates::seen`] is where a consumer created
 //! again resumes. Each pair keeps its own applied sequence, which drops redeliveries per pair.
 
-use btc_contract::{Pair, PriceState};
+use btc_contract::{Candle, Pair, PriceState};
 use chrono::{DateTime, Utc};
 
 use crate::state::{Aggregate, TickOutcome, WindowRules};
@@ -61,6 +61,11 @@ impl Aggregates {
     pub fn states_moved_since(&self, before: &[u64]) -> Vec<PriceState> {
         let moved = self.pairs.iter().zip(before).filter(|(aggregate, was)| aggregate.applied_sequence() > **was);
         moved.filter_map(|(aggregate, _)| aggregate.state()).collect()
+    }
+
+    /// Every pair's candles closed since the last call, pair by pair.
+    pub fn take_closed_candles(&mut self) -> Vec<Candle> {
+        self.pairs.iter_mut().flat_map(Aggregate::take_closed_candles).collect()
     }
 
     /// Every pair's state, where it has one.

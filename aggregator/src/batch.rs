@@ -1,7 +1,7 @@
 //! Applying one batch of delivered ticks to the aggregate: pure (no NATS, no metrics, no clock),
 //! so the consumer loop in [`crate::follow`] only moves data in and out of it.
 
-use btc_contract::PriceState;
+use btc_contract::{Candle, PriceState};
 use chrono::{DateTime, Utc};
 
 use crate::aggregates::Aggregates;
@@ -27,6 +27,8 @@ pub struct BatchApplied {
     pub outcomes: Vec<TickOutcome>,
     /// The consumer's pending count after the batch's last tick.
     pub pending: Option<u64>,
+    /// The candles the batch closed: published before the states are written.
+    pub candles: Vec<Candle>,
     /// The states to write: of each pair the batch moved forward, once it has a tick.
     pub states: Vec<PriceState>,
     /// The span of the batch's newest tick: the state write belongs to its trace.
@@ -46,6 +48,7 @@ pub fn apply_batch<'a>(aggregates: &mut Aggregates, batch: impl IntoIterator<Ite
     }
     // Only a pair whose position moved needs a write; redeliveries change nothing.
     applied.states = aggregates.states_moved_since(&before);
+    applied.candles = aggregates.take_closed_candles();
     applied
 }
 

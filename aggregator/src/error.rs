@@ -8,6 +8,8 @@ pub enum AggregatorError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot read the ticks stream: {0}")]
     Stream(String),
+    #[error("cannot publish a candle: {0}")]
+    Candles(String),
     #[error("cannot write the state to KV: {0}")]
     State(String),
     #[error("invalid configuration: {0}")]

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::aggregates::Aggregates;
 use crate::batch::{Delivered, apply_batch};
+use crate::candle_publisher::CandlePublisher;
 use crate::config::AggregatorConfig;
 use crate::metrics::AggregatorMetrics;
 use crate::writer::{StateWriter, Written};
@@ -38,6 +39,7 @@ pub struct Follower<'a> {
     pub config: &'a AggregatorConfig,
     pub metrics: &'a AggregatorMetrics,
     pub shutdown: &'a CancellationToken,
+    pub candles: &'a CandlePublisher,
 }
 
 impl Follower<'_> {
@@ -173,6 +175,11 @@ impl Follower<'_> {
             self.metrics.lag.set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
         self.metrics.observe_window(aggregate);
+        // Candles first: a state is written (and its ticks acked) only once the candles its ticks
+        // closed are stored, so a crash in between replays them, and their ids drop the repeats.
+        if !self.candles.publish_all(&applied.candles, self.shutdown, self.metrics).await {
+            return false;
+        }
         let parent = applied.newest_span.as_ref().and_then(|s| s.id());
         for state in &applied.states {
             // The write belongs to the trace of the newest tick of the batch.

@@ -10,6 +10,8 @@
 
 pub mod aggregates;
 pub mod batch;
+pub mod candle_publisher;
+pub mod candles;
 pub mod config;
 pub mod error;
 #[cfg(test)]
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use aggregates::Aggregates;
+use candle_publisher::CandlePublisher;
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
 use follow::{Followed, Follower, write_until_done};
@@ -101,18 +104,25 @@ async fn aggregate(
         return;
     };
     let mut writer = StateWriter::new(state_js, provision.clone(), kv);
-    let follower = Follower { config, metrics, shutdown };
+    if retry_until_ready("candle streams", shutdown, || provision.candle_streams(&js)).await.is_none() {
+        return;
+    }
+    let candles = CandlePublisher::new(js.clone(), provision.clone());
+    let follower = Follower { config, metrics, shutdown, candles: &candles };
     let mut aggregate = None;
     // Resyncs after a consumer stopped: NATS requests, hence the NATS cap.
     let mut backoff = Backoff::NATS;
     while let Some(stream) = retry_until_ready("ticks stream", shutdown, || provision.ticks_stream(&js)).await {
         let mut current = match aggregate.take() {
             Some(current) if follow::still_matches(stream.cached_info(), &current) => current,
-            _ => match rebuild_until_done(&stream, config, metrics, shutdown).await {
+            _ => match rebuild_until_done(&stream, &writer, config, metrics, shutdown).await {
                 Some(rebuilt) => rebuilt,
                 None => break,
             },
         };
+        if !candles.publish_all(&current.take_closed_candles(), shutdown, metrics).await {
+            return;
+        }
         for state in current.states() {
             if !write_until_done(&mut writer, &state, shutdown, metrics).await {
                 return;
@@ -136,6 +146,7 @@ async fn aggregate(
 /// Rebuilds the pairs' windows from the stream, retrying until it succeeds; `None` on shutdown.
 async fn rebuild_until_done(
     stream: &stream::Stream,
+    writer: &StateWriter,
     config: &AggregatorConfig,
     metrics: &AggregatorMetrics,
     shutdown: &CancellationToken,
@@ -144,7 +155,12 @@ async fn rebuild_until_done(
     let mut backoff = Backoff::NATS;
     loop {
         let started = std::time::Instant::now();
-        let rebuilt = replay::rebuild(stream, &config.pairs.pairs(), config.rules(), metrics)
+        let mut stored = Vec::new();
+        for pair in config.pairs.pairs() {
+            let state = writer.stored(&pair).await;
+            stored.push((pair, state));
+        }
+        let rebuilt = replay::rebuild(stream, &stored, config.rules(), metrics)
             .instrument(tracing::info_span!("replay", messaging.destination.name = TICKS_SUBJECTS))
             .await;
         match rebuilt {

@@ -17,6 +17,7 @@ pub struct AggregatorMetrics {
     /// the label under a lock.
     ticks: TickOutcomes,
     pub state_writes: IntCounterVec,
+    candles: IntCounterVec,
     pub lag: IntGauge,
     /// The window's gauges of each configured pair, in the configured order.
     windows: Vec<WindowGauges>,
@@ -51,6 +52,12 @@ impl AggregatorMetrics {
                 "btc_aggregator_state_writes_total",
                 "Writes of the state to KV by result: stored, already_newer (another aggregator was ahead), failed.",
                 &["result"],
+            ),
+            candles: metrics::counter_vec(
+                r,
+                "btc_aggregator_candles_total",
+                "Closed candles published, by interval and result: stored, duplicate (already stored by a replay or another aggregator), failed (retried).",
+                &["interval", "result"],
             ),
             lag: metrics::int_gauge(
                 r,
@@ -152,6 +159,10 @@ impl AggregatorMetrics {
             TickOutcome::Future => &self.ticks.future,
         };
         counter.inc();
+    }
+
+    pub fn count_candle(&self, interval: btc_contract::Interval, result: &str) {
+        self.candles.with_label_values(&[interval.as_str(), result]).inc();
     }
 
     /// The windows' gauges, once per batch rather than per tick.

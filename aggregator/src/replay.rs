@@ -16,7 +16,7 @@ use async_nats::jetstream::{consumer, stream};
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 
-use btc_contract::Pair;
+use btc_contract::{Pair, PriceState};
 
 use crate::aggregates::Aggregates;
 use crate::error::AggregatorError;
@@ -49,6 +49,24 @@ pub fn read_again_from(from: ReadFrom, aggregate: &Aggregate) -> Option<ReadFrom
     (exact < start).then_some(ReadFrom::Time(exact))
 }
 
+/// Where a pair's replay starts: the window's first read, or earlier where the candles go on
+/// from an older stored state (a tick after its newest was stored at most `max_clock_skew` before
+/// its own time); without a stored state, the stream's beginning (the candles are filled in).
+pub fn replay_start(rules: &WindowRules, last_stored: DateTime<Utc>, stored: Option<&PriceState>) -> ReadFrom {
+    match stored {
+        Some(state) => earlier(first_read(rules, last_stored), state.latest.time - span_of(rules.max_clock_skew)),
+        None => ReadFrom::Beginning,
+    }
+}
+
+/// The earlier of a read from `from` and one from `time`.
+fn earlier(from: ReadFrom, time: DateTime<Utc>) -> ReadFrom {
+    match from {
+        ReadFrom::Time(start) => ReadFrom::Time(start.min(time)),
+        ReadFrom::Beginning => ReadFrom::Beginning,
+    }
+}
+
 /// `window + max_hold + max_clock_skew`: how far before the newest tick a tick that can still
 /// change the window may have been stored.
 fn span(rules: &WindowRules) -> chrono::Duration {
@@ -62,31 +80,41 @@ fn span_of(duration: Duration) -> chrono::Duration {
 /// Rebuilds every pair's window from the ticks stored on its subject, up to the stream's last
 /// message at start, and returns them with every sequence up to that message marked as seen. The
 /// pairs are read concurrently, each by its own ordered consumer.
+///
+/// Candles go on from the state stored for the pair (its newest tick and open candles), so the
+/// read starts early enough for the ticks after that state too. A pair without a stored state
+/// reads every tick the stream still holds: the candles of that history are filled in (those
+/// that started before the oldest tick are partial and left out).
 pub async fn rebuild(
     stream: &stream::Stream,
-    pairs: &[Pair],
+    pairs: &[(Pair, Option<PriceState>)],
     rules: WindowRules,
     metrics: &AggregatorMetrics,
 ) -> Result<Aggregates, AggregatorError> {
     let mut stream_handle = stream.clone();
     let info = stream_handle.info().await.map_err(|e| AggregatorError::Stream(e.to_string()))?.clone();
-    let rebuilt = pairs.iter().map(|pair| rebuild_pair(stream, &info, pair, rules, metrics));
+    let rebuilt =
+        pairs.iter().map(|(pair, stored)| rebuild_pair(stream, &info, (pair, stored.as_ref()), rules, metrics));
     let rebuilt = futures::future::try_join_all(rebuilt).await?;
     Ok(Aggregates::rebuilt(rebuilt, info.state.last_sequence))
 }
 
-/// Rebuilds one pair's window from the stream as `info` found it.
+/// Rebuilds one pair's window and candles from the stream as `info` found it.
 async fn rebuild_pair(
     stream: &stream::Stream,
     info: &stream::Info,
-    pair: &Pair,
+    (pair, stored): (&Pair, Option<&PriceState>),
     rules: WindowRules,
     metrics: &AggregatorMetrics,
 ) -> Result<Aggregate, AggregatorError> {
     let (subject, target) = (pair.ticks_subject(), info.state.last_sequence);
-    let mut from = first_read(&rules, info.state.last_timestamp);
+    let stored = stored.filter(|state| state.stream_created == Some(info.created));
+    let mut from = replay_start(&rules, info.state.last_timestamp, stored);
     loop {
         let mut aggregate = Aggregate::for_stream(pair.clone(), rules, info.created);
+        if let Some(state) = stored {
+            aggregate.resume_candles(state);
+        }
         if info.state.messages > 0 {
             read(stream, &subject, from, target, &mut aggregate, metrics).await?;
         }
@@ -162,11 +190,14 @@ mod tests {
 
     /// The same rebuild as [`rebuild`], over an in-memory stream (JetStream's by-start-time
     /// delivery: the first message stored at or after the time).
-    fn rebuild_from(stream: &[Stored]) -> Aggregate {
+    fn rebuild_from(stream: &[Stored], stored: Option<&PriceState>) -> Aggregate {
         let target = stream.last().map_or(0, |m| m.sequence);
-        let mut from = first_read(&RULES, at(stream.last().map_or(0, |m| m.stored_ms)));
+        let mut from = replay_start(&RULES, at(stream.last().map_or(0, |m| m.stored_ms)), stored);
         loop {
             let mut aggregate = Aggregate::new(seed(), RULES);
+            if let Some(state) = stored {
+                aggregate.resume_candles(state);
+            }
             for message in stream {
                 let wanted = match from {
                     ReadFrom::Time(start) => at(message.stored_ms) >= start,
@@ -259,7 +290,9 @@ mod tests {
                     break;
                 }
             }
-            let mut rebuilt = rebuild_from(&stream[..restart]);
+            // The state the aggregator stored before the restart: where its candles go on from.
+            let stored = continuous.state();
+            let mut rebuilt = rebuild_from(&stream[..restart], stored.as_ref());
             prop_assert_eq!(state_bytes(&rebuilt), state_bytes(&continuous));
             // After the restart the durable consumer delivers from its ack floor, which may be
             // anywhere before: both go on with the same messages and stay equal.
@@ -291,7 +324,7 @@ mod tests {
         for message in &stream {
             continuous.ingest(message.sequence, &message.payload, at(message.stored_ms));
         }
-        assert_eq!(state_bytes(&rebuild_from(&stream)), state_bytes(&continuous));
+        assert_eq!(state_bytes(&rebuild_from(&stream, continuous.state().as_ref())), state_bytes(&continuous));
         let average = continuous.state().expect("state").average;
         // Window [3 s, 603 s]: the tick at 1 s holds until 6 s (3 s inside), then 599..603 s.
         assert_eq!((average.covered_seconds, average.gap_seconds), (7.0, 593.0));

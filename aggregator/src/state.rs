@@ -5,9 +5,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use btc_contract::{Pair, PriceState, SCHEMA_VERSION, Tick, WindowAverage};
+use btc_contract::{Candle, Pair, PriceState, SCHEMA_VERSION, Tick, WindowAverage};
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::candles::CandleBuilder;
 use crate::window::{Applied, Window};
 
 /// The rules every replica applies, so that all of them compute the same state.
@@ -25,6 +26,10 @@ impl WindowRules {
     pub fn window_seconds(&self) -> u32 {
         u32::try_from(self.window.as_secs()).unwrap_or(u32::MAX)
     }
+
+    fn max_hold_ms(&self) -> i64 {
+        i64::try_from(self.max_hold.as_millis()).unwrap_or(i64::MAX)
+    }
 }
 
 /// What became of a message read from the stream.
@@ -41,12 +46,15 @@ pub enum TickOutcome {
     Future,
 }
 
-/// One pair's window plus its newest tick and the last stream sequence applied.
+/// One pair's window and candles plus its newest tick and the last stream sequence applied.
 #[derive(Debug, Clone)]
 pub struct Aggregate {
     pair: Pair,
     rules: WindowRules,
     window: Window,
+    candles: CandleBuilder,
+    /// Candles closed and not yet taken to be published, oldest first.
+    closed: Vec<Candle>,
     latest: Option<Tick>,
     applied_sequence: u64,
     /// How long after its own time the stream stored the newest tick read, ms: the publisher's
@@ -64,6 +72,8 @@ pub struct Aggregate {
 impl Aggregate {
     pub fn new(pair: Pair, rules: WindowRules) -> Self {
         Self {
+            candles: CandleBuilder::new(pair.as_str(), rules.max_hold_ms()),
+            closed: Vec::new(),
             pair,
             rules,
             window: Window::new(rules.window, rules.max_hold),
@@ -82,6 +92,23 @@ impl Aggregate {
 
     pub fn pair(&self) -> &Pair {
         &self.pair
+    }
+
+    /// Goes on building candles from `stored`, the state last written for this pair from this
+    /// stream: its newest tick and open candles are where the candles stood. A state of another
+    /// pair or stream is ignored (the candles then count from the first tick read).
+    pub fn resume_candles(&mut self, stored: &PriceState) {
+        if stored.latest.pair != self.pair.as_str() || stored.stream_created != self.stream_created {
+            return;
+        }
+        let latest = (stored.latest.time.timestamp_millis(), stored.latest.price);
+        self.candles =
+            CandleBuilder::resume(self.pair.as_str(), self.rules.max_hold_ms(), latest, &stored.open_candles);
+    }
+
+    /// The candles closed since the last call, oldest first (shortest interval first).
+    pub fn take_closed_candles(&mut self) -> Vec<Candle> {
+        std::mem::take(&mut self.closed)
     }
 
     pub fn rules(&self) -> WindowRules {
@@ -148,6 +175,7 @@ impl Aggregate {
         self.store_delay_ms = Some((stored_at - tick.time).num_milliseconds());
         let time_ms = tick.time.timestamp_millis();
         let outcome = self.window.apply(time_ms, tick.price);
+        self.closed.extend(self.candles.apply(time_ms, tick.price));
         if outcome == Applied::Appended {
             self.latest = Some(tick);
         }
@@ -186,7 +214,7 @@ impl Aggregate {
             },
             stream_sequence: self.applied_sequence,
             stream_created: self.stream_created,
-            open_candles: Vec::new(),
+            open_candles: self.candles.open_candles(),
         })
     }
 }

@@ -37,6 +37,13 @@ impl StateWriter {
         Self { js, provision, kv, revisions: HashMap::new() }
     }
 
+    /// The state stored for `pair`, if there is a readable one: where a restarted aggregator's
+    /// candles go on from.
+    pub async fn stored(&self, pair: &btc_contract::Pair) -> Option<PriceState> {
+        let entry = self.kv.entry(pair.state_key()).await.ok()??;
+        (entry.operation == Operation::Put).then(|| PriceState::decode(&entry.value).ok()).flatten()
+    }
+
     /// Creates the bucket again if it is gone (or brings it back to this configuration; as a user
     /// that may not, opens it again once the setup step has) and forgets the cached revision: the
     /// way out after a failed write.

@@ -70,6 +70,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use btc_contract::Pair;
 
 use report::{Results, Sizes};
 
@@ -140,12 +141,26 @@ async fn measure_catch_up(
     perf_data: Option<&std::path::Path>,
     results: &mut Results,
 ) -> anyhow::Result<()> {
-    let ceiling = catch_up::bare_consumer(settings.ticks).await.context("bare consumer")?;
-    eprintln!("  bare consumer: {:.0} msgs/s (loaded at {:.0} msgs/s)", ceiling.rate, ceiling.load_rate);
-    let aggregator = catch_up::aggregator(settings.ticks, perf_data).await.context("aggregator catch-up")?;
-    eprintln!("  aggregator catch-up: {:.0} msgs/s (loaded at {:.0} msgs/s)", aggregator.rate, aggregator.load_rate);
-    results.catch_up.push(aggregator.rate, ceiling.rate);
-    results.load_rates.extend([ceiling.load_rate, aggregator.load_rate]);
+    for pairs in [vec![Pair::seed()], Pair::defaults()] {
+        let ceiling = catch_up::bare_consumer(settings.ticks, &pairs).await.context("bare consumer")?;
+        eprintln!(
+            "  {} pair(s): bare consumer: {:.0} msgs/s (loaded at {:.0} msgs/s)",
+            pairs.len(),
+            ceiling.rate,
+            ceiling.load_rate
+        );
+        let aggregator =
+            catch_up::aggregator(settings.ticks, &pairs, perf_data).await.context("aggregator catch-up")?;
+        eprintln!(
+            "  {} pair(s): aggregator catch-up: {:.0} msgs/s (loaded at {:.0} msgs/s)",
+            pairs.len(),
+            aggregator.rate,
+            aggregator.load_rate
+        );
+        let compared = if pairs.len() == 1 { &mut results.catch_up } else { &mut results.catch_up_pairs };
+        compared.push(aggregator.rate, ceiling.rate);
+        results.load_rates.extend([ceiling.load_rate, aggregator.load_rate]);
+    }
     Ok(())
 }
 

@@ -107,7 +107,8 @@ pub struct Candle {
     pub low: f64,
     /// Last price held in the interval.
     pub close: f64,
-    /// Time-weighted average of the price over the time a price covers.
+    /// Time-weighted average of the price over the time a price covers (`close` while nothing is
+    /// covered yet: an open candle of a single tick).
     pub time_weighted: f64,
     /// Ticks inside the interval (0 for an interval only a carried-in price covers).
     pub samples: u32,
@@ -189,9 +190,12 @@ impl Candle {
 
     /// A candle from its exact sums.
     pub fn from_sums(pair: &str, interval: Interval, start_ms: i64, sums: Sums) -> Candle {
-        let time_weighted =
-            if sums.covered_ms > 0 { (sums.price_ms / i128::from(sums.covered_ms)) as f64 } else { 0.0 };
-        // The integer division above keeps 1e-8 precision; the remainder is below it.
+        // As the window's average: exact sums, one division at the end; with nothing covered yet
+        // (an open candle of one tick) the price is all there is.
+        let time_weighted = match sums.covered_ms {
+            0 => sums.close,
+            covered => sums.price_ms as f64 / covered as f64 / PRICE_SCALE,
+        };
         Candle {
             schema_version: SCHEMA_VERSION,
             pair: pair.to_string(),
@@ -202,7 +206,7 @@ impl Candle {
             high: sums.high,
             low: sums.low,
             close: sums.close,
-            time_weighted: time_weighted / PRICE_SCALE,
+            time_weighted,
             samples: sums.samples,
             covered_seconds: sums.covered_ms as f64 / 1000.0,
             price_ms_sum: sums.price_ms.to_string(),

@@ -104,7 +104,7 @@ impl Pair {
     /// A comma-separated list (`PAIRS`): at least one pair, repeats dropped, order kept.
     pub fn parse_list(text: &str) -> Result<Vec<Pair>, PairError> {
         let mut pairs: Vec<Pair> = Vec::new();
-        for item in text.split(',').map(str::trim) {
+        for item in text.split(',') {
             let pair: Pair = item.parse()?;
             if !pairs.contains(&pair) {
                 pairs.push(pair);
@@ -123,6 +123,7 @@ impl FromStr for Pair {
     type Err = PairError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
         let (asset, currency) = text.split_once('-').ok_or_else(|| PairError { text: text.to_string() })?;
         Self::new(asset, currency).map_err(|_| PairError { text: text.to_string() })
     }

@@ -357,6 +357,9 @@ async fn each_service_runs_with_its_own_user_after_the_setup_step() {
     pipeline
         .wait_for_body(&format!("{api}/btc/USD"), "a price under least privilege", |b| b["price"] == 70_000.0)
         .await;
+    // History under least privilege: the ticks are read by batched direct get, with no consumer.
+    let has_ticks = |b: &serde_json::Value| b["ticks"].as_array().is_some_and(|ticks| !ticks.is_empty());
+    pipeline.wait_for_body(&format!("{api}/btc/USD/ticks"), "ticks under least privilege", has_ticks).await;
     for (name, service) in [("publisher", &publisher), ("aggregator", &aggregator)] {
         let (status, body) = pipeline.get_text(&format!("{}/readiness", service.ops_url)).await;
         assert_eq!((status, body.as_str()), (200, "OK"), "{name} ready");

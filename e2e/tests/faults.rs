@@ -87,7 +87,22 @@ async fn every_binary_exits_0_soon_after_sigterm() {
     let urls = exchange_standin::source_urls(&pipeline.stand_ins);
     let (ops, listen) = ("127.0.0.1:0", "127.0.0.1:0");
     let services = [
-        ("publisher", vec!["--nats-url", &url, "--sources", "coinbase", "--source-urls", &urls, "--ops-addr", &ops]),
+        // One source: a quorum of one, or the publisher refuses its pairs at start.
+        (
+            "publisher",
+            vec![
+                "--nats-url",
+                &url,
+                "--sources",
+                "coinbase",
+                "--source-urls",
+                &urls,
+                "--quorum",
+                "1",
+                "--ops-addr",
+                &ops,
+            ],
+        ),
         ("aggregator", vec!["--nats-url", &url, "--ops-addr", &ops]),
         ("bitcoin-api", vec!["--nats-url", &url, "--listen-addr", &listen, "--ops-addr", &ops]),
         ("rest-api", vec!["--nats-url", &url, "--listen-addr", &listen, "--ops-addr", &ops]),
@@ -166,6 +181,8 @@ async fn with_every_exchange_down_no_tick_is_made_the_price_turns_stale_and_each
             &urls,
             "--quorum",
             "2",
+            "--pairs",
+            "BTC-USD",
             "--poll-interval",
             "200ms",
             "--max-quote-age",
@@ -199,8 +216,9 @@ async fn with_every_exchange_down_no_tick_is_made_the_price_turns_stale_and_each
     wait_for("open breakers and rounds without ticks", DEADLINE, || async {
         let text = pipeline.get_text(&metrics_url).await.1;
         let open = text.lines().filter(|l| l.starts_with("btc_publisher_circuit_open{") && l.ends_with(" 1")).count();
-        let no_tick =
-            text.lines().any(|l| l.starts_with("btc_publisher_rounds_without_tick_total{reason=\"no_quotes\"}"));
+        let no_tick = text
+            .lines()
+            .any(|l| l.starts_with("btc_publisher_rounds_without_tick_total{") && l.contains(r#"reason="no_quotes""#));
         (open == 3 && no_tick).then_some(())
     })
     .await;

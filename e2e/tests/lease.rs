@@ -65,6 +65,9 @@ impl Replica {
             &poll,
             "--quorum",
             "2",
+            // One pair: each round asks every exchange once, as these tests count.
+            "--pairs",
+            "BTC-USD",
             "--ops-addr",
             "127.0.0.1:0",
         ];

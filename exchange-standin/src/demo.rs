@@ -1,4 +1,7 @@
-//! The `exchange-standin` binary's work: every venue at once, around a random-walk price.
+//! The `exchange-standin` binary's work: every venue at once, around a random-walk price. The walk
+//! moves BTC-USD; every other pair a venue lists follows at its fixed-rate [`crate::level`]
+//! (BTC-EUR and BTC-GBP by a fixed exchange rate, ETH-USD near 3,000), so `make demo` shows every
+//! default pair moving at a plausible level.
 
 use std::future::Future;
 use std::io::Write;
@@ -24,7 +27,7 @@ pub struct DemoConfig {
     /// venues are chosen; 0 picks free ports.
     pub base_port: u16,
     pub venues: Vec<Venue>,
-    /// Starting "true" price, USD.
+    /// Starting "true" BTC-USD price; the other pairs follow at their levels.
     pub price: f64,
     /// Standard deviation of the true price's relative move per second.
     pub volatility: f64,
@@ -67,6 +70,7 @@ pub async fn run(config: &DemoConfig, out: &mut impl Write, shutdown: impl Futur
         offsets.push(offset);
     }
 
+    log_levels(config.price);
     writeln!(out, "SOURCE_URLS={}", source_urls(&stand_ins)).context("cannot write to stdout")?;
     out.flush().context("cannot flush stdout")?;
 
@@ -89,6 +93,16 @@ pub async fn run(config: &DemoConfig, out: &mut impl Write, shutdown: impl Futur
     }
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// Logs the pairs' starting levels, which the walk moves together.
+fn log_levels(btc_usd: f64) {
+    let levels: Vec<String> = crate::PAIRS
+        .iter()
+        .filter_map(|text| text.parse::<btc_contract::Pair>().ok())
+        .map(|pair| format!("{pair}={:.2}", crate::level(&pair, btc_usd)))
+        .collect();
+    tracing::info!(?levels, "every venue quotes each pair it lists around these prices");
 }
 
 fn port_for(base_port: u16, venue: Venue) -> anyhow::Result<u16> {

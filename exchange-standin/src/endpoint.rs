@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use poem::http::{Method, StatusCode, header};
 use poem::{Endpoint, Request, Response};
 
+use btc_contract::Pair;
+
+use crate::route::{Route, route};
 use crate::{Active, BINANCE_WEIGHT_LIMIT, Behaviour, Shared, Venue, bodies};
 
 pub(crate) struct VenueEndpoint {
@@ -23,13 +26,20 @@ impl Endpoint for VenueEndpoint {
         let _active = Active::enter(shared);
         let venue = shared.venue;
         tracing::debug!(venue = venue.name(), uri = %request.uri(), count, "request");
-        if request.uri().path() != venue.path() {
-            return Ok(Response::builder().status(StatusCode::NOT_FOUND).body("not found"));
-        }
+        let pair = match route(venue, request.uri().path(), request.uri().query()) {
+            Route::NotFound => return Ok(Response::builder().status(StatusCode::NOT_FOUND).body("not found")),
+            Route::UnknownPair => None,
+            Route::Pair(pair) => Some(pair),
+        };
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return Ok(Response::builder().status(StatusCode::METHOD_NOT_ALLOWED).body("method not allowed"));
         }
         let weight = shared.spend_weight(since_epoch());
+        let Some(pair) = pair else {
+            let (status, body) = bodies::unknown_pair(venue);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return Ok(with_weight(venue, weight, &Behaviour::Normal, json_response(status, body.into_bytes())));
+        };
         let mut behaviour = shared.behaviour.subscribe();
         let mut shutdown = shared.shutdown.subscribe();
         loop {
@@ -39,12 +49,12 @@ impl Endpoint for VenueEndpoint {
                 Behaviour::Delayed { delay_ms } => {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {
-                            return Ok(with_weight(venue, weight, &current, answer(shared, &Behaviour::Normal)));
+                            return Ok(with_weight(venue, weight, &current, answer(shared, &pair, &Behaviour::Normal)));
                         }
                         _ = shutdown.wait_for(|stop| *stop) => break,
                     }
                 }
-                _ => return Ok(with_weight(venue, weight, &current, answer(shared, &current))),
+                _ => return Ok(with_weight(venue, weight, &current, answer(shared, &pair, &current))),
             }
             tokio::select! {
                 changed = behaviour.changed() => if changed.is_err() { break },
@@ -76,24 +86,25 @@ fn with_weight(venue: Venue, own: u32, behaviour: &Behaviour, mut response: Resp
     response
 }
 
-fn answer(shared: &Shared, behaviour: &Behaviour) -> Response {
+fn answer(shared: &Shared, pair: &Pair, behaviour: &Behaviour) -> Response {
     let venue = shared.venue;
     let now = since_epoch();
-    let price = shared.price_now();
+    let price = shared.price_now(pair);
+    let ticker = |text: Option<&str>| bodies::ticker(venue, pair, price, text, now);
     let (status, body) = match behaviour {
         Behaviour::Normal | Behaviour::Hang | Behaviour::Delayed { .. } | Behaviour::UsedWeight(_) => {
-            (200, bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now))
+            (200, ticker(Some(&bodies::price_json(venue, price))))
         }
-        Behaviour::RawPrice(raw) => (200, bodies::ticker(venue, price, Some(raw), now)),
-        Behaviour::MissingField => (200, bodies::ticker(venue, price, None, now)),
+        Behaviour::RawPrice(raw) => (200, ticker(Some(raw))),
+        Behaviour::MissingField => (200, ticker(None)),
         Behaviour::Garbage => {
             // Half a real answer, as a connection cut mid-body delivers it.
-            let mut whole = bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now).into_bytes();
+            let mut whole = ticker(Some(&bodies::price_json(venue, price))).into_bytes();
             whole.truncate(whole.len() / 2);
             return json_response(StatusCode::OK, whole);
         }
         Behaviour::SlowBody { byte_every_ms } => {
-            let whole = bodies::ticker(venue, price, Some(&bodies::price_json(venue, price)), now).into_bytes();
+            let whole = ticker(Some(&bodies::price_json(venue, price))).into_bytes();
             let (mut writer, reader) = tokio::io::duplex(64);
             let pause = std::time::Duration::from_millis(*byte_every_ms);
             tokio::spawn(async move {
@@ -113,7 +124,7 @@ fn answer(shared: &Shared, behaviour: &Behaviour) -> Response {
         Behaviour::Status(status) => (*status, bodies::error(venue, *status)),
         Behaviour::RateLimited { .. } => (429, bodies::error(venue, 429)),
         Behaviour::ExchangeError => bodies::exchange_error(venue),
-        Behaviour::ThrottledIn200 => bodies::throttled(venue, price, now),
+        Behaviour::ThrottledIn200 => bodies::throttled(venue, pair, price, now),
         Behaviour::HugeError { body_bytes } => (200, bodies::huge_error(venue, *body_bytes)),
         Behaviour::Redirect { status, location } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND);

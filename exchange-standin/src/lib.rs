@@ -1,8 +1,9 @@
 //! Local HTTP stand-ins for the exchanges the publisher polls.
 //!
-//! Each [`StandIn`] serves one venue on its own loopback port and answers in that venue's real,
-//! documented format (`shared/exchange-apis.md`), so the publisher's adapters parse it exactly as
-//! they parse the exchange. A test can make one venue fail, throttle, hang or lie (see
+//! Each [`StandIn`] serves one venue on its own loopback port and answers, for every pair the venue
+//! lists ([`Venue::lists`]) at its real path, in that venue's real, documented format
+//! (`shared/exchange-apis.md`), so the publisher's adapters parse it exactly as they parse the
+//! exchange; a pair the venue does not list gets the venue's own "unknown pair" answer. A test can make one venue fail, throttle, hang or lie (see
 //! [`Behaviour`]) while the others stay healthy. The `exchange-standin` binary runs all of them
 //! with a random-walk price for `make demo`.
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use btc_contract::Pair;
 use poem::Server;
 use poem::listener::TcpAcceptor;
 use tokio::sync::watch;
@@ -20,13 +22,16 @@ use tokio::sync::watch;
 mod bodies;
 mod demo;
 mod endpoint;
+mod prices;
+mod route;
 mod venue;
 
 pub use bodies::HOSTILE_TEXT;
 use demo::XorShift;
 pub use demo::{DemoConfig, run, shutdown_signal};
 use endpoint::VenueEndpoint;
-pub use venue::Venue;
+pub use prices::level;
+pub use venue::{PAIRS, Venue};
 
 /// How the stand-in answers the next requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +81,9 @@ pub const BINANCE_WEIGHT_LIMIT: u32 = 1200;
 /// State shared by the handle and the server task.
 pub(crate) struct Shared {
     venue: Venue,
+    /// The BTC-USD price; the other pairs' follow it unless set ([`prices::PairPrices`]).
     price_bits: AtomicU64,
+    pair_prices: prices::PairPrices,
     noise_bits: AtomicU64,
     rng: Mutex<XorShift>,
     requests: AtomicU64,
@@ -91,9 +98,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The price for one answer: the set price, moved by the per-request noise if any.
-    fn price_now(&self) -> f64 {
-        let price = f64::from_bits(self.price_bits.load(Ordering::Relaxed));
+    /// The price of `pair` for one answer: its price, moved by the per-request noise if any.
+    fn price_now(&self, pair: &Pair) -> f64 {
+        let price = self.pair_prices.get(pair, f64::from_bits(self.price_bits.load(Ordering::Relaxed)));
         let noise = f64::from_bits(self.noise_bits.load(Ordering::Relaxed));
         if noise == 0.0 {
             return price;
@@ -153,6 +160,7 @@ impl StandIn {
         let shared = Arc::new(Shared {
             venue,
             price_bits: AtomicU64::new(price.to_bits()),
+            pair_prices: prices::PairPrices::default(),
             noise_bits: AtomicU64::new(0.0f64.to_bits()),
             rng: Mutex::new(XorShift::from_time()),
             requests: AtomicU64::new(0),
@@ -192,14 +200,30 @@ impl StandIn {
         format!("http://{}", self.addr)
     }
 
-    /// Sets the price the next answers show. Use [`Behaviour::RawPrice`] for non-finite or
+    /// Sets the BTC-USD price the next answers show; the other pairs follow at their [`level`]
+    /// unless set with [`Self::set_pair_price`]. Use [`Behaviour::RawPrice`] for non-finite or
     /// otherwise impossible values: this one is rendered as the venue renders a real price.
     pub fn set_price(&self, price: f64) {
         self.shared.price_bits.store(price.to_bits(), Ordering::Relaxed);
     }
 
+    /// The BTC-USD price.
     pub fn price(&self) -> f64 {
         f64::from_bits(self.shared.price_bits.load(Ordering::Relaxed))
+    }
+
+    /// Sets `pair`'s own price (BTC-USD: as [`Self::set_price`]).
+    pub fn set_pair_price(&self, pair: &Pair, price: f64) {
+        if *pair == Pair::seed() {
+            self.set_price(price);
+        } else {
+            self.shared.pair_prices.set(pair, price);
+        }
+    }
+
+    /// `pair`'s price, without noise: its own, or its level from BTC-USD.
+    pub fn pair_price(&self, pair: &Pair) -> f64 {
+        self.shared.pair_prices.get(pair, self.price())
     }
 
     /// Moves each answer's price by a uniform random fraction in `[-relative, relative]`, like a

@@ -25,7 +25,8 @@ struct Args {
         default_value = "coinbase,kraken,bitstamp,gemini,bitfinex,binanceus,cexio,coingecko"
     )]
     venues: Vec<Venue>,
-    /// Starting BTC price, USD.
+    /// Starting BTC-USD price; the other pairs (BTC-EUR, BTC-GBP, ETH-USD, ...) follow at fixed
+    /// rates.
     #[arg(long, default_value_t = 97_000.0)]
     price: f64,
     /// Relative standard deviation of the price's move per second.

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use btc_contract::Pair;
 use exchange_standin::{Behaviour, StandIn, Venue, source_urls};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,6 +96,73 @@ async fn every_venue_serves_its_real_format_with_the_price() {
         // Strings where the venue sends strings, numbers where it sends numbers.
         let numeric = matches!(venue, Venue::Bitfinex | Venue::Coingecko);
         assert_eq!(price_value(venue, &body).is_number(), numeric, "{venue}: {body}");
+    }
+}
+
+/// `pair`'s price in a venue's answer for it: under Kraken's one `result` key, CoinGecko's coin id
+/// and lower-case currency, or where the BTC-USD answer has it.
+fn pair_price_in(venue: Venue, pair: &Pair, body: &Value) -> Option<f64> {
+    let value = match venue {
+        Venue::Kraken => body["result"].as_object()?.values().next()?["c"][0].clone(),
+        Venue::Coingecko => body.as_object()?.values().next()?[pair.currency().to_ascii_lowercase()].clone(),
+        _ => price_value(venue, body).clone(),
+    };
+    match value {
+        Value::String(text) => text.parse().ok(),
+        other => other.as_f64(),
+    }
+}
+
+#[tokio::test]
+async fn every_venue_answers_each_default_pair_it_lists_at_its_real_path_and_level() {
+    for venue in Venue::ALL {
+        let stand_in = StandIn::start(venue, 97_012.345_6).await.expect("starts");
+        for pair in Pair::defaults() {
+            let Some(request) = venue.request(&pair) else {
+                assert!(venue == Venue::BinanceUs && pair.currency() != "USD", "{venue} does not list {pair}");
+                continue;
+            };
+            let answer = get(stand_in.addr(), &request).await;
+            assert_eq!(answer.status, 200, "{venue} {pair}: {answer:?}");
+            let body = answer.json();
+            let expected = venue.quoted(stand_in.pair_price(&pair));
+            assert_eq!(pair_price_in(venue, &pair, &body), Some(expected), "{venue} {pair}: {body}");
+        }
+        // Each pair at its own level: ETH-USD near 3,000 when BTC-USD is near 97,000.
+        let eth = "ETH-USD".parse().expect("a pair");
+        assert!((2_900.0..3_100.0).contains(&stand_in.pair_price(&eth)), "{venue}");
+        stand_in.set_pair_price(&eth, 3_333.3);
+        if let Some(request) = venue.request(&eth) {
+            let body = get(stand_in.addr(), &request).await.json();
+            assert_eq!(pair_price_in(venue, &eth, &body), Some(venue.quoted(3_333.3)), "{venue}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pair_a_venue_does_not_list_gets_the_venue_s_own_answer() {
+    let answer_to = |venue: Venue, request: &'static str| async move {
+        let stand_in = StandIn::start(venue, 97_000.0).await.expect("starts");
+        let answer = get(stand_in.addr(), request).await;
+        (answer.status, answer.json())
+    };
+    let kraken = answer_to(Venue::Kraken, "/0/public/Ticker?pair=XBTJPY").await;
+    assert_eq!(kraken, (200, serde_json::json!({"error": ["EQuery:Unknown asset pair"]})));
+    let binance = answer_to(Venue::BinanceUs, "/api/v3/ticker/price?symbol=BTCEUR").await;
+    assert_eq!(binance, (400, serde_json::json!({"code": -1121, "msg": "Invalid symbol."})));
+    let gecko = answer_to(Venue::Coingecko, "/api/v3/simple/price?ids=dogecoin&vs_currencies=usd").await;
+    assert_eq!(gecko, (200, serde_json::json!({})));
+    for (venue, request) in [
+        (Venue::Coinbase, "/v2/prices/DOGE-USD/spot"),
+        (Venue::Bitstamp, "/api/v2/ticker/dogeusd/"),
+        (Venue::Gemini, "/v1/pubticker/dogeusd"),
+        (Venue::Bitfinex, "/v2/ticker/tDOGEUSD"),
+        (Venue::Cexio, "/api/last_price/DOGE/USD"),
+    ] {
+        let (status, body) = answer_to(venue, request).await;
+        assert!(status == 200 || (400..500).contains(&status), "{venue}: {status}");
+        assert_eq!(price_in(venue, &body), None, "{venue}: {body}");
+        assert!(body.is_object() || body.is_array(), "{venue}: {body}");
     }
 }
 

@@ -32,6 +32,8 @@ pub struct StateCache {
     draining: AtomicBool,
     /// True while the watch on the state keys is established.
     watching: AtomicBool,
+    /// Every configured pair's closed candles (bitcoin-api, see `candles`).
+    candles: Arc<crate::candles::CandleCache>,
 }
 
 impl Default for StateCache {
@@ -44,6 +46,7 @@ impl StateCache {
     pub fn new(nats: Option<async_nats::Client>, pairs: Vec<Pair>) -> Self {
         Self {
             states: pairs.iter().map(|_| ArcSwapOption::empty()).collect(),
+            candles: Arc::new(crate::candles::CandleCache::new(pairs.clone())),
             pairs,
             nats,
             draining: AtomicBool::new(false),
@@ -86,6 +89,11 @@ impl StateCache {
             return;
         }
         slot.store(Some(Arc::new(CachedState { state })));
+    }
+
+    /// Every configured pair's closed candles.
+    pub fn candles(&self) -> &Arc<crate::candles::CandleCache> {
+        &self.candles
     }
 
     pub fn start_draining(&self) {

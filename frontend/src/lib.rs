@@ -4,6 +4,8 @@
 pub mod api;
 pub mod app;
 pub mod cache;
+pub mod candles;
+pub mod candles_follow;
 pub mod config;
 pub mod error;
 pub mod frontline;

@@ -13,7 +13,7 @@ use poem_openapi::OpenApi;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::caching::{self, CachePolicy};
-use crate::api::{self, bitcoin::BitcoinApi, probes, probes::ProbesApi, rest::RestApi};
+use crate::api::{self, bitcoin::BitcoinApi, history::HistoryApi, probes, probes::ProbesApi, rest::RestApi};
 use crate::app::App;
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
@@ -51,7 +51,10 @@ fn public_endpoint(
 ) -> BoxEndpoint<'static> {
     let probes = ProbesApi::new(cache.clone(), app.serves_state());
     let (api, docs) = match app {
-        App::BitcoinApi => api_and_docs(app, (BitcoinApi::new(cache, stale_after), probes)),
+        App::BitcoinApi => {
+            let history = HistoryApi::new(cache.clone());
+            api_and_docs(app, (BitcoinApi::new(cache, stale_after), history, probes))
+        }
         App::RestApi => api_and_docs(app, (RestApi, probes)),
     };
     let cors = hardening::cors(&limits);
@@ -162,7 +165,8 @@ async fn serve(
     let cache = if app.serves_state() {
         let client = config.nats.connect(app.name()).await?;
         let cache = Arc::new(StateCache::new(Some(client.clone()), config.pairs.pairs()));
-        tokio::spawn(cache::watch_state(client, cache.clone(), stop_serving.clone()));
+        tokio::spawn(cache::watch_state(client.clone(), cache.clone(), stop_serving.clone()));
+        tokio::spawn(crate::candles_follow::follow_candles(client, cache.candles().clone(), stop_serving.clone()));
         cache
     } else {
         Arc::new(StateCache::new(None, config.pairs.pairs()))

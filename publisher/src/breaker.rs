@@ -90,6 +90,12 @@ impl SourceBreaker {
         }
     }
 
+    /// No request before `until` (a feed's turn among its exchange's pairs); a later wait that is
+    /// already set stays.
+    pub fn hold_until(&mut self, until: Instant) {
+        self.backoff_until = Some(self.backoff_until.map_or(until, |at| at.max(until)));
+    }
+
     pub fn record_request(&mut self, now: Instant) {
         self.last_request = Some(now);
     }
@@ -134,6 +140,15 @@ mod tests {
         breaker.record_request(start);
         assert!(!breaker.is_due(start + Duration::from_millis(999)));
         assert!(breaker.is_due(start + SECOND));
+    }
+
+    #[test]
+    fn a_hold_delays_the_first_request() {
+        let start = Instant::now();
+        let mut breaker = SourceBreaker::new(SECOND);
+        breaker.hold_until(start + 2 * SECOND);
+        assert!(!breaker.is_due(start + Duration::from_millis(1_999)));
+        assert!(breaker.is_due(start + 2 * SECOND));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use btc_contract::Pair;
 use btc_runtime::duration::parse_duration;
 use btc_runtime::nats::NatsArgs;
+use btc_runtime::pairs::PairsArgs;
 use btc_runtime::setup::SetupArgs;
 use btc_runtime::stream_config::StreamArgs;
 use btc_runtime::telemetry::LogArgs;
@@ -18,7 +20,7 @@ use crate::fetch::Plaintext;
 #[command(
     name = "publisher",
     version,
-    about = "Polls BTC/USD exchanges and publishes one consensus tick per round to NATS JetStream",
+    about = "Polls crypto exchanges and publishes one consensus tick per pair and round to NATS JetStream",
     args_conflicts_with_subcommands = true
 )]
 pub struct PublisherConfig {
@@ -41,6 +43,10 @@ pub struct PublisherConfig {
         default_value = "coinbase,kraken,bitstamp,gemini,bitfinex,binanceus,cexio,coingecko"
     )]
     pub sources: Vec<Source>,
+    /// Pairs to price: every pair needs QUORUM voting sources that list it, or the publisher
+    /// refuses to start.
+    #[command(flatten)]
+    pub pairs: PairsArgs,
     /// Base URL overrides, `name=url` comma-separated (mirrors, local stand-ins). An https override
     /// is held to what the exchanges' own URLs are: verified TLS, no redirect followed. Plain
     /// `http://` is for local stand-ins: with one such URL the client may speak http, and the
@@ -121,6 +127,11 @@ impl PublisherConfig {
         seen
     }
 
+    /// The configured pairs, in `PAIRS` order, without repeats.
+    pub fn pairs(&self) -> Vec<Pair> {
+        self.pairs.pairs()
+    }
+
     /// Plain http only when an operator's `SOURCE_URLS` asks for it; the exchanges' own URLs are
     /// all https.
     pub fn plaintext(&self) -> Plaintext {
@@ -176,99 +187,4 @@ fn parse_deadline_fraction(text: &str) -> Result<f64, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[test]
-    fn setup_is_a_subcommand_with_the_stream_settings_and_the_lease_ttl() {
-        let config = PublisherConfig::try_parse_from([
-            "publisher",
-            "setup",
-            "--nats-user",
-            "admin",
-            "--nats-password-file",
-            "/etc/nats-admin/password",
-            "--nats-replicas",
-            "3",
-            "--lease-ttl",
-            "5s",
-        ])
-        .expect("parses");
-        let Some(Command::Setup(setup)) = config.command else { panic!("not the setup subcommand") };
-        assert_eq!(setup.setup.nats.user.as_deref(), Some("admin"));
-        assert_eq!(setup.setup.stream.replicas, 3);
-        assert_eq!(setup.setup.lease_ttl, Duration::from_secs(5));
-        assert_eq!(setup.setup.timeout, Duration::from_secs(120));
-        // The publisher's own flags belong to the publisher, not to its setup.
-        assert!(PublisherConfig::try_parse_from(["publisher", "setup", "--quorum", "2"]).is_err());
-        assert!(PublisherConfig::try_parse_from(["publisher"]).expect("parses").command.is_none());
-    }
-
-    #[test]
-    fn defaults_poll_every_source_at_their_real_urls() {
-        let config = PublisherConfig::try_parse_from(["publisher"]).expect("defaults parse");
-        assert_eq!(config.poll_interval, Duration::from_secs(1));
-        assert_eq!(config.endpoints().len(), Source::ALL.len());
-        assert_eq!(config.endpoints()[1], (Source::Kraken, "https://api.kraken.com".to_string()));
-        assert_eq!(config.breaker_rules().rate_limit_backoff, Duration::from_secs(30));
-        assert_eq!(config.round_deadline(), Duration::from_millis(800));
-    }
-
-    #[test]
-    fn the_round_deadline_follows_the_poll_interval() {
-        let config =
-            PublisherConfig::try_parse_from(["publisher", "--poll-interval", "2s", "--round-deadline-fraction", "0.5"])
-                .expect("parses");
-        assert_eq!(config.round_deadline(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn source_urls_override_base_urls() {
-        let config = PublisherConfig::try_parse_from([
-            "publisher",
-            "--sources",
-            "kraken,coinbase,kraken",
-            "--source-urls",
-            "kraken=http://127.0.0.1:9001/,coinbase=http://127.0.0.1:9002",
-        ])
-        .expect("parses");
-        assert_eq!(
-            config.endpoints(),
-            vec![
-                (Source::Kraken, "http://127.0.0.1:9001".to_string()),
-                (Source::Coinbase, "http://127.0.0.1:9002".to_string())
-            ]
-        );
-    }
-
-    #[test]
-    fn plain_http_only_when_an_override_asks_for_it() {
-        let parse = |args: &[&str]| PublisherConfig::try_parse_from(args).expect("parses").plaintext();
-        assert_eq!(parse(&["publisher"]), Plaintext::Refused);
-        assert_eq!(parse(&["publisher", "--source-urls", "kraken=https://mirror.example/kraken"]), Plaintext::Refused);
-        assert_eq!(parse(&["publisher", "--source-urls", "kraken=http://127.0.0.1:9001"]), Plaintext::Allowed);
-        // An override of a source that is not polled changes nothing.
-        assert_eq!(
-            parse(&["publisher", "--sources", "coinbase", "--source-urls", "kraken=http://127.0.0.1:9001"]),
-            Plaintext::Refused
-        );
-    }
-
-    #[test]
-    fn bad_values_are_rejected_with_a_reason() {
-        for args in [
-            vec!["publisher", "--sources", "mtgox"],
-            vec!["publisher", "--source-urls", "kraken"],
-            vec!["publisher", "--source-urls", "kraken=ftp://x"],
-            vec!["publisher", "--outlier-threshold", "5"],
-            vec!["publisher", "--quorum", "0"],
-            vec!["publisher", "--poll-interval", "soon"],
-            vec!["publisher", "--round-deadline-fraction", "0"],
-            vec!["publisher", "--round-deadline-fraction", "1"],
-            vec!["publisher", "--round-deadline-fraction", "1.5"],
-        ] {
-            assert!(PublisherConfig::try_parse_from(&args).is_err(), "{args:?} accepted");
-        }
-    }
-}
+mod tests;

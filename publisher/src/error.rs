@@ -10,6 +10,8 @@ pub enum PublisherError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("no sources configured: set SOURCES")]
     NoSources,
+    #[error(transparent)]
+    Pairs(#[from] crate::pairs::PairQuorumError),
     #[error("LEASE_TTL {ttl:?} is below twice POLL_INTERVAL {poll_interval:?}: the lease is renewed once per round")]
     LeaseTtl { ttl: std::time::Duration, poll_interval: std::time::Duration },
 }

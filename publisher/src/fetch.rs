@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use chrono::Utc;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, RETRY_AFTER};
@@ -47,6 +48,9 @@ pub enum FetchError {
     InsecureUrl,
     #[error("body larger than {MAX_BODY_BYTES} bytes")]
     BodyTooLarge,
+    /// The exchange does not list the pair: nothing was sent.
+    #[error("the exchange does not list this pair")]
+    Unlisted,
     #[error(transparent)]
     Parse(ParseError),
 }
@@ -81,6 +85,7 @@ impl FetchError {
             FetchError::Redirect { .. } => "redirect",
             FetchError::InsecureUrl => "insecure_url",
             FetchError::BodyTooLarge => "body_too_large",
+            FetchError::Unlisted => "unlisted",
             FetchError::Parse(ParseError::Price(_)) => "invalid_price",
             FetchError::Parse(ParseError::Exchange(_)) => "exchange_error",
             FetchError::Parse(_) => "invalid_body",
@@ -108,15 +113,16 @@ impl Fetcher {
         Ok(Self { client, timeout, plaintext })
     }
 
-    /// Fetches and parses one quote from `base_url` (the exchange's API root or a stand-in), in an
-    /// HTTP client span that follows the OpenTelemetry HTTP conventions.
-    pub async fn fetch(&self, source: Source, base_url: &str) -> Result<Quote, FetchError> {
+    /// Fetches and parses one quote of `pair` from `base_url` (the exchange's API root or a
+    /// stand-in), in an HTTP client span that follows the OpenTelemetry HTTP conventions.
+    pub async fn fetch(&self, source: Source, pair: &Pair, base_url: &str) -> Result<Quote, FetchError> {
         let exchange = source.exchange();
-        let url = format!("{}{}", base_url.trim_end_matches('/'), exchange.path());
+        let path = exchange.path(pair).ok_or(FetchError::Unlisted)?;
+        let url = format!("{}{path}", base_url.trim_end_matches('/'));
         let (host, port) = reqwest::Url::parse(&url)
             .map(|u| (u.host_str().unwrap_or_default().to_string(), u.port_or_known_default().unwrap_or_default()))
             .unwrap_or_default();
-        let route = exchange.path().split('?').next().unwrap_or_default();
+        let route = path.split('?').next().unwrap_or_default();
         let span = tracing::info_span!(
             "fetch",
             otel.name = %format!("GET {route}"),
@@ -129,6 +135,7 @@ impl Fetcher {
             http.response.status_code = tracing::field::Empty,
             error.r#type = tracing::field::Empty,
             price.source = source.name(),
+            price.pair = %pair,
             price.outcome = tracing::field::Empty,
         );
         let result: Result<Quote, FetchError> = async {
@@ -139,7 +146,7 @@ impl Fetcher {
                 .await
                 .map_err(|_| FetchError::Timeout(self.timeout))??;
             let received_at = Utc::now();
-            let parsed = exchange.parse(&answer.body).map_err(|error| match FetchError::from(error) {
+            let parsed = exchange.parse(pair, &answer.body).map_err(|error| match FetchError::from(error) {
                 FetchError::RateLimited { signal, .. } => {
                     FetchError::RateLimited { status: answer.status, signal, retry_after: answer.retry_after }
                 }

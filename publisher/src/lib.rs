@@ -1,5 +1,6 @@
-//! The publisher: polls several exchanges for BTC/USD, builds one consensus tick per round and
-//! publishes it to JetStream with a de-duplicating message id. Of several replicas, only the one
+//! The publisher: polls several exchanges for each configured pair (BTC-USD, BTC-EUR, ...), builds
+//! one consensus tick per pair and round and publishes each on its pair's subject with a
+//! de-duplicating message id. Of several replicas, only the one
 //! holding the lease ([`lease`]) polls; the others stand by.
 
 pub mod breaker;
@@ -11,6 +12,7 @@ pub mod exchanges;
 pub mod fetch;
 pub mod lease;
 pub mod metrics;
+pub mod pairs;
 pub mod price;
 pub mod publish;
 pub mod quote;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use btc_contract::Pair;
+use btc_contract::{Pair, Tick};
 use btc_runtime::jetstream::{Provision, retry_until_ready};
 use btc_runtime::ops::WorkerOps;
 use chrono::{DateTime, TimeZone, Utc};
@@ -44,6 +46,8 @@ pub async fn start(config: PublisherConfig, shutdown: CancellationToken) -> Resu
     if config.sources.is_empty() {
         return Err(PublisherError::NoSources);
     }
+    let sources: Vec<exchanges::Source> = config.endpoints().into_iter().map(|(source, _)| source).collect();
+    pairs::check_quorum(&sources, &config.pairs(), config.quorum as usize)?;
     if config.lease_ttl < 2 * config.poll_interval {
         return Err(PublisherError::LeaseTtl { ttl: config.lease_ttl, poll_interval: config.poll_interval });
     }
@@ -58,7 +62,7 @@ pub async fn start(config: PublisherConfig, shutdown: CancellationToken) -> Resu
     }
     let fetcher = fetch::Fetcher::new(config.request_timeout, plaintext)?;
     let client = config.nats.connect("publisher").await?;
-    let metrics = Arc::new(metrics::PublisherMetrics::default());
+    let metrics = Arc::new(metrics::PublisherMetrics::for_pairs(&config.pairs()));
     let provision = Provision::new(config.stream.clone(), config.nats.when_missing());
     let ops = Arc::new(WorkerOps::new(
         metrics.clone(),
@@ -105,8 +109,9 @@ impl Started {
         // A standby is ready too: it is a hot spare, connected and set up.
         ops.mark_started();
         let sources: Vec<&str> = config.sources.iter().map(|s| s.name()).collect();
+        let pairs: Vec<String> = config.pairs().iter().map(Pair::to_string).collect();
         tracing::info!(
-            ?sources, poll_interval = ?config.poll_interval, quorum = config.quorum,
+            ?sources, ?pairs, poll_interval = ?config.poll_interval, quorum = config.quorum,
             replica = %settings.holder, instance = lease.instance(), lease_ttl = ?lease.ttl(), "publisher started"
         );
 
@@ -141,20 +146,33 @@ async fn run_rounds(
         // One trace per round: the fetches, the consensus and the publish are its children, and the
         // aggregator continues it from the message headers.
         let span = tracing::info_span!("round", slot = %slot);
-        let Some(tick) = keeping_lease(lease, rounds.run(slot).instrument(span.clone())).await else {
+        let ticks = keeping_lease(lease, rounds.run(slot).instrument(span.clone())).await;
+        if ticks.is_empty() {
             continue;
-        };
+        }
         // A round that outlived the lease (the process was paused mid-round, the lease was taken
         // over) is not published: another replica may already be storing later rounds.
         if !lease.is_valid() {
-            tracing::warn!(%slot, "the lease lapsed during the round; its tick is not published");
+            tracing::warn!(%slot, "the lease lapsed during the round; its ticks are not published");
             continue;
         }
-        let pair = Pair::seed();
-        let publish =
-            publish::publish_tick(js, provision, &pair, &tick, config.publish_timeout, metrics).instrument(span);
+        let publish = publish_all(js, provision, &ticks, config.publish_timeout, metrics).instrument(span);
         keeping_lease(lease, publish).await;
     }
+}
+
+/// Publishes a round's ticks, one per pair, all at once: JetStream acks them in parallel, so a
+/// round of four pairs waits about one ack, not four in a row. Each keeps its own retries.
+async fn publish_all(
+    js: &jetstream::Context,
+    provision: &Provision,
+    ticks: &[(Pair, Tick)],
+    give_up_after: Duration,
+    metrics: &metrics::PublisherMetrics,
+) {
+    let publishes =
+        ticks.iter().map(|(pair, tick)| publish::publish_tick(js, provision, pair, tick, give_up_after, metrics));
+    futures::future::join_all(publishes).await;
 }
 
 /// Sleeps until the next slot and returns it; None on shutdown. A standby wakes a quarter round
@@ -219,6 +237,18 @@ mod tests {
         assert!(matches!(error, PublisherError::LeaseTtl { .. }), "{error}");
         let defaults = PublisherConfig::try_parse_from(["publisher"]).expect("defaults parse");
         assert_eq!(defaults.lease_ttl, Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_pair_without_a_quorum_of_sources_is_refused_before_anything_starts() {
+        use clap::Parser;
+        let args =
+            ["publisher", "--sources", "binanceus,kraken,coingecko", "--quorum", "2", "--pairs", "BTC-USD,BTC-EUR"];
+        let config = PublisherConfig::try_parse_from(args).expect("parses");
+        let error = run(config, CancellationToken::new()).await.expect_err("refused");
+        let PublisherError::Pairs(refused) = &error else { panic!("not a pairs error: {error}") };
+        assert_eq!(refused.pair.as_str(), "BTC-EUR");
+        assert!(error.to_string().contains("not listed by binanceus"), "{error}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The publisher's metrics, served at `/metrics` on its ops port.
+//! The publisher's metrics, served at `/metrics` on its ops port. A figure that is per pair has a
+//! `pair` label, whose values are only the configured pairs (`PAIRS`).
 
+use btc_contract::Pair;
 use btc_runtime::metrics::seconds_since;
 use btc_runtime::metrics::{
-    self, Gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, NatsGauge, Registry,
+    self, GaugeVec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, NatsGauge, Registry,
 };
 use btc_runtime::ops::ServiceMetrics;
 
@@ -16,23 +18,34 @@ pub struct PublisherMetrics {
     pub rounds_without_tick: IntCounterVec,
     pub source_up: IntGaugeVec,
     pub circuit_open: IntGaugeVec,
-    pub last_tick_timestamp: Gauge,
-    last_tick_age: Gauge,
+    pub last_tick_timestamp: GaugeVec,
+    last_tick_age: GaugeVec,
     pub lease_active: IntGauge,
     pub lease_transitions: IntCounterVec,
     nats: NatsGauge,
+    /// The configured pairs, whose tick age is computed at each scrape.
+    pairs: Vec<Pair>,
 }
 
 /// Values of the `transition` label of `btc_publisher_lease_transitions_total`.
 pub const LEASE_TRANSITIONS: [&str; 3] = ["acquired", "lost", "released"];
 
 impl Default for PublisherMetrics {
+    /// The metrics with no pair known in advance (a pair's series appear with its first tick).
     fn default() -> Self {
+        Self::for_pairs(&[])
+    }
+}
+
+impl PublisherMetrics {
+    /// The metrics of a publisher of `pairs`: each pair's tick series exist from the start, its
+    /// tick age +Inf until its first tick, so an age alert fires for a pair that never had one.
+    pub fn for_pairs(pairs: &[Pair]) -> Self {
         let registry = Registry::new();
         metrics::build_info(&registry, "publisher");
         let exchanges = ExchangeSeries::new(&registry);
         let ticks = TickSeries::new(&registry);
-        Self {
+        let metrics = Self {
             fetches: exchanges.fetches,
             fetch_duration: exchanges.fetch_duration,
             outliers: exchanges.outliers,
@@ -51,7 +64,15 @@ impl Default for PublisherMetrics {
             lease_transitions: lease_transitions(&registry),
             nats: NatsGauge::new(&registry),
             registry,
+            pairs: pairs.to_vec(),
+        };
+        for pair in pairs {
+            for result in ["acked", "duplicate", "failed"] {
+                metrics.ticks.with_label_values(&[pair.as_str(), result]);
+            }
+            metrics.last_tick_timestamp.with_label_values(&[pair.as_str()]);
         }
+        metrics
     }
 }
 
@@ -70,8 +91,8 @@ impl ExchangeSeries {
             fetches: metrics::counter_vec(
                 r,
                 "btc_publisher_fetches_total",
-                "Exchange requests by source and outcome (ok, timeout, transport, rate_limited, http_status, invalid_body, invalid_price, exchange_error, body_too_large).",
-                &["source", "outcome"],
+                "Exchange requests by source, pair and outcome (ok, timeout, transport, rate_limited, http_status, redirect, insecure_url, invalid_body, invalid_price, exchange_error, body_too_large, unlisted).",
+                &["source", "pair", "outcome"],
             ),
             fetch_duration: metrics::histogram_vec(
                 r,
@@ -83,20 +104,20 @@ impl ExchangeSeries {
             outliers: metrics::counter_vec(
                 r,
                 "btc_publisher_outliers_total",
-                "Times a source's quote was excluded as too far from the median.",
-                &["source"],
+                "Times a source's quote of a pair was excluded as too far from that pair's median.",
+                &["source", "pair"],
             ),
             source_up: metrics::int_gauge_vec(
                 r,
                 "btc_publisher_source_up",
-                "1 if the source's last request gave a valid quote, else 0.",
-                &["source"],
+                "1 if the source's last request for the pair gave a valid quote, else 0.",
+                &["source", "pair"],
             ),
             circuit_open: metrics::int_gauge_vec(
                 r,
                 "btc_publisher_circuit_open",
-                "1 while the source's circuit breaker is open, else 0.",
-                &["source"],
+                "1 while the circuit breaker of the source's pair is open, else 0.",
+                &["source", "pair"],
             ),
         }
     }
@@ -107,8 +128,8 @@ struct TickSeries {
     publish_attempts: IntCounter,
     ticks: IntCounterVec,
     rounds_without_tick: IntCounterVec,
-    last_tick_timestamp: Gauge,
-    last_tick_age: Gauge,
+    last_tick_timestamp: GaugeVec,
+    last_tick_age: GaugeVec,
 }
 
 impl TickSeries {
@@ -122,24 +143,26 @@ impl TickSeries {
             ticks: metrics::counter_vec(
                 r,
                 "btc_publisher_ticks_total",
-                "Ticks by result: acked (stored), duplicate (already stored by another publisher or a retry), failed (given up).",
-                &["result"],
+                "Ticks by pair and result: acked (stored), duplicate (already stored by another publisher or a retry), failed (given up).",
+                &["pair", "result"],
             ),
             rounds_without_tick: metrics::counter_vec(
                 r,
                 "btc_publisher_rounds_without_tick_total",
-                "Rounds that published nothing, by reason (no_quotes, no_quorum).",
-                &["reason"],
+                "Rounds that published nothing for a pair, by pair and reason (no_quotes, no_quorum).",
+                &["pair", "reason"],
             ),
-            last_tick_timestamp: metrics::gauge(
+            last_tick_timestamp: metrics::gauge_vec(
                 r,
                 "btc_publisher_last_tick_timestamp_seconds",
-                "Unix time of the newest tick JetStream acknowledged.",
+                "Unix time of the pair's newest tick JetStream acknowledged.",
+                &["pair"],
             ),
-            last_tick_age: metrics::gauge(
+            last_tick_age: metrics::gauge_vec(
                 r,
                 "btc_publisher_last_tick_age_seconds",
-                "Seconds since the newest acknowledged tick's time (at scrape); +Inf before the first.",
+                "Seconds since the pair's newest acknowledged tick's time (at scrape); +Inf before the first.",
+                &["pair"],
             ),
         }
     }
@@ -162,7 +185,10 @@ fn lease_transitions(registry: &Registry) -> IntCounterVec {
 impl ServiceMetrics for PublisherMetrics {
     fn render(&self, client: &async_nats::Client) -> String {
         self.nats.observe(client);
-        self.last_tick_age.set(seconds_since(self.last_tick_timestamp.get()));
+        for pair in &self.pairs {
+            let timestamp = self.last_tick_timestamp.with_label_values(&[pair.as_str()]).get();
+            self.last_tick_age.with_label_values(&[pair.as_str()]).set(seconds_since(timestamp));
+        }
         metrics::encode(&self.registry)
     }
 }

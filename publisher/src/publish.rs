@@ -49,12 +49,14 @@ pub async fn publish_tick(
         Some(ack) => {
             span.record("messaging.nats.stream_sequence", ack.sequence);
             span.record("messaging.nats.duplicate", ack.duplicate);
-            metrics.ticks.with_label_values(&[if ack.duplicate { "duplicate" } else { "acked" }]).inc();
-            metrics.last_tick_timestamp.set(tick.time.timestamp_millis() as f64 / 1000.0);
+            let result = if ack.duplicate { "duplicate" } else { "acked" };
+            metrics.ticks.with_label_values(&[pair.as_str(), result]).inc();
+            let newest = metrics.last_tick_timestamp.with_label_values(&[pair.as_str()]);
+            newest.set(newest.get().max(tick.time.timestamp_millis() as f64 / 1000.0));
         }
         None => {
             span.record("otel.status_code", "ERROR");
-            metrics.ticks.with_label_values(&["failed"]).inc();
+            metrics.ticks.with_label_values(&[pair.as_str(), "failed"]).inc();
         }
     }
     result

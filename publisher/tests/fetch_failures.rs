@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use exchange_standin::{Behaviour, StandIn, Venue};
 use publisher::exchanges::{ParseError, Source};
 use publisher::fetch::{FetchError, Fetcher, Plaintext};
@@ -17,7 +18,7 @@ async fn fetch(venue: Venue, behaviour: Behaviour) -> Result<f64, FetchError> {
     let stand_in = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
     stand_in.set_behaviour(behaviour);
     let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
-    fetcher.fetch(source_of(venue), &stand_in.base_url()).await.map(|quote| quote.price.get())
+    fetcher.fetch(source_of(venue), &Pair::seed(), &stand_in.base_url()).await.map(|quote| quote.price.get())
 }
 
 #[tokio::test]
@@ -25,6 +26,25 @@ async fn every_venue_in_its_real_format_gives_its_price() {
     for venue in Venue::ALL {
         let price = fetch(venue, Behaviour::Normal).await;
         assert_eq!(price, Ok(venue.quoted(97_000.0)), "{venue}");
+    }
+}
+
+#[tokio::test]
+async fn every_venue_gives_each_default_pair_it_lists_through_the_real_adapter() {
+    let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
+    for venue in Venue::ALL {
+        let stand_in = StandIn::start(venue, 97_000.0).await.expect("stand-in starts");
+        let source = source_of(venue);
+        for pair in Pair::defaults() {
+            // The stand-in lists what the adapter asks for, at the very path it asks.
+            assert_eq!(venue.request(&pair), source.exchange().path(&pair), "{venue} {pair}");
+            let result = fetcher.fetch(source, &pair, &stand_in.base_url()).await.map(|quote| quote.price.get());
+            if source.quotes(&pair) {
+                assert_eq!(result, Ok(venue.quoted(stand_in.pair_price(&pair))), "{venue} {pair}");
+            } else {
+                assert_eq!(result, Err(FetchError::Unlisted), "{venue} {pair}");
+            }
+        }
     }
 }
 
@@ -108,6 +128,6 @@ async fn impossible_prices_are_never_quotes() {
 async fn an_unreachable_exchange_is_a_transport_error() {
     let fetcher = Fetcher::new(TIMEOUT, Plaintext::Allowed).expect("HTTP client");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let result = fetcher.fetch(Source::Kraken, &format!("http://127.0.0.1:{port}")).await;
+    let result = fetcher.fetch(Source::Kraken, &Pair::seed(), &format!("http://127.0.0.1:{port}")).await;
     assert!(matches!(result, Err(FetchError::Transport(_))), "{result:?}");
 }

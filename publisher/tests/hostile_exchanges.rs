@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use btc_contract::Pair;
 use chrono::Utc;
 use clap::Parser;
 use exchange_standin::{Behaviour, StandIn, Venue, source_urls};
@@ -24,9 +25,9 @@ fn source_of(venue: Venue) -> Source {
     venue.name().parse().expect("every stand-in venue is a publisher source")
 }
 
-/// The path and query the publisher asks each exchange for.
-fn ticker_path(venue: Venue) -> &'static str {
-    source_of(venue).exchange().path()
+/// The path and query the publisher asks each exchange for BTC-USD.
+fn ticker_path(venue: Venue) -> String {
+    source_of(venue).exchange().path(&Pair::seed()).expect("every venue lists BTC-USD")
 }
 
 #[tokio::test]
@@ -45,7 +46,7 @@ async fn a_redirect_is_refused_and_never_followed() {
     ] {
         for status in [301, 302, 303, 307, 308] {
             redirecting.set_behaviour(Behaviour::Redirect { status, location: location.clone() });
-            let result = fetcher.fetch(source_of(venue), &redirecting.base_url()).await;
+            let result = fetcher.fetch(source_of(venue), &Pair::seed(), &redirecting.base_url()).await;
             assert_eq!(result.as_ref().map_err(FetchError::kind).err(), Some("redirect"), "{status} {location}");
             match result {
                 Err(FetchError::Redirect { status: got, .. }) => assert_eq!(got, status),
@@ -61,7 +62,7 @@ async fn the_exchanges_own_urls_are_polled_over_https_only() {
     // What the publisher runs with when SOURCE_URLS names no http URL.
     let fetcher = Fetcher::new(TIMEOUT, Plaintext::Refused).expect("HTTP client");
     let plain = StandIn::start(Venue::Coinbase, 97_000.0).await.expect("stand-in starts");
-    let result = fetcher.fetch(Source::Coinbase, &plain.base_url()).await;
+    let result = fetcher.fetch(Source::Coinbase, &Pair::seed(), &plain.base_url()).await;
     assert_eq!(result.as_ref().map_err(FetchError::kind).err(), Some("insecure_url"), "{result:?}");
     assert_eq!(plain.requests(), 0, "a plain-http request was sent");
     for source in Source::ALL {

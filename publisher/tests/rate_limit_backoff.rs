@@ -1,5 +1,7 @@
 //! A rate-limit signal backs its source off like a 429 and never opens its circuit breaker: rounds
 //! over real HTTP against stand-ins answering with each exchange's own signal inside an HTTP 200.
+//! The publisher runs with its default pairs, so these also check that the exchange's limit is
+//! shared by its pairs: a rate limit met by one pair holds back the requests of all of them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +15,9 @@ use publisher::metrics::PublisherMetrics;
 use publisher::round::Rounds;
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// The default pairs, whose series the metrics are summed over.
+const PAIRS: [&str; 4] = ["BTC-USD", "BTC-EUR", "BTC-GBP", "ETH-USD"];
+/// The `unlisted` outcome is left out: a pair a venue does not list is never asked for.
 /// Every outcome but `rate_limited`: any of them would count towards the breaker.
 const FAILURES: [&str; 9] = [
     "timeout",
@@ -61,6 +66,8 @@ impl Harness {
             "100ms".into(),
             "--request-timeout".into(),
             "500ms".into(),
+            "--pairs".into(),
+            PAIRS.join(","),
         ];
         args.extend(extra.iter().map(|arg| arg.to_string()));
         let config = PublisherConfig::try_parse_from(args).expect("publisher config");
@@ -95,16 +102,21 @@ impl Harness {
         }
     }
 
+    /// `btc_publisher_fetches_total` of `venue` and `outcome`, all pairs together.
+    fn fetches(&self, venue: Venue, outcome: &str) -> u64 {
+        PAIRS.iter().map(|pair| self.metrics.fetches.with_label_values(&[venue.name(), pair, outcome]).get()).sum()
+    }
+
     fn rate_limited(&self, venue: Venue) -> u64 {
-        self.metrics.fetches.with_label_values(&[venue.name(), "rate_limited"]).get()
+        self.fetches(venue, "rate_limited")
     }
 
     fn failures(&self, venue: Venue) -> u64 {
-        FAILURES.iter().map(|outcome| self.metrics.fetches.with_label_values(&[venue.name(), outcome]).get()).sum()
+        FAILURES.iter().map(|outcome| self.fetches(venue, outcome)).sum()
     }
 
     fn breaker_open(&self, venue: Venue) -> bool {
-        self.metrics.circuit_open.with_label_values(&[venue.name()]).get() != 0
+        PAIRS.iter().any(|pair| self.metrics.circuit_open.with_label_values(&[venue.name(), pair]).get() != 0)
     }
 }
 
@@ -119,7 +131,9 @@ async fn many_rate_limit_answers_never_open_the_breaker() {
         .run_until("five rate-limit answers from each venue", |h| venues.iter().all(|v| h.rate_limited(*v) >= 5))
         .await;
     for venue in venues {
-        assert_eq!(harness.metrics.source_up.with_label_values(&[venue.name()]).get(), 0, "{venue}");
+        for pair in PAIRS {
+            assert_eq!(harness.metrics.source_up.with_label_values(&[venue.name(), pair]).get(), 0, "{venue} {pair}");
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use async_nats::jetstream::{self, ErrorCode, kv, stream};
 use crate::backoff::Backoff;
 use crate::error::RuntimeError;
 use crate::stream_config::StreamArgs;
+use btc_contract::Interval;
 use btc_contract::names::{LEASE_BUCKET, STATE_BUCKET, TICKS_STREAM};
 
 /// What a service does when a stream or bucket it needs does not exist.
@@ -34,6 +35,7 @@ pub enum WhenMissing {
 pub const TICKS_STREAM_WHAT: &str = "the ticks stream PRICES";
 pub const STATE_BUCKET_WHAT: &str = "the state bucket price_state";
 pub const LEASE_BUCKET_WHAT: &str = "the lease bucket publisher_lease";
+pub const CANDLES_STREAMS_WHAT: &str = "the candle streams CANDLES_1M..CANDLES_1D";
 
 /// How a service gets its streams and buckets ([`WhenMissing`], and their settings for when it
 /// creates them), and what it is waiting for the setup step to create meanwhile.
@@ -56,6 +58,11 @@ impl Provision {
 
     pub async fn state_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, RuntimeError> {
         self.noted(STATE_BUCKET_WHAT, state_bucket(js, &self.args, self.when_missing).await)
+    }
+
+    /// The closed-candle streams, one per interval, in [`Interval::ALL`]'s order.
+    pub async fn candle_streams(&self, js: &jetstream::Context) -> Result<Vec<stream::Stream>, RuntimeError> {
+        self.noted(CANDLES_STREAMS_WHAT, candle_streams(js, &self.args, self.when_missing).await)
     }
 
     pub async fn lease_bucket(&self, js: &jetstream::Context, ttl: Duration) -> Result<LeaseBucket, RuntimeError> {
@@ -105,6 +112,33 @@ pub async fn ticks_stream(
         WhenMissing::Create => ensure_ticks_stream(js, args).await,
         WhenMissing::Wait => open_stream(js, TICKS_STREAM, TICKS_STREAM_WHAT).await,
     }
+}
+
+/// The candle streams, created or updated ([`WhenMissing::Create`]) or only opened.
+pub async fn candle_streams(
+    js: &jetstream::Context,
+    args: &StreamArgs,
+    when_missing: WhenMissing,
+) -> Result<Vec<stream::Stream>, RuntimeError> {
+    let mut streams = Vec::with_capacity(Interval::ALL.len());
+    for interval in Interval::ALL {
+        streams.push(match when_missing {
+            WhenMissing::Create => ensure_candles_stream(js, args, interval).await?,
+            WhenMissing::Wait => open_stream(js, interval.stream(), CANDLES_STREAMS_WHAT).await?,
+        });
+    }
+    Ok(streams)
+}
+
+/// Creates `interval`'s candle stream, or brings an existing one to this configuration.
+pub async fn ensure_candles_stream(
+    js: &jetstream::Context,
+    args: &StreamArgs,
+    interval: Interval,
+) -> Result<stream::Stream, RuntimeError> {
+    let failed = |reason: String| RuntimeError::Stream { stream: interval.stream().to_string(), reason };
+    js.create_or_update_stream(args.candles_stream_config(interval)).await.map_err(|e| failed(e.to_string()))?;
+    js.get_stream(interval.stream()).await.map_err(|e| failed(e.to_string()))
 }
 
 /// The state bucket, created or updated ([`WhenMissing::Create`]) or only opened.

@@ -6,6 +6,7 @@
 //! services depend on both and on nothing of each other.
 
 pub mod backoff;
+pub mod direct_batch;
 pub mod duration;
 pub mod error;
 pub mod jetstream;

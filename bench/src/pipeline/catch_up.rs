@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use async_nats::jetstream::consumer::{self, PullConsumer};
-use btc_contract::names::{AGGREGATOR_CONSUMER, TICK_SUBJECT, TICKS_STREAM};
+use btc_contract::Pair;
+use btc_contract::names::{AGGREGATOR_CONSUMER, TICKS_STREAM};
 use futures::StreamExt;
 
 use crate::stack::{Nats, START_TIMEOUT, Service, StateWatch, poll_until};
@@ -35,14 +36,15 @@ pub struct CatchUp {
     pub load_rate: f64,
 }
 
-/// The ceiling: a durable pull consumer with explicit acks reads every tick of the preloaded
-/// stream and acks each one, timed from its first pull to the ack of the last tick.
-pub async fn bare_consumer(ticks: u64) -> anyhow::Result<CatchUp> {
+/// The ceiling: a durable pull consumer with explicit acks, filtered to `pairs` like the
+/// aggregator's, reads every tick of the preloaded stream and acks each one, timed from its first
+/// pull to the ack of the last tick.
+pub async fn bare_consumer(ticks: u64, pairs: &[Pair]) -> anyhow::Result<CatchUp> {
     let nats = Nats::start(ticks).await?;
-    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_MS).await?;
+    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_MS, pairs).await?;
     let stream = nats.js.get_stream(TICKS_STREAM).await.context("opening the ticks stream")?;
     let consumer: PullConsumer =
-        stream.create_consumer(bare_consumer_config()).await.context("creating the bare consumer")?;
+        stream.create_consumer(bare_consumer_config(pairs)).await.context("creating the bare consumer")?;
     let started = Instant::now();
     let read = read_and_ack_until(&consumer, loaded.last_sequence).await?;
     let elapsed = started.elapsed();
@@ -53,16 +55,22 @@ pub async fn bare_consumer(ticks: u64) -> anyhow::Result<CatchUp> {
     Ok(CatchUp { rate: per_second(read, elapsed), load_rate: loaded.rate })
 }
 
-fn bare_consumer_config() -> consumer::pull::Config {
-    consumer::pull::Config {
+fn bare_consumer_config(pairs: &[Pair]) -> consumer::pull::Config {
+    let mut config = consumer::pull::Config {
         durable_name: Some("bench-ceiling".to_string()),
         deliver_policy: consumer::DeliverPolicy::All,
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
-        filter_subject: TICK_SUBJECT.to_string(),
         max_ack_pending: MAX_ACK_PENDING,
         ..Default::default()
+    };
+    // As the aggregator filters: one subject, or several.
+    let subjects: Vec<String> = pairs.iter().map(Pair::ticks_subject).collect();
+    match subjects.as_slice() {
+        [one] => config.filter_subject = one.clone(),
+        _ => config.filter_subjects = subjects,
     }
+    config
 }
 
 /// Pulls in batches like the aggregator and acks every message, until `last_sequence` is read.
@@ -106,15 +114,16 @@ async fn wait_until_acked(consumer: &PullConsumer, last_sequence: u64) -> anyhow
 /// consumer waits for ticks; the stream is then loaded, and the time runs from SIGCONT until
 /// the state in KV carries the last tick's sequence. If `perf_data` is given, the catch-up is
 /// recorded with `perf record -g` into that file.
-pub async fn aggregator(ticks: u64, perf_data: Option<&Path>) -> anyhow::Result<CatchUp> {
+pub async fn aggregator(ticks: u64, pairs: &[Pair], perf_data: Option<&Path>) -> anyhow::Result<CatchUp> {
     let nats = Nats::start(ticks).await?;
-    let aggregator = Service::aggregator(&nats).await;
+    let aggregator = Service::aggregator_of(&nats, pairs).await;
     aggregator.wait_until_ok("/readiness").await?;
     wait_for_pull_request(&nats).await?;
     aggregator.signal(libc::SIGSTOP)?;
     let profiler = perf_data.map(|path| Profiler::attach(aggregator.pid()?, path)).transpose()?;
-    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_MS).await?;
-    let mut states = StateWatch::new(&nats.state_bucket().await?).await?;
+    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_MS, pairs).await?;
+    // The stream is read in order, so the last tick's state comes once every tick is applied.
+    let mut states = StateWatch::of(&nats.state_bucket().await?, &loaded.last_pair).await?;
 
     let continued = Instant::now();
     aggregator.signal(libc::SIGCONT)?;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::kv;
-use btc_contract::PriceState;
 use btc_contract::names::STATE_KEY;
+use btc_contract::{Pair, PriceState};
 
 use crate::stack::{Nats, START_TIMEOUT, Service, StateWatch};
 use crate::ticks;
@@ -21,7 +21,7 @@ pub async fn measure(ticks_per_second: u64) -> anyhow::Result<Duration> {
     let count = ticks_per_second * WINDOW_SECONDS;
     let spacing_ms = 1_000 / i64::try_from(ticks_per_second).context("ticks per second")?;
     let nats = Nats::start(count).await?;
-    let loaded = ticks::load(&nats.js, count, spacing_ms).await?;
+    let loaded = ticks::load(&nats.js, count, spacing_ms, &[Pair::seed()]).await?;
     let bucket = nats.state_bucket().await?;
     let reference = reference_state(&nats, &bucket, loaded.last_sequence).await?;
     // Without the key, whatever the new process writes is necessarily its own.

@@ -35,6 +35,7 @@ impl Compared {
 #[derive(Default)]
 pub struct Results {
     pub catch_up: Compared,
+    pub catch_up_pairs: Compared,
     pub publish: Compared,
     pub load_rates: Vec<f64>,
     pub freshness: Vec<Freshness>,
@@ -74,6 +75,15 @@ impl Results {
             &format!("aggregator catch-up over {} ticks, msgs/s (median of {runs})", sizes.ticks),
             "bare pull consumer, explicit acks",
             &self.catch_up,
+            Some(0.5),
+        );
+        compared_row(
+            &format!(
+                "aggregator catch-up, {} ticks over the 4 default pairs in turn, msgs/s (median of {runs})",
+                sizes.ticks
+            ),
+            "bare pull consumer on the 4 subjects, explicit acks",
+            &self.catch_up_pairs,
             Some(0.5),
         );
         compared_row(

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{self, kv};
-use btc_contract::PriceState;
-use btc_contract::names::STATE_KEY;
+use btc_contract::{Pair, PriceState};
 use btc_runtime::jetstream::{ensure_state_bucket, ensure_ticks_stream};
 use btc_runtime::nats::NatsArgs;
 use btc_runtime::stream_config::StreamArgs;
@@ -82,8 +81,15 @@ pub struct Service {
 
 impl Service {
     /// Starts `target/<profile>/aggregator`; `addr` is its ops port.
+    /// Starts `target/<profile>/aggregator` for the seed pair, BTC-USD.
     pub async fn aggregator(nats: &Nats) -> Self {
-        let env = [("OPS_ADDR", "127.0.0.1:0"), ("RUST_LOG", "warn,aggregator=info")];
+        Self::aggregator_of(nats, &[Pair::seed()]).await
+    }
+
+    /// Starts `target/<profile>/aggregator` for `pairs`.
+    pub async fn aggregator_of(nats: &Nats, pairs: &[Pair]) -> Self {
+        let pairs = pairs.iter().map(Pair::as_str).collect::<Vec<_>>().join(",");
+        let env = [("OPS_ADDR", "127.0.0.1:0"), ("RUST_LOG", "warn,aggregator=info"), ("PAIRS", pairs.as_str())];
         Self::spawn("aggregator", "ops_addr", nats, &env).await
     }
 
@@ -168,9 +174,14 @@ pub struct StateWatch {
 }
 
 impl StateWatch {
-    /// Watches for states written from now on.
+    /// Watches for BTC-USD's states written from now on.
     pub async fn new(bucket: &kv::Store) -> anyhow::Result<Self> {
-        Ok(Self { entries: bucket.watch(STATE_KEY).await.context("watching the state key")? })
+        Self::of(bucket, &Pair::seed()).await
+    }
+
+    /// Watches for `pair`'s states written from now on.
+    pub async fn of(bucket: &kv::Store, pair: &Pair) -> anyhow::Result<Self> {
+        Ok(Self { entries: bucket.watch(pair.state_key()).await.context("watching the state key")? })
     }
 
     /// The first state written that `accept` takes; fails after `timeout` naming `what`.

@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, context::PublishAckFuture};
-use btc_contract::names::TICK_SUBJECT;
-use btc_contract::{Dispersion, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick};
+use btc_contract::{Dispersion, Pair, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick};
 use chrono::{DateTime, TimeZone, Utc};
 
 /// Publish acks in flight while loading (the async-nats context allows 5,000 by default).
@@ -68,14 +67,19 @@ pub fn encoded_tick_len() -> usize {
 pub struct Loaded {
     /// Stream sequence of the last tick stored.
     pub last_sequence: u64,
+    /// The pair of the last tick stored.
+    pub last_pair: Pair,
     /// Ticks stored per second.
     pub rate: f64,
 }
 
 /// Publishes `count` ticks `spacing_ms` apart, the last one stamped now (none in the future), with
-/// up to [`LOAD_ACKS_IN_FLIGHT`] publish acks in flight. No `Nats-Msg-Id`: every tick is distinct,
-/// and a million ids would only fill the server's de-duplication table.
-pub async fn load(js: &jetstream::Context, count: u64, spacing_ms: i64) -> anyhow::Result<Loaded> {
+/// up to [`LOAD_ACKS_IN_FLIGHT`] publish acks in flight, taking `pairs` in turn. No
+/// `Nats-Msg-Id`: every tick is distinct, and a million ids would only fill the server's
+/// de-duplication table.
+pub async fn load(js: &jetstream::Context, count: u64, spacing_ms: i64, pairs: &[Pair]) -> anyhow::Result<Loaded> {
+    let subjects: Vec<String> = pairs.iter().map(Pair::ticks_subject).collect();
+    anyhow::ensure!(!pairs.is_empty(), "no pair to load ticks for");
     let count_i64 = i64::try_from(count).context("tick count")?;
     let first_ms = now_ms() - (count_i64 - 1) * spacing_ms;
     let started = Instant::now();
@@ -87,14 +91,18 @@ pub async fn load(js: &jetstream::Context, count: u64, spacing_ms: i64) -> anyho
         {
             last_sequence = ack.await.context("publish ack while loading the stream")?.sequence;
         }
-        let tick = tick_at(first_ms + index as i64 * spacing_ms, index);
-        let ack = js.publish(TICK_SUBJECT, tick.encode().into()).await.context("publishing a tick to the stream")?;
+        let which = (index % pairs.len() as u64) as usize;
+        let mut tick = tick_at(first_ms + index as i64 * spacing_ms, index);
+        tick.pair = pairs[which].to_string();
+        let subject = subjects[which].clone();
+        let ack = js.publish(subject, tick.encode().into()).await.context("publishing a tick to the stream")?;
         in_flight.push_back(ack);
     }
     for ack in in_flight {
         last_sequence = ack.await.context("publish ack while loading the stream")?.sequence;
     }
-    Ok(Loaded { last_sequence, rate: per_second(count, started.elapsed()) })
+    let last_pair = pairs[((count - 1) % pairs.len() as u64) as usize].clone();
+    Ok(Loaded { last_sequence, last_pair, rate: per_second(count, started.elapsed()) })
 }
 
 /// `count` events in `elapsed`, per second.

@@ -108,7 +108,15 @@ impl Pipeline {
             "--ops-addr".into(),
             ops_addr.into(),
         ];
-        for (flag, value) in [("--poll-interval", POLL_INTERVAL), ("--request-timeout", "500ms"), ("--quorum", "2")] {
+        // BTC-USD only: these tests follow the seed pair through the aggregator and the frontends,
+        // and read back (and recompute the state from) every tick in the stream, whatever its pair.
+        let defaults = [
+            ("--poll-interval", POLL_INTERVAL),
+            ("--request-timeout", "500ms"),
+            ("--quorum", "2"),
+            ("--pairs", "BTC-USD"),
+        ];
+        for (flag, value) in defaults {
             if !extra.contains(&flag) {
                 args.extend([flag.to_string(), value.to_string()]);
             }

@@ -3,7 +3,7 @@ use super::*;
 const NOW: Duration = Duration::from_millis(1_764_010_799_123);
 
 fn normal(venue: Venue, price: f64) -> Value {
-    let body = ticker(venue, price, Some(&price_json(venue, price)), NOW);
+    let body = ticker(venue, &Pair::seed(), price, Some(&price_json(venue, price)), NOW);
     serde_json::from_str(&body).expect("normal answers are JSON")
 }
 
@@ -31,9 +31,9 @@ fn quote_times_are_now() {
 
 #[test]
 fn raw_price_text_lands_in_the_price_field() {
-    let body = ticker(Venue::Bitfinex, 97_000.0, Some("NaN"), NOW);
+    let body = ticker(Venue::Bitfinex, &Pair::seed(), 97_000.0, Some("NaN"), NOW);
     assert!(body.contains(",NaN,"), "{body}");
-    let body = ticker(Venue::Kraken, 97_000.0, Some("1e308"), NOW);
+    let body = ticker(Venue::Kraken, &Pair::seed(), 97_000.0, Some("1e308"), NOW);
     let value: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(value["result"]["XXBTZUSD"]["c"][0], json!(1e308));
     assert!(!body.contains(PLACEHOLDER));
@@ -42,13 +42,15 @@ fn raw_price_text_lands_in_the_price_field() {
 #[test]
 fn missing_field_leaves_the_rest_in_place() {
     for venue in Venue::ALL {
-        let body = ticker(venue, 97_000.0, None, NOW);
+        let body = ticker(venue, &Pair::seed(), 97_000.0, None, NOW);
         let value: Value = serde_json::from_str(&body).expect("JSON");
         assert!(!body.contains(PLACEHOLDER), "{venue}: {body}");
         assert_ne!(value, Value::Null, "{venue}");
     }
     assert_eq!(
-        serde_json::from_str::<Value>(&ticker(Venue::Bitfinex, 1.0, None, NOW)).map(|v| v[6].clone()).ok(),
+        serde_json::from_str::<Value>(&ticker(Venue::Bitfinex, &Pair::seed(), 1.0, None, NOW))
+            .map(|v| v[6].clone())
+            .ok(),
         Some(Value::Null)
     );
 }
@@ -64,6 +66,25 @@ fn huge_errors_fill_the_body_without_passing_it() {
 }
 
 #[test]
+fn other_pairs_are_written_under_their_own_names() {
+    let eur: Pair = "BTC-EUR".parse().expect("a pair");
+    let eth: Pair = "ETH-USD".parse().expect("a pair");
+    let body = |venue: Venue, pair: &Pair| -> Value {
+        serde_json::from_str(&ticker(venue, pair, 1.0, Some("1.0"), NOW)).expect("JSON")
+    };
+    assert_eq!(body(Venue::Coinbase, &eur)["data"]["currency"], "EUR");
+    assert_eq!(body(Venue::Kraken, &eur)["result"]["XXBTZEUR"]["c"][0], json!(1.0));
+    assert_eq!(body(Venue::Kraken, &eth)["result"]["XETHZUSD"]["c"][0], json!(1.0));
+    assert_eq!(body(Venue::Gemini, &eth)["volume"]["ETH"], "2210.505328803");
+    assert_eq!(body(Venue::BinanceUs, &eth)["symbol"], "ETHUSD");
+    assert_eq!(body(Venue::Cexio, &eur)["curr2"], "EUR");
+    assert_eq!(body(Venue::Coingecko, &eth)["ethereum"]["usd"], json!(1.0));
+    // The price field of another pair can be left out too.
+    let missing: Value = serde_json::from_str(&ticker(Venue::Coingecko, &eur, 1.0, None, NOW)).expect("JSON");
+    assert_eq!(missing["bitcoin"].get("eur"), None, "{missing}");
+}
+
+#[test]
 fn every_error_body_is_json() {
     for venue in Venue::ALL {
         for status in [400, 404, 429, 500, 502, 503] {
@@ -73,5 +94,8 @@ fn every_error_body_is_json() {
         let (status, body) = exchange_error(venue);
         assert!(serde_json::from_str::<Value>(&body).is_ok(), "{venue}: {body}");
         assert!(status == 200 || (400..500).contains(&status), "{venue}: {status}");
+        let (status, body) = unknown_pair(venue);
+        assert!(serde_json::from_str::<Value>(&body).is_ok(), "{venue}: {body}");
+        assert!(status == 200 || status == 400 || status == 404, "{venue}: {status}");
     }
 }

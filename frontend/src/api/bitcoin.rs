@@ -160,10 +160,7 @@ impl BitcoinApi {
     }
 
     fn unknown_pair(&self, asset: &str, currency: &str) -> ErrorBody {
-        let configured: Vec<String> = self.cache.pairs().iter().map(Pair::to_string).collect();
-        let asked = super::errors::bounded(&format!("{asset}/{currency}"), 32);
-        let message = format!("unknown pair {asked:?}; configured: {}", configured.join(", "));
-        ErrorBody::new(StatusCode::NOT_FOUND, "unknown_pair", message).with_pairs(configured)
+        super::errors::unknown_pair(self.cache.pairs(), asset, currency)
     }
 
     /// The price of a pair, negotiated and conditional.

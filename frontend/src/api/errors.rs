@@ -18,15 +18,30 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pairs: Option<Vec<String>>,
+    /// With `bad_parameter`: the query parameter at fault, e.g. `interval`, `from`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
 }
 
 impl ErrorBody {
     pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
-        Self { error: error.to_string(), message: message.into(), status: status.as_u16(), pairs: None }
+        Self {
+            error: error.to_string(),
+            message: message.into(),
+            status: status.as_u16(),
+            pairs: None,
+            parameter: None,
+        }
     }
 
     pub fn with_pairs(self, pairs: Vec<String>) -> Self {
         Self { pairs: Some(pairs), ..self }
+    }
+
+    /// A 400 `bad_parameter` naming the query parameter at fault.
+    pub fn bad_parameter(parameter: &str, message: impl Into<String>) -> Self {
+        Self { parameter: Some(parameter.to_string()), ..Self::new(StatusCode::BAD_REQUEST, "bad_parameter", message) }
     }
 
     pub fn into_response(self) -> Response {
@@ -47,6 +62,10 @@ pub fn error_response(error: &poem::Error, path: &str) -> Response {
 }
 
 fn error_body(error: &poem::Error, path: &str) -> ErrorBody {
+    if let Some(param) = error.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        // A query parameter poem-openapi could not parse or validate: name it.
+        return ErrorBody::bad_parameter(param.name, bounded(&param.reason, ECHOED_CHARS));
+    }
     let status = error.status();
     match status {
         StatusCode::NOT_FOUND => {
@@ -68,6 +87,14 @@ fn error_body(error: &poem::Error, path: &str) -> ErrorBody {
             bounded(&error.to_string(), ECHOED_CHARS),
         ),
     }
+}
+
+/// The JSON 404 for a pair that is not configured, listing the ones that are.
+pub fn unknown_pair(pairs: &[btc_contract::Pair], asset: &str, currency: &str) -> ErrorBody {
+    let configured: Vec<String> = pairs.iter().map(btc_contract::Pair::to_string).collect();
+    let asked = bounded(&format!("{asset}/{currency}"), 32);
+    let message = format!("unknown pair {asked:?}; configured: {}", configured.join(", "));
+    ErrorBody::new(StatusCode::NOT_FOUND, "unknown_pair", message).with_pairs(configured)
 }
 
 /// Most characters of a request's own text (its path, a parser's message about it) that an

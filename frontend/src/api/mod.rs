@@ -7,6 +7,9 @@ pub mod caching;
 pub mod encoded;
 pub mod errors;
 pub mod freshness;
+pub mod history;
+pub mod history_page;
+pub mod history_ticks;
 pub mod negotiation;
 pub mod probes;
 pub mod responses;
@@ -22,8 +25,12 @@ pub const TITLE: &str = "BTC price API";
 pub fn public_spec_yaml() -> String {
     let cache = std::sync::Arc::new(crate::cache::StateCache::default());
     let stale_after = std::time::Duration::from_secs(30);
-    let apis =
-        (bitcoin::BitcoinApi::new(cache.clone(), stale_after), rest::RestApi, probes::ProbesApi::new(cache, true));
+    let apis = (
+        bitcoin::BitcoinApi::new(cache.clone(), stale_after),
+        history::HistoryApi::new(cache.clone()),
+        rest::RestApi,
+        probes::ProbesApi::new(cache, true),
+    );
     service(apis, TITLE).spec_yaml()
 }
 

@@ -1,21 +1,26 @@
-//! Binance.US `GET /api/v3/ticker/price?symbol=BTCUSD` (weight 1).
+//! Binance.US `GET /api/v3/ticker/price?symbol=BTCUSD` (weight 1; `ETHUSD`).
 //!
 //! The answer is `{"symbol": "BTCUSD", "price": "97012.35000000"}`: a decimal string with eight
 //! decimals and no time. `symbol` is checked when present, so a URL pointing at another market
-//! cannot pass its price off as BTC/USD. Errors are `{"code": -1121, "msg": "Invalid symbol."}`,
+//! cannot pass its price off as the pair's. Errors are `{"code": -1121, "msg": "Invalid symbol."}`,
 //! checked before `price`. Binance.US bans IPs that ignore 429 (HTTP 418); that is the fetcher's job.
 //! Every answer carries the weight the IP has used this minute (`X-MBX-USED-WEIGHT-1M`, and the
 //! older `X-MBX-USED-WEIGHT`): near the limit, [`Exchange::throttle`] asks to wait for the next minute.
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::{Exchange, ParseError, Parsed, Throttle, json, price_field};
+use super::{Exchange, ParseError, Parsed, Throttle, json, listed, price_field};
 
 pub struct BinanceUs;
+
+/// The pairs Binance.US lists: against USD only, symbol `BTCUSD` (exchange-apis.md). It has no
+/// EUR or GBP markets: those pairs are not quoted here.
+const PAIRS: [(&str, &str); 2] = [("BTC-USD", "BTCUSD"), ("ETH-USD", "ETHUSD")];
 
 /// `REQUEST_WEIGHT` an IP may use per minute.
 const WEIGHT_PER_MINUTE: u32 = 1200;
@@ -32,8 +37,8 @@ impl Exchange for BinanceUs {
         "https://api.binance.us"
     }
 
-    fn path(&self) -> &'static str {
-        "/api/v3/ticker/price?symbol=BTCUSD"
+    fn path(&self, pair: &Pair) -> Option<String> {
+        listed(&PAIRS, pair).map(|symbol| format!("/api/v3/ticker/price?symbol={symbol}"))
     }
 
     fn min_interval(&self) -> Duration {
@@ -42,16 +47,17 @@ impl Exchange for BinanceUs {
         Duration::from_secs(1)
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
+    fn parse(&self, pair: &Pair, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if let Some(code) = body.get("code").filter(|c| !c.is_null()) {
             let message = body.get("msg").and_then(Value::as_str).unwrap_or("");
             return Err(ParseError::Exchange(format!("{code}: {message}").into()));
         }
+        let wanted = listed(&PAIRS, pair).unwrap_or_default();
         if let Some(symbol) = body.get("symbol").filter(|s| !s.is_null())
-            && symbol.as_str() != Some("BTCUSD")
+            && symbol.as_str() != Some(wanted)
         {
-            return Err(ParseError::Exchange(format!("answer is for symbol {symbol}, not BTCUSD").into()));
+            return Err(ParseError::Exchange(format!("answer is for symbol {symbol}, not {wanted}").into()));
         }
         Ok(Parsed { price: price_field(body.get("price"), "price")?, quote_time: None })
     }
@@ -77,28 +83,28 @@ mod tests {
 
     #[test]
     fn reads_the_price() {
-        let parsed = BinanceUs.parse(REAL.as_bytes()).expect("parses");
+        let parsed = BinanceUs.parse(&Pair::seed(), REAL.as_bytes()).expect("parses");
         assert_eq!(parsed.price.get(), 97_012.35);
         assert_eq!(parsed.quote_time, None);
-        let no_symbol = BinanceUs.parse(br#"{"price": "97012.35000000"}"#).expect("parses");
+        let no_symbol = BinanceUs.parse(&Pair::seed(), br#"{"price": "97012.35000000"}"#).expect("parses");
         assert_eq!(no_symbol.price.get(), 97_012.35);
     }
 
     #[test]
     fn documented_errors_are_errors() {
         let body = br#"{"code": -1121, "msg": "Invalid symbol."}"#;
-        assert_eq!(BinanceUs.parse(body), Err(ParseError::Exchange("-1121: Invalid symbol.".into())));
+        assert_eq!(BinanceUs.parse(&Pair::seed(), body), Err(ParseError::Exchange("-1121: Invalid symbol.".into())));
         let inside_a_ticker =
             br#"{"symbol": "BTCUSD", "price": "97012.35000000", "code": -1003, "msg": "Too many requests"}"#;
-        assert!(matches!(BinanceUs.parse(inside_a_ticker), Err(ParseError::Exchange(_))));
+        assert!(matches!(BinanceUs.parse(&Pair::seed(), inside_a_ticker), Err(ParseError::Exchange(_))));
     }
 
     #[test]
     fn another_symbol_is_an_error() {
         let body = br#"{"symbol": "BTCUSDT", "price": "97012.35000000"}"#;
-        assert!(matches!(BinanceUs.parse(body), Err(ParseError::Exchange(_))));
+        assert!(matches!(BinanceUs.parse(&Pair::seed(), body), Err(ParseError::Exchange(_))));
         let body = br#"{"symbol": 1, "price": "97012.35000000"}"#;
-        assert!(matches!(BinanceUs.parse(body), Err(ParseError::Exchange(_))));
+        assert!(matches!(BinanceUs.parse(&Pair::seed(), body), Err(ParseError::Exchange(_))));
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -136,15 +142,24 @@ mod tests {
 
     #[test]
     fn failure_shapes_are_errors() {
-        assert!(matches!(BinanceUs.parse(b"<html>403 Forbidden</html>"), Err(ParseError::Json(_))));
-        assert!(matches!(BinanceUs.parse(&REAL.as_bytes()[..30]), Err(ParseError::Json(_))));
-        assert_eq!(BinanceUs.parse(br#"{"symbol": "BTCUSD"}"#), Err(ParseError::MissingField("price")));
-        assert_eq!(BinanceUs.parse(br#"{"symbol": "BTCUSD", "price": {}}"#), Err(ParseError::MissingField("price")));
+        assert!(matches!(BinanceUs.parse(&Pair::seed(), b"<html>403 Forbidden</html>"), Err(ParseError::Json(_))));
+        assert!(matches!(BinanceUs.parse(&Pair::seed(), &REAL.as_bytes()[..30]), Err(ParseError::Json(_))));
+        assert_eq!(BinanceUs.parse(&Pair::seed(), br#"{"symbol": "BTCUSD"}"#), Err(ParseError::MissingField("price")));
+        assert_eq!(
+            BinanceUs.parse(&Pair::seed(), br#"{"symbol": "BTCUSD", "price": {}}"#),
+            Err(ParseError::MissingField("price"))
+        );
         // The batch form of the endpoint (no symbol) answers an array.
-        assert!(matches!(BinanceUs.parse(&format!("[{REAL}]").into_bytes()), Err(ParseError::MissingField(_))));
+        assert!(matches!(
+            BinanceUs.parse(&Pair::seed(), &format!("[{REAL}]").into_bytes()),
+            Err(ParseError::MissingField(_))
+        ));
         for bad in [r#""0.00000000""#, r#""-5""#, r#""NaN""#, r#""1e308""#, "1e308", r#""""#] {
             let body = format!(r#"{{"symbol": "BTCUSD", "price": {bad}}}"#);
-            assert!(matches!(BinanceUs.parse(body.as_bytes()), Err(ParseError::Price(_))), "{bad} accepted");
+            assert!(
+                matches!(BinanceUs.parse(&Pair::seed(), body.as_bytes()), Err(ParseError::Price(_))),
+                "{bad} accepted"
+            );
         }
     }
 }

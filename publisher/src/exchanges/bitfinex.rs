@@ -1,4 +1,4 @@
-//! Bitfinex `GET /v2/ticker/tBTCUSD` (public host `api-pub`).
+//! Bitfinex `GET /v2/ticker/tBTCUSD` (public host `api-pub`; `tBTCEUR`, `tETHUSD`, ...).
 //!
 //! The answer is a bare array of numbers with no keys and no time: `[BID, BID_SIZE, ASK, ASK_SIZE,
 //! DAILY_CHANGE, DAILY_CHANGE_RELATIVE, LAST_PRICE, VOLUME, HIGH, LOW]`, so index 6 is the price.
@@ -10,11 +10,23 @@
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use serde_json::Value;
 
-use super::{Exchange, ParseError, Parsed, json, price_field, reported_error};
+use super::{Exchange, ParseError, Parsed, json, listed, price_field, reported_error};
 
 pub struct Bitfinex;
+
+/// The pairs Bitfinex lists: trading symbols are `t` + the upper-case pair (exchange-apis.md for
+/// `tBTCUSD`; its symbol list has BTC and ETH against USD, EUR and GBP).
+const PAIRS: [(&str, &str); 6] = [
+    ("BTC-USD", "tBTCUSD"),
+    ("BTC-EUR", "tBTCEUR"),
+    ("BTC-GBP", "tBTCGBP"),
+    ("ETH-USD", "tETHUSD"),
+    ("ETH-EUR", "tETHEUR"),
+    ("ETH-GBP", "tETHGBP"),
+];
 
 /// Position of LAST_PRICE in the ticker array.
 const LAST_PRICE: usize = 6;
@@ -27,8 +39,8 @@ impl Exchange for Bitfinex {
         "https://api-pub.bitfinex.com"
     }
 
-    fn path(&self) -> &'static str {
-        "/v2/ticker/tBTCUSD"
+    fn path(&self, pair: &Pair) -> Option<String> {
+        listed(&PAIRS, pair).map(|symbol| format!("/v2/ticker/{symbol}"))
     }
 
     fn min_interval(&self) -> Duration {
@@ -37,7 +49,7 @@ impl Exchange for Bitfinex {
         Duration::from_secs(1)
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
+    fn parse(&self, _pair: &Pair, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if body.get("error").and_then(Value::as_str) == Some(RATE_LIMIT_TEXT) {
             return Err(ParseError::RateLimited(RATE_LIMIT_TEXT.into()));
@@ -73,27 +85,30 @@ mod tests {
 
     #[test]
     fn reads_index_six() {
-        let parsed = Bitfinex.parse(REAL.as_bytes()).expect("parses");
+        let parsed = Bitfinex.parse(&Pair::seed(), REAL.as_bytes()).expect("parses");
         assert_eq!(parsed.price.get(), 97_012.0);
         assert_eq!(parsed.quote_time, None);
-        let exactly_seven = Bitfinex.parse(b"[1, 2, 3, 4, 5, 6, 97012.5]").expect("parses");
+        let exactly_seven = Bitfinex.parse(&Pair::seed(), b"[1, 2, 3, 4, 5, 6, 97012.5]").expect("parses");
         assert_eq!(exactly_seven.price.get(), 97_012.5);
     }
 
     #[test]
     fn documented_errors_are_errors() {
         assert_eq!(
-            Bitfinex.parse(br#"["error", 20060, "maintenance"]"#),
+            Bitfinex.parse(&Pair::seed(), br#"["error", 20060, "maintenance"]"#),
             Err(ParseError::Exchange("20060: maintenance".into()))
         );
-        assert!(matches!(Bitfinex.parse(br#"["error", 10020, "limit: invalid"]"#), Err(ParseError::Exchange(_))));
+        assert!(matches!(
+            Bitfinex.parse(&Pair::seed(), br#"["error", 10020, "limit: invalid"]"#),
+            Err(ParseError::Exchange(_))
+        ));
         assert_eq!(
-            Bitfinex.parse(br#"{"error": "ERR_RATE_LIMIT"}"#),
+            Bitfinex.parse(&Pair::seed(), br#"{"error": "ERR_RATE_LIMIT"}"#),
             Err(ParseError::RateLimited("ERR_RATE_LIMIT".into()))
         );
         // An error-shaped array padded out to ticker length is still an error.
         let padded = br#"["error", 10000, "unknown", 1, 2, 3, 97012.0, 4, 5, 6]"#;
-        assert!(matches!(Bitfinex.parse(padded), Err(ParseError::Exchange(_))));
+        assert!(matches!(Bitfinex.parse(&Pair::seed(), padded), Err(ParseError::Exchange(_))));
     }
 
     #[test]
@@ -105,32 +120,48 @@ mod tests {
             r#"["error", 11010, "ratelimit: error"]"#,
             r#"["error", null, "ERR_RATE_LIMIT"]"#,
         ] {
-            assert_eq!(super::super::outcome(&Bitfinex.parse(body.as_bytes())), "rate_limited", "{body}");
+            assert_eq!(
+                super::super::outcome(&Bitfinex.parse(&Pair::seed(), body.as_bytes())),
+                "rate_limited",
+                "{body}"
+            );
         }
-        assert_eq!(super::super::outcome(&Bitfinex.parse(br#"["error", 20060, "maintenance"]"#)), "exchange_error");
+        assert_eq!(
+            super::super::outcome(&Bitfinex.parse(&Pair::seed(), br#"["error", 20060, "maintenance"]"#)),
+            "exchange_error"
+        );
     }
 
     #[test]
     fn failure_shapes_are_errors() {
-        assert!(matches!(Bitfinex.parse(b"<html>520</html>"), Err(ParseError::Json(_))));
-        assert!(matches!(Bitfinex.parse(&REAL.as_bytes()[..40]), Err(ParseError::Json(_))));
-        assert!(matches!(Bitfinex.parse(b"[97011.0, 12.5, NaN]"), Err(ParseError::Json(_))));
-        assert!(matches!(Bitfinex.parse(b"[]"), Err(ParseError::MissingField(_))));
+        assert!(matches!(Bitfinex.parse(&Pair::seed(), b"<html>520</html>"), Err(ParseError::Json(_))));
+        assert!(matches!(Bitfinex.parse(&Pair::seed(), &REAL.as_bytes()[..40]), Err(ParseError::Json(_))));
+        assert!(matches!(Bitfinex.parse(&Pair::seed(), b"[97011.0, 12.5, NaN]"), Err(ParseError::Json(_))));
+        assert!(matches!(Bitfinex.parse(&Pair::seed(), b"[]"), Err(ParseError::MissingField(_))));
         assert!(matches!(
-            Bitfinex.parse(b"[97011.0, 12.5, 97012.0, 10.3, 812.0, 0.0084]"),
+            Bitfinex.parse(&Pair::seed(), b"[97011.0, 12.5, 97012.0, 10.3, 812.0, 0.0084]"),
             Err(ParseError::MissingField(_))
         ));
-        assert!(matches!(Bitfinex.parse(br#"{"last_price": 97012.0}"#), Err(ParseError::MissingField(_))));
+        assert!(matches!(
+            Bitfinex.parse(&Pair::seed(), br#"{"last_price": 97012.0}"#),
+            Err(ParseError::MissingField(_))
+        ));
         // Only numbers are trusted: a string or null in the first seven means the layout changed.
         for odd in [r#""97012.0""#, "null", "[97012.0]"] {
             let body = format!("[97011.0, 12.5, 97012.0, 10.3, 812.0, 0.0084, {odd}, 1543.21, 97800.0, 95800.0]");
-            assert!(matches!(Bitfinex.parse(body.as_bytes()), Err(ParseError::MissingField(_))), "{odd} accepted");
+            assert!(
+                matches!(Bitfinex.parse(&Pair::seed(), body.as_bytes()), Err(ParseError::MissingField(_))),
+                "{odd} accepted"
+            );
         }
         let null_bid = "[null, 12.5, 97012.0, 10.3, 812.0, 0.0084, 97012.0, 1543.21, 97800.0, 95800.0]";
-        assert!(matches!(Bitfinex.parse(null_bid.as_bytes()), Err(ParseError::MissingField(_))));
+        assert!(matches!(Bitfinex.parse(&Pair::seed(), null_bid.as_bytes()), Err(ParseError::MissingField(_))));
         for bad in ["0", "0.0", "-5", "1e308", "-97012.0", "20000000"] {
             let body = format!("[97011.0, 12.5, 97012.0, 10.3, 812.0, 0.0084, {bad}, 1543.21, 97800.0, 95800.0]");
-            assert!(matches!(Bitfinex.parse(body.as_bytes()), Err(ParseError::Price(_))), "{bad} accepted");
+            assert!(
+                matches!(Bitfinex.parse(&Pair::seed(), body.as_bytes()), Err(ParseError::Price(_))),
+                "{bad} accepted"
+            );
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Bitstamp `GET /api/v2/ticker/btcusd/` (lower-case pair, trailing slash).
+//! Bitstamp `GET /api/v2/ticker/btcusd/` (lower-case pair, trailing slash; `btceur`, `ethusd`, ...).
 //!
 //! Every value is a string: `last` is the last trade price and `timestamp` the quote time in unix
 //! seconds. A missing `timestamp` leaves the fetch time to stand in; a malformed one is an error,
@@ -7,19 +7,31 @@
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use serde_json::Value;
 
-use super::{Exchange, ParseError, Parsed, json, price_field, unix_seconds_field};
+use super::{Exchange, ParseError, Parsed, json, listed, price_field, unix_seconds_field};
 
 pub struct Bitstamp;
+
+/// The pairs Bitstamp lists, as its lower-case `assetcurrency` market names (exchange-apis.md for
+/// `btcusd`; its trading pairs list has BTC and ETH against USD, EUR and GBP).
+const PAIRS: [(&str, &str); 6] = [
+    ("BTC-USD", "btcusd"),
+    ("BTC-EUR", "btceur"),
+    ("BTC-GBP", "btcgbp"),
+    ("ETH-USD", "ethusd"),
+    ("ETH-EUR", "etheur"),
+    ("ETH-GBP", "ethgbp"),
+];
 
 impl Exchange for Bitstamp {
     fn default_base_url(&self) -> &'static str {
         "https://www.bitstamp.net"
     }
 
-    fn path(&self) -> &'static str {
-        "/api/v2/ticker/btcusd/"
+    fn path(&self, pair: &Pair) -> Option<String> {
+        listed(&PAIRS, pair).map(|market| format!("/api/v2/ticker/{market}/"))
     }
 
     fn min_interval(&self) -> Duration {
@@ -28,7 +40,7 @@ impl Exchange for Bitstamp {
         Duration::from_secs(1)
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
+    fn parse(&self, _pair: &Pair, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if let Some(error) = error_text(&body) {
             return Err(ParseError::Exchange(error.into()));
@@ -82,12 +94,13 @@ mod tests {
 
     #[test]
     fn reads_the_last_price_and_its_time() {
-        let parsed = Bitstamp.parse(REAL.as_bytes()).expect("parses");
+        let parsed = Bitstamp.parse(&Pair::seed(), REAL.as_bytes()).expect("parses");
         assert_eq!(parsed.price.get(), 97_012.0);
         assert_eq!(parsed.quote_time, Utc.timestamp_opt(1_764_010_799, 0).single());
-        let numeric_time = Bitstamp.parse(br#"{"last": "97012.5", "timestamp": 1764010799}"#).expect("parses");
+        let numeric_time =
+            Bitstamp.parse(&Pair::seed(), br#"{"last": "97012.5", "timestamp": 1764010799}"#).expect("parses");
         assert_eq!(numeric_time.quote_time, Utc.timestamp_opt(1_764_010_799, 0).single());
-        let no_time = Bitstamp.parse(br#"{"last": "97012.5"}"#).expect("parses");
+        let no_time = Bitstamp.parse(&Pair::seed(), br#"{"last": "97012.5"}"#).expect("parses");
         assert_eq!(no_time.quote_time, None);
     }
 
@@ -95,30 +108,45 @@ mod tests {
     fn documented_errors_are_errors() {
         let limited = br#"{"response_code": "400.002", "reason": "Request rejected due to exceeded rate limit"}"#;
         assert_eq!(
-            Bitstamp.parse(limited),
+            Bitstamp.parse(&Pair::seed(), limited),
             Err(ParseError::Exchange("400.002: Request rejected due to exceeded rate limit".into()))
         );
         let status = br#"{"status": "error", "reason": {"__all__": ["Invalid pair"]}, "code": "API0001"}"#;
-        assert!(matches!(Bitstamp.parse(status), Err(ParseError::Exchange(_))));
+        assert!(matches!(Bitstamp.parse(&Pair::seed(), status), Err(ParseError::Exchange(_))));
         let inside_a_ticker = br#"{"timestamp": "1764010799", "last": "97012", "status": "error", "reason": "x"}"#;
-        assert!(matches!(Bitstamp.parse(inside_a_ticker), Err(ParseError::Exchange(_))));
+        assert!(matches!(Bitstamp.parse(&Pair::seed(), inside_a_ticker), Err(ParseError::Exchange(_))));
         let code_in_a_ticker = br#"{"timestamp": "1764010799", "last": "97012", "response_code": "500.000"}"#;
-        assert!(matches!(Bitstamp.parse(code_in_a_ticker), Err(ParseError::Exchange(_))));
+        assert!(matches!(Bitstamp.parse(&Pair::seed(), code_in_a_ticker), Err(ParseError::Exchange(_))));
     }
 
     #[test]
     fn failure_shapes_are_errors() {
-        assert!(matches!(Bitstamp.parse(b"<html>502 Bad Gateway</html>"), Err(ParseError::Json(_))));
-        assert!(matches!(Bitstamp.parse(&REAL.as_bytes()[..40]), Err(ParseError::Json(_))));
-        assert_eq!(Bitstamp.parse(br#"{"timestamp": "1764010799"}"#), Err(ParseError::MissingField("last")));
-        assert_eq!(Bitstamp.parse(br#"{"last": ["97012"]}"#), Err(ParseError::MissingField("last")));
-        assert!(matches!(Bitstamp.parse(br#"["97012"]"#), Err(ParseError::MissingField(_))));
-        assert!(matches!(Bitstamp.parse(br#"{"last": "97012", "timestamp": "yesterday"}"#), Err(ParseError::Time(_))));
-        assert!(matches!(Bitstamp.parse(br#"{"last": "97012", "timestamp": 1.5e9}"#), Err(ParseError::Time(_))));
-        assert!(matches!(Bitstamp.parse(br#"{"last": "97012", "timestamp": {}}"#), Err(ParseError::MissingField(_))));
+        assert!(matches!(Bitstamp.parse(&Pair::seed(), b"<html>502 Bad Gateway</html>"), Err(ParseError::Json(_))));
+        assert!(matches!(Bitstamp.parse(&Pair::seed(), &REAL.as_bytes()[..40]), Err(ParseError::Json(_))));
+        assert_eq!(
+            Bitstamp.parse(&Pair::seed(), br#"{"timestamp": "1764010799"}"#),
+            Err(ParseError::MissingField("last"))
+        );
+        assert_eq!(Bitstamp.parse(&Pair::seed(), br#"{"last": ["97012"]}"#), Err(ParseError::MissingField("last")));
+        assert!(matches!(Bitstamp.parse(&Pair::seed(), br#"["97012"]"#), Err(ParseError::MissingField(_))));
+        assert!(matches!(
+            Bitstamp.parse(&Pair::seed(), br#"{"last": "97012", "timestamp": "yesterday"}"#),
+            Err(ParseError::Time(_))
+        ));
+        assert!(matches!(
+            Bitstamp.parse(&Pair::seed(), br#"{"last": "97012", "timestamp": 1.5e9}"#),
+            Err(ParseError::Time(_))
+        ));
+        assert!(matches!(
+            Bitstamp.parse(&Pair::seed(), br#"{"last": "97012", "timestamp": {}}"#),
+            Err(ParseError::MissingField(_))
+        ));
         for bad in [r#""0""#, r#""-5""#, r#""NaN""#, r#""1e308""#, "1e308", r#""99999999999""#] {
             let body = format!(r#"{{"timestamp": "1764010799", "last": {bad}}}"#);
-            assert!(matches!(Bitstamp.parse(body.as_bytes()), Err(ParseError::Price(_))), "{bad} accepted");
+            assert!(
+                matches!(Bitstamp.parse(&Pair::seed(), body.as_bytes()), Err(ParseError::Price(_))),
+                "{bad} accepted"
+            );
         }
     }
 }

@@ -1,26 +1,55 @@
-//! CoinGecko `GET /api/v3/simple/price?ids=bitcoin&vs_currencies=usd&include_last_updated_at=true`.
+//! CoinGecko `GET /api/v3/simple/price?ids=bitcoin&vs_currencies=usd&include_last_updated_at=true`
+//! (`ids=ethereum`, `vs_currencies=eur`, ...: one coin and one currency per request, one pair).
 //!
-//! `bitcoin.usd` is a JSON number and `bitcoin.last_updated_at` the quote time in unix seconds (a
-//! missing one leaves the fetch time to stand in). The price is CoinGecko's volume-weighted
+//! `<id>.<currency>` (`bitcoin.usd`) is a JSON number and `<id>.last_updated_at` the quote time in
+//! unix seconds (a missing one leaves the fetch time to stand in). The price is CoinGecko's volume-weighted
 //! aggregate of the exchanges this publisher also polls, so it is a reference shown beside the tick,
 //! never a vote. Errors are `{"status": {"error_code", "error_message"}}` (some answers use a bare
-//! `{"error": "..."}`), checked before `bitcoin`. An unknown id answers `{}`: a missing field.
+//! `{"error": "..."}`), checked before the coin. An unknown id answers `{}`: a missing field.
 
 use std::time::Duration;
 
+use btc_contract::Pair;
 use serde_json::Value;
 
-use super::{Exchange, ParseError, Parsed, json, price_field, unix_seconds_field};
+use super::{Exchange, ParseError, Parsed, json, listed, price_field, unix_seconds_field};
 
 pub struct Coingecko;
+
+/// A pair as CoinGecko names it: the coin's API id, the lower-case currency, and the two fields
+/// the answer has them under (for errors that name the field).
+#[derive(Clone, Copy)]
+struct Names {
+    id: &'static str,
+    currency: &'static str,
+    price_field: &'static str,
+    time_field: &'static str,
+}
+
+const fn names(id: &'static str, currency: &'static str, price: &'static str, time: &'static str) -> Names {
+    Names { id, currency, price_field: price, time_field: time }
+}
+
+/// The pairs asked of CoinGecko: coin ids `bitcoin` and `ethereum` (its /coins/list), currencies
+/// lower-case ISO codes (its /simple/supported_vs_currencies has usd, eur, gbp), per
+/// docs.coingecko.com's simple/price reference.
+const PAIRS: [(&str, Names); 6] = [
+    ("BTC-USD", names("bitcoin", "usd", "bitcoin.usd", "bitcoin.last_updated_at")),
+    ("BTC-EUR", names("bitcoin", "eur", "bitcoin.eur", "bitcoin.last_updated_at")),
+    ("BTC-GBP", names("bitcoin", "gbp", "bitcoin.gbp", "bitcoin.last_updated_at")),
+    ("ETH-USD", names("ethereum", "usd", "ethereum.usd", "ethereum.last_updated_at")),
+    ("ETH-EUR", names("ethereum", "eur", "ethereum.eur", "ethereum.last_updated_at")),
+    ("ETH-GBP", names("ethereum", "gbp", "ethereum.gbp", "ethereum.last_updated_at")),
+];
 
 impl Exchange for Coingecko {
     fn default_base_url(&self) -> &'static str {
         "https://api.coingecko.com"
     }
 
-    fn path(&self) -> &'static str {
-        "/api/v3/simple/price?ids=bitcoin&vs_currencies=usd&include_last_updated_at=true"
+    fn path(&self, pair: &Pair) -> Option<String> {
+        let Names { id, currency, .. } = listed(&PAIRS, pair)?;
+        Some(format!("/api/v3/simple/price?ids={id}&vs_currencies={currency}&include_last_updated_at=true"))
     }
 
     fn min_interval(&self) -> Duration {
@@ -33,16 +62,17 @@ impl Exchange for Coingecko {
         true
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Parsed, ParseError> {
+    fn parse(&self, pair: &Pair, body: &[u8]) -> Result<Parsed, ParseError> {
         let body = json(body)?;
         if let Some(error) = error_text(&body) {
             return Err(ParseError::Exchange(error.into()));
         }
-        let bitcoin = body.get("bitcoin").ok_or(ParseError::MissingField("bitcoin"))?;
-        let price = price_field(bitcoin.get("usd"), "bitcoin.usd")?;
-        let quote_time = match bitcoin.get("last_updated_at") {
+        let names = listed(&PAIRS, pair).ok_or(ParseError::MissingField("a pair CoinGecko is asked for"))?;
+        let coin = body.get(names.id).ok_or(ParseError::MissingField(names.id))?;
+        let price = price_field(coin.get(names.currency), names.price_field)?;
+        let quote_time = match coin.get("last_updated_at") {
             None | Some(Value::Null) => None,
-            time => Some(unix_seconds_field(time, "bitcoin.last_updated_at")?),
+            time => Some(unix_seconds_field(time, names.time_field)?),
         };
         Ok(Parsed { price, quote_time })
     }
@@ -74,10 +104,10 @@ mod tests {
 
     #[test]
     fn reads_the_price_and_its_time() {
-        let parsed = Coingecko.parse(REAL.as_bytes()).expect("parses");
+        let parsed = Coingecko.parse(&Pair::seed(), REAL.as_bytes()).expect("parses");
         assert_eq!(parsed.price.get(), 97_012.35);
         assert_eq!(parsed.quote_time, Utc.timestamp_opt(1_764_010_740, 0).single());
-        let integer = Coingecko.parse(br#"{"bitcoin": {"usd": 97012}}"#).expect("parses");
+        let integer = Coingecko.parse(&Pair::seed(), br#"{"bitcoin": {"usd": 97012}}"#).expect("parses");
         assert_eq!(integer.price.get(), 97_012.0);
         assert_eq!(integer.quote_time, None);
     }
@@ -85,29 +115,47 @@ mod tests {
     #[test]
     fn documented_errors_are_errors() {
         let body = br#"{"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit."}}"#;
-        assert_eq!(Coingecko.parse(body), Err(ParseError::Exchange("429: You've exceeded the Rate Limit.".into())));
+        assert_eq!(
+            Coingecko.parse(&Pair::seed(), body),
+            Err(ParseError::Exchange("429: You've exceeded the Rate Limit.".into()))
+        );
         let inside_a_price = br#"{"bitcoin": {"usd": 97012.35, "last_updated_at": 1764010740},
                                   "status": {"error_code": 10002, "error_message": "API Key Missing"}}"#;
-        assert!(matches!(Coingecko.parse(inside_a_price), Err(ParseError::Exchange(_))));
-        assert!(matches!(Coingecko.parse(br#"{"error": "invalid vs_currency"}"#), Err(ParseError::Exchange(_))));
+        assert!(matches!(Coingecko.parse(&Pair::seed(), inside_a_price), Err(ParseError::Exchange(_))));
+        assert!(matches!(
+            Coingecko.parse(&Pair::seed(), br#"{"error": "invalid vs_currency"}"#),
+            Err(ParseError::Exchange(_))
+        ));
     }
 
     #[test]
     fn failure_shapes_are_errors() {
-        assert!(matches!(Coingecko.parse(b"<!DOCTYPE html><title>Just a moment...</title>"), Err(ParseError::Json(_))));
-        assert!(matches!(Coingecko.parse(&REAL.as_bytes()[..25]), Err(ParseError::Json(_))));
-        assert_eq!(Coingecko.parse(b"{}"), Err(ParseError::MissingField("bitcoin")));
-        assert_eq!(Coingecko.parse(br#"{"bitcoin": {"eur": 90000.0}}"#), Err(ParseError::MissingField("bitcoin.usd")));
+        assert!(matches!(
+            Coingecko.parse(&Pair::seed(), b"<!DOCTYPE html><title>Just a moment...</title>"),
+            Err(ParseError::Json(_))
+        ));
+        assert!(matches!(Coingecko.parse(&Pair::seed(), &REAL.as_bytes()[..25]), Err(ParseError::Json(_))));
+        assert_eq!(Coingecko.parse(&Pair::seed(), b"{}"), Err(ParseError::MissingField("bitcoin")));
         assert_eq!(
-            Coingecko.parse(br#"{"bitcoin": {"usd": [97012.35]}}"#),
+            Coingecko.parse(&Pair::seed(), br#"{"bitcoin": {"eur": 90000.0}}"#),
             Err(ParseError::MissingField("bitcoin.usd"))
         );
-        assert!(matches!(Coingecko.parse(br#"{"bitcoin": 97012.35}"#), Err(ParseError::MissingField(_))));
+        assert_eq!(
+            Coingecko.parse(&Pair::seed(), br#"{"bitcoin": {"usd": [97012.35]}}"#),
+            Err(ParseError::MissingField("bitcoin.usd"))
+        );
+        assert!(matches!(
+            Coingecko.parse(&Pair::seed(), br#"{"bitcoin": 97012.35}"#),
+            Err(ParseError::MissingField(_))
+        ));
         let bad_time = br#"{"bitcoin": {"usd": 97012.35, "last_updated_at": "recently"}}"#;
-        assert!(matches!(Coingecko.parse(bad_time), Err(ParseError::Time(_))));
+        assert!(matches!(Coingecko.parse(&Pair::seed(), bad_time), Err(ParseError::Time(_))));
         for bad in ["0", "0.0", "-5", "1e308", r#""NaN""#, r#""0""#, "20000000.5"] {
             let body = format!(r#"{{"bitcoin": {{"usd": {bad}, "last_updated_at": 1764010740}}}}"#);
-            assert!(matches!(Coingecko.parse(body.as_bytes()), Err(ParseError::Price(_))), "{bad} accepted");
+            assert!(
+                matches!(Coingecko.parse(&Pair::seed(), body.as_bytes()), Err(ParseError::Price(_))),
+                "{bad} accepted"
+            );
         }
     }
 }
