@@ -14,6 +14,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use super::errors::{ErrorBody, unknown_pair};
 use super::history_page::{self, CandleBody, DEFAULT_LIMIT, IMMUTABLE, NO_STORE, PageRange};
 use super::history_ticks::{self, TicksQuery};
+use super::responses::Hardened;
 use crate::cache::StateCache;
 use crate::candles::Bar;
 
@@ -180,12 +181,12 @@ impl HistoryApi {
         /// Most candles in this page (1 to 1440) [default: 500].
         #[oai(validator(minimum(value = "1"), maximum(value = "1440")))]
         limit: Query<Option<u32>>,
-    ) -> CandlesResponse {
+    ) -> Hardened<CandlesResponse> {
         let index = match self.pair_index(&asset, &currency) {
             Ok(index) => index,
-            Err(body) => return CandlesResponse::NotFound(Json(body)),
+            Err(body) => return Hardened(CandlesResponse::NotFound(Json(body))),
         };
-        self.candles(index, interval.0.into(), RangeQuery { from: from.0, to: to.0, limit: limit.0 })
+        Hardened(self.candles(index, interval.0.into(), RangeQuery { from: from.0, to: to.0, limit: limit.0 }))
     }
 
     /// Raw ticks of a pair
@@ -209,12 +210,12 @@ impl HistoryApi {
         limit: Query<Option<u32>>,
         /// Continue after this stream sequence (set by `next`) instead of at `from`.
         after_sequence: Query<Option<u64>>,
-    ) -> history_ticks::TicksResponse {
+    ) -> Hardened<history_ticks::TicksResponse> {
         let index = match self.pair_index(&asset, &currency) {
             Ok(index) => index,
-            Err(body) => return history_ticks::TicksResponse::NotFound(Json(body)),
+            Err(body) => return Hardened(history_ticks::TicksResponse::NotFound(Json(body))),
         };
         let query = TicksQuery { from: from.0, to: to.0, limit: limit.0, after_sequence: after_sequence.0 };
-        history_ticks::ticks(&self.cache, &self.cache.pairs()[index], query).await
+        Hardened(history_ticks::ticks(&self.cache, &self.cache.pairs()[index], query).await)
     }
 }
