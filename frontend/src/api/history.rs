@@ -60,7 +60,8 @@ pub struct CandlePage {
     /// ...and before `to`.
     pub to: DateTime<Utc>,
     pub candles: Vec<CandleBody>,
-    /// The URL of the next page of this range; null when the range is exhausted.
+    /// The URL of the next page of this range; absent when the range is exhausted.
+    #[oai(skip_serializing_if_is_none)]
     pub next: Option<String>,
 }
 
