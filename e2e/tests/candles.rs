@@ -6,7 +6,7 @@ mod support;
 
 use aggregator::candles::CandleBuilder;
 use btc_contract::names::{STATE_BUCKET, TICKS_STREAM};
-use btc_contract::{Candle, Interval, Pair, PriceState, Tick};
+use btc_contract::{Candle, Interval, Pair, PriceState};
 use exchange_standin::Venue;
 use futures::StreamExt;
 use support::{DEADLINE, Pipeline};
@@ -14,20 +14,6 @@ use testkit::wait_for;
 
 /// The aggregator's default MAX_HOLD.
 const MAX_HOLD_MS: i64 = 5_000;
-
-fn tick(pair: &Pair, time_ms: i64, price: f64) -> Tick {
-    use btc_contract::{Dispersion, QuoteStatus, SourceQuote};
-    let time = chrono::DateTime::from_timestamp_millis(time_ms).expect("a time");
-    Tick {
-        schema_version: btc_contract::SCHEMA_VERSION,
-        pair: pair.to_string(),
-        time,
-        oldest_quote_time: Some(time),
-        price,
-        dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
-        sources: vec![SourceQuote { source: "kraken".into(), price, quote_time: time, status: QuoteStatus::Used }],
-    }
-}
 
 /// A second of ticks from `from_ms` for `count` seconds, the price walking up and down.
 fn seconds(from_ms: i64, count: i64) -> Vec<(i64, f64)> {
@@ -38,7 +24,7 @@ fn seconds(from_ms: i64, count: i64) -> Vec<(i64, f64)> {
 async fn publish(js: &async_nats::jetstream::Context, pair: &Pair, ticks: &[(i64, f64)]) -> Vec<u64> {
     let mut sequences = Vec::with_capacity(ticks.len());
     for &(time, price) in ticks {
-        let payload = tick(pair, time, price).encode();
+        let payload = support::tick_at(pair, time, price).encode();
         let ack = js.publish(pair.ticks_subject(), payload.into()).await.expect("publish").await.expect("stored");
         sequences.push(ack.sequence);
     }
@@ -67,6 +53,20 @@ fn expected(ticks: &[(i64, f64)]) -> (Vec<Candle>, Vec<Candle>) {
     let mut builder = CandleBuilder::new("BTC-USD", MAX_HOLD_MS);
     let closed = ticks.iter().flat_map(|&(time, price)| builder.apply(time, price)).collect();
     (closed, builder.open_candles())
+}
+
+/// Once `pair`'s 1m and 5m candles are stored, they are exactly `closed`'s: each once, each as a
+/// builder that saw every tick makes it.
+async fn assert_stored_as(js: &async_nats::jetstream::Context, pair: &Pair, closed: &[Candle]) {
+    for interval in [Interval::OneMinute, Interval::FiveMinutes] {
+        let wanted: Vec<Candle> = closed.iter().filter(|c| c.interval == interval).cloned().collect();
+        let stored = wait_for(&format!("the {interval} candles"), DEADLINE, || async {
+            let stored = stored_candles(js, pair, interval).await;
+            (stored.len() >= wanted.len()).then_some(stored)
+        })
+        .await;
+        assert_eq!(stored, wanted, "{interval}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,15 +112,7 @@ async fn closed_candles_are_stored_once_and_a_restart_goes_on_exactly() {
     })
     .await;
     assert_eq!(state.open_candles, open, "the open candles are a continuous run's");
-    for interval in [Interval::OneMinute, Interval::FiveMinutes] {
-        let wanted: Vec<Candle> = closed.iter().filter(|c| c.interval == interval).cloned().collect();
-        let stored = wait_for(&format!("the {interval} candles"), DEADLINE, || async {
-            let stored = stored_candles(&js, &pair, interval).await;
-            (stored.len() >= wanted.len()).then_some(stored)
-        })
-        .await;
-        assert_eq!(stored, wanted, "{interval}: each candle once, each as a continuous run makes it");
-    }
+    assert_stored_as(&js, &pair, &closed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,15 +130,7 @@ async fn an_aggregator_without_a_stored_state_fills_the_candles_from_the_ticks_i
 
     let _aggregator = pipeline.start_aggregator_with("fresh", &["--pairs", "BTC-USD"]).await;
     let (closed, _) = expected(&ticks);
-    for interval in [Interval::OneMinute, Interval::FiveMinutes] {
-        let wanted: Vec<Candle> = closed.iter().filter(|c| c.interval == interval).cloned().collect();
-        let stored = wait_for(&format!("the {interval} candles"), DEADLINE, || async {
-            let stored = stored_candles(&js, &pair, interval).await;
-            (stored.len() >= wanted.len()).then_some(stored)
-        })
-        .await;
-        assert_eq!(stored, wanted, "{interval}");
-    }
+    assert_stored_as(&js, &pair, &closed).await;
     // The first tick came 30 s into its minute: that minute, and the 5 minutes around it, are
     // partial and left out.
     let first_minute = stored_candles(&js, &pair, Interval::OneMinute).await[0].start.timestamp_millis();

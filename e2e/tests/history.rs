@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use btc_contract::candle::Sums;
 use btc_contract::{Candle, Interval, Pair};
+use btc_runtime::jetstream::{WhenMissing, candle_streams};
+use btc_runtime::stream_config::StreamArgs;
 use chrono::Utc;
 use frontend::candles::retained;
 use testkit::NatsServer;
@@ -18,14 +20,9 @@ const TARGET_RSS_KIB: u64 = 64 * 1024;
 /// `now`; returns how many were stored.
 async fn fill_candle_streams(js: &jetstream::Context, now: i64) -> usize {
     let mut published = 0;
+    // As the setup step makes them.
+    candle_streams(js, &StreamArgs::default(), WhenMissing::Create).await.expect("candle streams");
     for interval in Interval::ALL {
-        let config = stream::Config {
-            name: interval.stream().into(),
-            subjects: vec![interval.stream_subjects()],
-            allow_direct: true,
-            ..Default::default()
-        };
-        js.create_stream(config).await.expect("candle stream");
         for pair in Pair::defaults() {
             let first = interval.start_of(now) - retained(interval) as i64 * interval.millis();
             let starts: Vec<i64> = (0..retained(interval) as i64).map(|i| first + i * interval.millis()).collect();

@@ -4,24 +4,10 @@
 mod support;
 
 use btc_contract::names::{STATE_BUCKET, TICKS_STREAM};
-use btc_contract::{Pair, PriceState, Tick};
+use btc_contract::{Pair, PriceState};
 use exchange_standin::Venue;
 use support::{DEADLINE, Pipeline};
 use testkit::wait_for;
-
-fn tick(pair: &Pair, seconds_ago: i64, price: f64) -> Tick {
-    use btc_contract::{Dispersion, QuoteStatus, SourceQuote};
-    let time = chrono::Utc::now() - chrono::Duration::seconds(seconds_ago);
-    Tick {
-        schema_version: btc_contract::SCHEMA_VERSION,
-        pair: pair.to_string(),
-        time,
-        oldest_quote_time: Some(time),
-        price,
-        dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
-        sources: vec![SourceQuote { source: "kraken".into(), price, quote_time: time, status: QuoteStatus::Used }],
-    }
-}
 
 fn pair(text: &str) -> Pair {
     text.parse().expect("a pair")
@@ -31,7 +17,8 @@ fn pair(text: &str) -> Pair {
 async fn publish_rounds(js: &async_nats::jetstream::Context, pairs: &[(Pair, f64)], count: i64) {
     for round in 0..count {
         for (pair, level) in pairs {
-            let payload = tick(pair, count - round, level + round as f64).encode();
+            let time_ms = chrono::Utc::now().timestamp_millis() - (count - round) * 1_000;
+            let payload = support::tick_at(pair, time_ms, level + round as f64).encode();
             js.publish(pair.ticks_subject(), payload.into()).await.expect("publish").await.expect("stored");
         }
     }

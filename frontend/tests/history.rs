@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use btc_contract::candle::Sums;
 use btc_contract::{Candle, Dispersion, Interval, Pair, PriceState, SCHEMA_VERSION, Tick, WindowAverage};
-use btc_runtime::jetstream::ensure_ticks_stream;
+use btc_runtime::jetstream::{WhenMissing, candle_streams, ensure_ticks_stream};
 use btc_runtime::stream_config::StreamArgs;
 use chrono::{DateTime, TimeZone, Utc};
 use frontend::App;
@@ -35,15 +35,8 @@ async fn start(before: &[Candle]) -> History {
     let server = NatsServer::start();
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = jetstream::new(client.clone());
-    for interval in Interval::ALL {
-        let config = stream::Config {
-            name: interval.stream().into(),
-            subjects: vec![interval.stream_subjects()],
-            allow_direct: true,
-            ..Default::default()
-        };
-        js.create_stream(config).await.expect("candle stream");
-    }
+    // As the setup step makes them.
+    candle_streams(&js, &StreamArgs::default(), WhenMissing::Create).await.expect("candle streams");
     ensure_ticks_stream(&js, &StreamArgs::default()).await.expect("ticks stream");
     for candle in before {
         publish(&js, candle).await;

@@ -329,3 +329,19 @@ pub async fn count_ticks(js: &async_nats::jetstream::Context) -> usize {
 pub async fn tick_times(js: &async_nats::jetstream::Context) -> Vec<i64> {
     read_ticks(js).await.iter().map(|t| t.time.timestamp_millis()).collect()
 }
+
+/// A tick of `pair` at `time_ms` with one used kraken quote: for tests that publish ticks
+/// themselves.
+pub fn tick_at(pair: &btc_contract::Pair, time_ms: i64, price: f64) -> btc_contract::Tick {
+    use btc_contract::{Dispersion, QuoteStatus, SourceQuote};
+    let time = chrono::DateTime::from_timestamp_millis(time_ms).unwrap_or_default();
+    btc_contract::Tick {
+        schema_version: btc_contract::SCHEMA_VERSION,
+        pair: pair.to_string(),
+        time,
+        oldest_quote_time: Some(time),
+        price,
+        dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
+        sources: vec![SourceQuote { source: "kraken".into(), price, quote_time: time, status: QuoteStatus::Used }],
+    }
+}
