@@ -181,8 +181,35 @@ mod tests {
 
     const MAX_HOLD_MS: i64 = 5_000;
 
+    /// One interval's figures straight from the definition, gathered a millisecond at a time.
+    #[derive(Default)]
+    struct Held {
+        open: Option<f64>,
+        high: f64,
+        low: f64,
+        close: f64,
+        covered_ms: i64,
+        price_ms: i128,
+        samples: u32,
+    }
+
+    impl Held {
+        fn hold_one_ms(&mut self, price: f64, scaled: i128) {
+            let open = *self.open.get_or_insert(price);
+            if self.covered_ms == 0 {
+                (self.high, self.low) = (open, open);
+            }
+            self.high = self.high.max(price);
+            self.low = self.low.min(price);
+            self.close = price;
+            self.covered_ms += 1;
+            self.price_ms += scaled;
+        }
+    }
+
     /// The reference: the candles of `interval` straight from the definition, over the ticks that
-    /// count (each newer than all before it), closed by the last tick.
+    /// count (each newer than all before it), closed by the last tick: every millisecond's held
+    /// price (brute force), and each tick, by interval start.
     fn reference(ticks: &[(i64, f64)], interval: Interval) -> Vec<Candle> {
         let mut counted: Vec<(i64, f64)> = Vec::new();
         for &(time, price) in ticks {
@@ -191,35 +218,35 @@ mod tests {
             }
         }
         let Some(&(newest, _)) = counted.last() else { return Vec::new() };
-        // Every millisecond's held price (brute force), and each tick, by interval start.
-        let mut by_start: std::collections::BTreeMap<i64, (Vec<(i64, f64)>, u32)> = Default::default();
+        let mut by_start: std::collections::BTreeMap<i64, Held> = Default::default();
         for (i, &(time, price)) in counted.iter().enumerate() {
-            by_start.entry(interval.start_of(time)).or_default().1 += 1;
+            by_start.entry(interval.start_of(time)).or_default().samples += 1;
             let until = counted.get(i + 1).map_or(time, |&(next, _)| next.min(time + MAX_HOLD_MS));
-            for ms in time..until {
-                by_start.entry(interval.start_of(ms)).or_default().0.push((ms, price));
+            let scaled = (price * PRICE_SCALE).round() as i128;
+            let mut ms = time;
+            while ms < until {
+                let start = interval.start_of(ms);
+                let held = by_start.entry(start).or_default();
+                let end = (start + interval.millis()).min(until);
+                (ms..end).for_each(|_| held.hold_one_ms(price, scaled));
+                ms = end;
             }
         }
         let open_start = interval.start_of(newest);
         by_start
             .into_iter()
             .filter(|&(start, _)| start < open_start)
-            .map(|(start, (held, samples))| {
-                let ticks_inside: Vec<f64> =
-                    counted.iter().filter(|&&(t, _)| interval.start_of(t) == start).map(|&(_, p)| p).collect();
-                let mut prices: Vec<(i64, f64)> = held.clone();
-                prices.extend(counted.iter().filter(|&&(t, _)| interval.start_of(t) == start).copied());
-                prices.sort_by_key(|&(t, _)| t);
-                let seen: Vec<f64> = prices.iter().map(|&(_, p)| p).collect();
-                let price_ms = held.iter().map(|&(_, p)| (p * PRICE_SCALE).round() as i128).sum();
+            .map(|(start, held)| {
+                // Every counted tick but the newest holds at least 1 ms, in its own interval.
+                let open = held.open.unwrap_or(f64::NAN);
                 let sums = Sums {
-                    open: seen[0],
-                    high: seen.iter().copied().fold(f64::MIN, f64::max),
-                    low: seen.iter().copied().fold(f64::MAX, f64::min),
-                    close: *ticks_inside.last().unwrap_or(&seen[seen.len() - 1]),
-                    samples,
-                    covered_ms: held.len() as i64,
-                    price_ms,
+                    open,
+                    high: held.high,
+                    low: held.low,
+                    close: held.close,
+                    samples: held.samples,
+                    covered_ms: held.covered_ms,
+                    price_ms: held.price_ms,
                 };
                 Candle::from_sums("BTC-USD", interval, start, sums)
             })

@@ -250,9 +250,12 @@ fn filtered_alike(info: &consumer::Info, filters: &[String]) -> bool {
     current == wanted
 }
 
-/// A consumer span for one tick, continuing the publisher's trace from the message headers
-/// (nothing to build when tracing is off: the span is disabled and its fields never evaluated).
+/// A consumer span for one tick, continuing the publisher's trace from the message headers; none
+/// when traces are not exported (see `btc_runtime::telemetry::traces_exported`).
 fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> tracing::Span {
+    if !btc_runtime::telemetry::traces_exported() {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "process",
         otel.name = %format!("process {}", message.subject),

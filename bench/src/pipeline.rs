@@ -55,8 +55,6 @@ mod catch_up;
 mod cold_start;
 #[path = "pipeline/freshness.rs"]
 mod freshness;
-#[path = "pipeline/http.rs"]
-mod http;
 #[path = "pipeline/publish_rate.rs"]
 mod publish_rate;
 #[path = "pipeline/report.rs"]
@@ -76,6 +74,11 @@ use report::{Results, Sizes};
 
 /// The cold-start tick rates: production's 1 tick/s is far below both.
 const COLD_START_RATES: [u64; 2] = [10, 100];
+/// The capacity row: this many pairs at 1 tick/s each for this many seconds, stored in turn (the
+/// ticks 1 ms apart), so a batch holds one tick of hundreds of pairs and nearly every tick costs
+/// its own state write, as when many pairs tick once a second.
+const MANY_PAIRS: usize = 1_000;
+const MANY_PAIRS_SECONDS: u64 = 100;
 
 struct Settings {
     runs: usize,
@@ -103,6 +106,8 @@ impl Settings {
             publish_ticks: self.publish_ticks,
             freshness_ticks: self.freshness_ticks,
             load_acks_in_flight: ticks::LOAD_ACKS_IN_FLIGHT,
+            many_pairs: MANY_PAIRS,
+            many_pairs_seconds: MANY_PAIRS_SECONDS,
         }
     }
 }
@@ -141,27 +146,43 @@ async fn measure_catch_up(
     perf_data: Option<&std::path::Path>,
     results: &mut Results,
 ) -> anyhow::Result<()> {
-    for pairs in [vec![Pair::seed()], Pair::defaults()] {
-        let ceiling = catch_up::bare_consumer(settings.ticks, &pairs).await.context("bare consumer")?;
+    let many = many_pairs(MANY_PAIRS)?;
+    let sizes = [
+        (vec![Pair::seed()], settings.ticks),
+        (Pair::defaults(), settings.ticks),
+        (many, MANY_PAIRS as u64 * MANY_PAIRS_SECONDS),
+    ];
+    for (index, (pairs, ticks)) in sizes.into_iter().enumerate() {
+        let ceiling = catch_up::bare_consumer(ticks, &pairs).await.context("bare consumer")?;
         eprintln!(
             "  {} pair(s): bare consumer: {:.0} msgs/s (loaded at {:.0} msgs/s)",
             pairs.len(),
             ceiling.rate,
             ceiling.load_rate
         );
-        let aggregator =
-            catch_up::aggregator(settings.ticks, &pairs, perf_data).await.context("aggregator catch-up")?;
+        let aggregator = catch_up::aggregator(ticks, &pairs, perf_data.filter(|_| index == 0))
+            .await
+            .context("aggregator catch-up")?;
         eprintln!(
             "  {} pair(s): aggregator catch-up: {:.0} msgs/s (loaded at {:.0} msgs/s)",
             pairs.len(),
             aggregator.rate,
             aggregator.load_rate
         );
-        let compared = if pairs.len() == 1 { &mut results.catch_up } else { &mut results.catch_up_pairs };
+        let compared = match index {
+            0 => &mut results.catch_up,
+            1 => &mut results.catch_up_pairs,
+            _ => &mut results.catch_up_many_pairs,
+        };
         compared.push(aggregator.rate, ceiling.rate);
         results.load_rates.extend([ceiling.load_rate, aggregator.load_rate]);
     }
     Ok(())
+}
+
+/// `count` made-up pairs (`P0001-USD`, ...): the capacity row's.
+fn many_pairs(count: usize) -> anyhow::Result<Vec<Pair>> {
+    (1..=count).map(|i| format!("P{i:04}-USD").parse::<Pair>().context("a made-up pair")).collect()
 }
 
 async fn measure_publish(settings: &Settings, results: &mut Results) -> anyhow::Result<()> {

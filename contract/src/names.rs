@@ -75,6 +75,11 @@ impl Pair {
         &self.name[self.split + 1..]
     }
 
+    /// `/btc/USD`: the pair's HTTP path, the asset in lower case as the seed wrote `/btc/USD`.
+    pub fn http_path(&self) -> String {
+        format!("/{}/{}", self.asset().to_ascii_lowercase(), self.currency())
+    }
+
     /// `BTC-USD`.
     pub fn as_str(&self) -> &str {
         &self.name

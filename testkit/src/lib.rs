@@ -5,6 +5,7 @@
 //! and services bind port 0 (nats-server `-1`) and the harness reads the port back, from
 //! nats-server's ports file or from the service's `listening` log line.
 
+pub mod candles;
 pub mod cluster;
 pub mod otlp;
 pub mod process;

@@ -8,11 +8,11 @@ use btc_contract::{Pair, Tick};
 use chrono::{DateTime, Utc};
 use publisher::metrics::PublisherMetrics;
 
-use crate::http;
 use crate::publish_rate::GIVE_UP_AFTER;
 use crate::report::percentile;
 use crate::stack::{Nats, START_TIMEOUT, Service};
 use crate::ticks;
+use bench::http;
 
 /// Longest time a tick may take to be served before the run fails.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -36,6 +36,7 @@ impl Compared {
 pub struct Results {
     pub catch_up: Compared,
     pub catch_up_pairs: Compared,
+    pub catch_up_many_pairs: Compared,
     pub publish: Compared,
     pub load_rates: Vec<f64>,
     pub freshness: Vec<Freshness>,
@@ -50,6 +51,8 @@ pub struct Sizes {
     pub publish_ticks: u64,
     pub freshness_ticks: u64,
     pub load_acks_in_flight: usize,
+    pub many_pairs: usize,
+    pub many_pairs_seconds: u64,
 }
 
 impl Results {
@@ -85,6 +88,17 @@ impl Results {
             "bare pull consumer on the 4 subjects, explicit acks",
             &self.catch_up_pairs,
             Some(0.5),
+        );
+        compared_row(
+            &format!(
+                "aggregator catch-up, {} pairs at 1 tick/s for {} s ({} ticks, nearly one state write each), msgs/s = pairs at 1 tick/s one aggregator keeps up with (median of {runs})",
+                sizes.many_pairs,
+                sizes.many_pairs_seconds,
+                sizes.many_pairs as u64 * sizes.many_pairs_seconds
+            ),
+            "bare pull consumer on the same subjects, explicit acks",
+            &self.catch_up_many_pairs,
+            None,
         );
         compared_row(
             &format!("publisher path, {} ticks, 1 ack in flight, msgs/s", sizes.publish_ticks),

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use testkit::NatsServer;
 use testkit::process::ServiceProcess;
 
-use crate::http;
 use crate::ticks::encoded_tick_len;
+use bench::http;
 
 /// How often a condition that gives no event (a port, a consumer's state) is polled.
 const POLL_EVERY: Duration = Duration::from_millis(5);

@@ -191,7 +191,7 @@ impl BitcoinApi {
     fn pair_info(&self, index: usize, pair: &Pair) -> PairInfo {
         let state = self.cache.get_at(index);
         let age = state.as_ref().map(|cached| freshness::price_age_seconds(&cached.state));
-        let price_path = format!("/{}/{}", pair.asset().to_ascii_lowercase(), pair.currency());
+        let price_path = pair.http_path();
         PairInfo {
             pair: pair.to_string(),
             asset: pair.asset().to_string(),

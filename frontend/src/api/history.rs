@@ -11,8 +11,9 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
+use super::encoded::EncodedJson;
 use super::errors::{ErrorBody, unknown_pair};
-use super::history_page::{self, CandleBody, DEFAULT_LIMIT, IMMUTABLE, NO_STORE, PageRange};
+use super::history_page::{self, CandleBody, DEFAULT_LIMIT, IMMUTABLE, NO_STORE, Page, PageRange};
 use super::history_ticks::{self, TicksQuery};
 use super::responses::Hardened;
 use crate::cache::StateCache;
@@ -70,7 +71,7 @@ pub enum CandlesResponse {
     /// A page of candles. Cache-Control: `public, max-age=31536000, immutable` for a page of
     /// closed candles over a range given in full, `no-store` otherwise.
     #[oai(status = 200)]
-    Ok(Json<CandlePage>, #[oai(header = "Cache-Control")] String),
+    Ok(EncodedJson<CandlePage>, #[oai(header = "Cache-Control")] String),
     /// A query parameter is malformed or out of bounds: the body's `parameter` names it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -100,22 +101,16 @@ impl HistoryApi {
         let open = self.cache.get_at(index).and_then(|cached| {
             cached.state.open_candles.iter().find(|candle| candle.interval == interval).map(Bar::of)
         });
-        let page =
-            self.cache.candles().read(index, interval, |series| history_page::page(series, open, interval, range));
-        // `index` is a configured pair's: the cache has its series.
-        let page = page.unwrap_or_default();
         let pair = &self.cache.pairs()[index];
-        let next = page.next_from_ms.map(|from| next_link(pair, interval, from, range.to_ms, range.limit));
-        let cache_control = if explicit && page.all_closed { IMMUTABLE } else { NO_STORE };
-        let body = CandlePage {
-            pair: pair.to_string(),
-            interval: interval.to_string(),
-            from: history_page::at(range.from_ms),
-            to: history_page::at(range.to_ms),
-            candles: page.candles.iter().map(|(bar, closed)| CandleBody::of(bar, interval, *closed)).collect(),
-            next,
-        };
-        CandlesResponse::Ok(Json(body), cache_control.to_string())
+        let answer = self.cache.candles().read(index, interval, |series| {
+            let page = history_page::page(series, open, interval, range);
+            let cache_control = if explicit && page.all_closed { IMMUTABLE } else { NO_STORE };
+            (page_body(pair, interval, range, &page), cache_control)
+        });
+        // `index` is a configured pair's: the cache has its series.
+        let (body, cache_control) =
+            answer.unwrap_or_else(|| (page_body(pair, interval, range, &Page::default()), NO_STORE));
+        CandlesResponse::Ok(EncodedJson::new(body), cache_control.to_string())
     }
 }
 
@@ -147,11 +142,24 @@ impl RangeQuery {
     }
 }
 
-fn next_link(pair: &Pair, interval: Interval, from_ms: i64, to_ms: i64, limit: usize) -> String {
+/// The JSON of `page` of `range`.
+pub fn page_body(pair: &Pair, interval: Interval, range: PageRange, page: &Page<'_>) -> Vec<u8> {
+    let envelope = CandlePage {
+        pair: pair.to_string(),
+        interval: interval.to_string(),
+        from: history_page::at(range.from_ms),
+        to: history_page::at(range.to_ms),
+        candles: Vec::new(),
+        next: page.next_from_ms.map(|from| candles_link(pair, interval, from, range.to_ms, range.limit)),
+    };
+    history_page::encode_page(&envelope, page, interval)
+}
+
+/// The path and query of a page of candles (a `next` link).
+pub fn candles_link(pair: &Pair, interval: Interval, from_ms: i64, to_ms: i64, limit: usize) -> String {
     format!(
-        "/{}/{}/candles?interval={interval}&from={}&to={}&limit={limit}",
-        pair.asset().to_ascii_lowercase(),
-        pair.currency(),
+        "{}/candles?interval={interval}&from={}&to={}&limit={limit}",
+        pair.http_path(),
         history_page::link_time(from_ms),
         history_page::link_time(to_ms),
     )

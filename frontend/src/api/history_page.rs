@@ -1,11 +1,13 @@
 //! One page of candles, as pure functions over the cached series and the state's open candle:
-//! which candles, whether more follow, and whether the page may be cached for good.
+//! which candles, whether more follow, whether the page may be cached for good, and its body
+//! (the cached candles' JSON copied in, not encoded again).
 
 use btc_contract::Interval;
 use chrono::{DateTime, TimeZone, Utc};
 use poem_openapi::Object;
+use poem_openapi::types::ToJSON;
 
-use crate::candles::{Bar, Series, retained};
+use crate::candles::{Bar, CachedCandle, Series, retained};
 
 /// Candles per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: u32 = 500;
@@ -72,42 +74,87 @@ pub struct PageRange {
     pub limit: usize,
 }
 
-/// A page: its candles (each with `closed`), the `from` of the next page when more follow, and
-/// whether every candle of its span is closed.
+/// A page: its closed candles (cached), the open one when it belongs here, the `from` of the
+/// next page when more follow, and whether every candle of its span is closed.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Page {
-    pub candles: Vec<(Bar, bool)>,
+pub struct Page<'a> {
+    pub closed: Vec<&'a CachedCandle>,
+    pub open: Option<Bar>,
     pub next_from_ms: Option<i64>,
     pub all_closed: bool,
+}
+
+impl Page<'_> {
+    /// Each candle's start and whether it is closed, in order.
+    pub fn starts(&self) -> Vec<(i64, bool)> {
+        let closed = self.closed.iter().map(|held| (held.start_ms, true));
+        closed.chain(self.open.iter().map(|bar| (bar.start_ms, false))).collect()
+    }
 }
 
 /// The page of `series` (closed candles) and `open` (the state's open candle of this interval)
 /// in `range`. The open candle comes after every closed one; one whose start is already closed
 /// here (a state older than the candle stream) is left out.
-pub fn page(series: &Series, open: Option<Bar>, interval: Interval, range: PageRange) -> Page {
-    let (bars, mut more) = series.range(range.from_ms, range.to_ms, range.limit);
-    let mut candles: Vec<(Bar, bool)> = bars.into_iter().map(|bar| (bar, true)).collect();
+pub fn page(series: &Series, open: Option<Bar>, interval: Interval, range: PageRange) -> Page<'_> {
+    let (closed, mut more) = series.range(range.from_ms, range.to_ms, range.limit);
     let newest_closed = series.newest_start_ms();
-    let open = open.filter(|bar| {
+    let in_range = open.filter(|bar| {
         (range.from_ms..range.to_ms).contains(&bar.start_ms) && newest_closed.is_none_or(|newest| bar.start_ms > newest)
     });
-    if let (Some(bar), false) = (open, more) {
-        if candles.len() < range.limit {
-            candles.push((bar, false));
+    let mut open = None;
+    if let (Some(bar), false) = (in_range, more) {
+        if closed.len() < range.limit {
+            open = Some(bar);
         } else {
             more = true;
         }
     }
-    let next_from_ms = more.then(|| candles.last().map(|(bar, _)| bar.start_ms + interval.millis())).flatten();
+    let last_start = open.map(|bar| bar.start_ms).or_else(|| closed.last().map(|held| held.start_ms));
+    let next_from_ms = more.then(|| last_start.map(|start| start + interval.millis())).flatten();
     // The span this page answers for ends at `to`, or where the next page starts.
     let span_end = next_from_ms.unwrap_or(range.to_ms);
-    let closed_until = match (open, newest_closed) {
+    let closed_until = match (in_range, newest_closed) {
         (Some(bar), _) => bar.start_ms,
         (None, Some(newest)) => newest + interval.millis(),
         (None, None) => i64::MIN,
     };
-    let all_closed = candles.iter().all(|(_, closed)| *closed) && span_end <= closed_until;
-    Page { candles, next_from_ms, all_closed }
+    let all_closed = open.is_none() && span_end <= closed_until;
+    Page { closed, open, next_from_ms, all_closed }
+}
+
+/// A candle's JSON as served (`CandleBody`).
+pub fn encode_candle(bar: &Bar, interval: Interval, closed: bool) -> Vec<u8> {
+    encode(&CandleBody::of(bar, interval, closed))
+}
+
+/// `value` as JSON, by the same conversion poem-openapi's `Json` payload makes.
+fn encode<T: ToJSON>(value: &T) -> Vec<u8> {
+    value.to_json().map(|json| json.to_string().into_bytes()).unwrap_or_default()
+}
+
+/// The body of `page` inside `envelope` (whose `candles` is left empty): the envelope encoded,
+/// with the cached candles' JSON and the open candle's copied between the brackets of its
+/// `candles`. The same JSON as encoding the whole page, without encoding each candle again.
+pub fn encode_page<T: ToJSON>(envelope: &T, page: &Page<'_>, interval: Interval) -> Vec<u8> {
+    let outer = encode(envelope);
+    // Every string value in the envelope is escaped, so its `"` never appear bare inside one:
+    // the first bare `"candles":[]` is the field.
+    const EMPTY: &[u8] = br#""candles":[]"#;
+    let Some(at) = outer.windows(EMPTY.len()).position(|window| window == EMPTY) else { return outer };
+    let split = at + EMPTY.len() - 1;
+    let open = page.open.map(|bar| encode_candle(&bar, interval, false));
+    let candles = page.closed.iter().map(|held| &held.json[..]).chain(open.as_deref());
+    let size: usize = page.closed.iter().map(|held| held.json.len() + 1).sum::<usize>() + 128;
+    let mut body = Vec::with_capacity(outer.len() + size);
+    body.extend_from_slice(&outer[..split]);
+    for (i, json) in candles.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(json);
+    }
+    body.extend_from_slice(&outer[split..]);
+    body
 }
 
 pub fn at(ms: i64) -> DateTime<Utc> {
@@ -130,7 +177,10 @@ mod tests {
     fn series(starts: &[i64]) -> Series {
         let mut series = Series::new(100);
         starts.iter().for_each(|start| {
-            series.insert(bar(*start));
+            series.insert(CachedCandle {
+                start_ms: *start,
+                json: encode_candle(&bar(*start), Interval::OneMinute, true).into(),
+            });
         });
         series
     }
@@ -143,10 +193,10 @@ mod tests {
         let full =
             page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 10 * M, limit: 3 });
         assert_eq!(full.next_from_ms, Some(3 * M));
-        assert!(full.candles.iter().all(|(_, closed)| *closed));
+        assert!(full.starts().iter().all(|(_, closed)| *closed));
         let last =
             page(&closed, Some(bar(3 * M)), Interval::OneMinute, PageRange { from_ms: 3 * M, to_ms: 10 * M, limit: 3 });
-        assert_eq!(last.candles, vec![(bar(3 * M), false)]);
+        assert_eq!(last.starts(), vec![(3 * M, false)]);
         assert_eq!((last.next_from_ms, last.all_closed), (None, false));
     }
 
@@ -160,6 +210,6 @@ mod tests {
         assert!(!reaching_now.all_closed, "later candles will still appear in the range");
         let stale_open =
             page(&closed, Some(bar(M)), Interval::OneMinute, PageRange { from_ms: 0, to_ms: 3 * M, limit: 10 });
-        assert_eq!(stale_open.candles.len(), 3, "an open candle already closed here is left out");
+        assert_eq!(stale_open.starts().len(), 3, "an open candle already closed here is left out");
     }
 }

@@ -106,9 +106,8 @@ pub async fn ticks(cache: &StateCache, pair: &Pair, query: TicksQuery) -> TicksR
     let more = in_range.len() > limit || (in_range.len() == received && (pending > 0 || !batch.ended));
     let page: Vec<StoredMessage> = in_range.into_iter().take(limit).collect();
     let next = page.last().filter(|_| more).map(|last| {
-        let path = format!("/{}/{}/ticks", pair.asset().to_ascii_lowercase(), pair.currency());
         let (from, to) = (link_time(from_ms), link_time(to_ms));
-        format!("{path}?from={from}&to={to}&limit={limit}&after_sequence={}", last.sequence)
+        format!("{}/ticks?from={from}&to={to}&limit={limit}&after_sequence={}", pair.http_path(), last.sequence)
     });
     let body = TickPage { pair: pair.to_string(), from: at(from_ms), to: at(to_ms), ticks: stored(page), next };
     TicksResponse::Ok(Json(body), NO_STORE.to_string())
