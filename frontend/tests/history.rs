@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use btc_contract::candle::Sums;
 use btc_contract::{Candle, Dispersion, Interval, Pair, PriceState, SCHEMA_VERSION, Tick, WindowAverage};
 use btc_runtime::jetstream::{WhenMissing, candle_streams, ensure_ticks_stream};
 use btc_runtime::stream_config::StreamArgs;
@@ -17,6 +16,7 @@ use frontend::server::endpoint;
 use poem::test::TestClient;
 use serde_json::Value;
 use testkit::NatsServer;
+use testkit::candles::candle_at;
 use tokio_util::sync::CancellationToken;
 
 const M: i64 = 60_000;
@@ -55,24 +55,11 @@ async fn publish(js: &jetstream::Context, candle: &Candle) {
     js.publish(subject, candle.encode().into()).await.expect("publish").await.expect("stored");
 }
 
-fn candle(pair: &str, interval: Interval, start_ms: i64, price: f64) -> Candle {
-    let covered_ms = interval.millis();
-    let sums = Sums {
-        open: price,
-        high: price + 2.0,
-        low: price - 2.0,
-        close: price + 1.0,
-        samples: 3,
-        covered_ms,
-        price_ms: (price * 1e8) as i128 * i128::from(covered_ms),
-    };
-    Candle::from_sums(pair, interval, start_ms, sums)
-}
-
 /// `count` contiguous 1m BTC-USD candles ending before the current minute.
 fn minutes(count: i64) -> (i64, Vec<Candle>) {
     let first = Interval::OneMinute.start_of(Utc::now().timestamp_millis()) - count * M;
-    let candles = (0..count).map(|i| candle("BTC-USD", Interval::OneMinute, first + i * M, 100.0 + i as f64)).collect();
+    let candles =
+        (0..count).map(|i| candle_at("BTC-USD", Interval::OneMinute, first + i * M, 100.0 + i as f64)).collect();
     (first, candles)
 }
 
@@ -138,10 +125,10 @@ async fn the_cache_follows_a_candle_published_after_start_and_ignores_replays_an
     let (first, candles) = minutes(3);
     let history = start(&candles).await;
     wait_for_candles(&history.cache, 3).await;
-    let later = candle("BTC-USD", Interval::FiveMinutes, Interval::FiveMinutes.start_of(first), 90.0);
+    let later = candle_at("BTC-USD", Interval::FiveMinutes, Interval::FiveMinutes.start_of(first), 90.0);
     publish(&history.js, &later).await;
     publish(&history.js, &candles[0]).await;
-    publish(&history.js, &candle("BTC-GBP", Interval::OneMinute, first, 1.0)).await;
+    publish(&history.js, &candle_at("BTC-GBP", Interval::OneMinute, first, 1.0)).await;
     wait_for_candles(&history.cache, 4).await;
     let (status, _, page) = get(&history.http, "/btc/USD/candles?interval=5m&limit=10").await;
     assert_eq!((status, page["candles"].as_array().map(Vec::len)), (200, Some(1)), "{page}");
@@ -155,7 +142,7 @@ async fn the_open_candle_comes_from_the_state_and_is_not_cached() {
     let (first, candles) = minutes(2);
     let history = start(&candles).await;
     wait_for_candles(&history.cache, 2).await;
-    let open = candle("BTC-USD", Interval::OneMinute, first + 2 * M, 200.0);
+    let open = candle_at("BTC-USD", Interval::OneMinute, first + 2 * M, 200.0);
     history.cache.set(state_with(vec![open]));
     let (status, cache_control, page) = get(&history.http, "/btc/USD/candles?interval=1m&limit=10").await;
     assert_eq!((status, cache_control.as_str()), (200, "no-store"));

@@ -43,16 +43,21 @@ pub async fn fill(
 /// A closed candle of `pair` starting at `start_ms`, covering its whole interval, its prices
 /// varying with the start so neighbouring candles differ.
 pub fn candle(pair: &Pair, interval: Interval, start_ms: i64) -> Candle {
-    let price = 60_000.0 + (start_ms / 60_000 % 1_000) as f64;
+    candle_at(pair.as_str(), interval, start_ms, 60_000.0 + (start_ms / 60_000 % 1_000) as f64)
+}
+
+/// A closed candle of `pair` starting at `start_ms`, covering its whole interval at `price`: open
+/// `price`, high `price + 2`, low `price - 2`, close `price + 1`, 3 samples.
+pub fn candle_at(pair: &str, interval: Interval, start_ms: i64, price: f64) -> Candle {
     let covered_ms = interval.millis();
     let sums = Sums {
         open: price,
-        high: price + 5.0,
-        low: price - 5.0,
+        high: price + 2.0,
+        low: price - 2.0,
         close: price + 1.0,
-        samples: 60,
+        samples: 3,
         covered_ms,
         price_ms: (price * 1e8) as i128 * i128::from(covered_ms),
     };
-    Candle::from_sums(pair.as_str(), interval, start_ms, sums)
+    Candle::from_sums(pair, interval, start_ms, sums)
 }

@@ -138,7 +138,8 @@ fn encode<T: ToJSON>(value: &T) -> Vec<u8> {
 pub fn encode_page<T: ToJSON>(envelope: &T, page: &Page<'_>, interval: Interval) -> Vec<u8> {
     let outer = encode(envelope);
     // Every string value in the envelope is escaped, so its `"` never appear bare inside one:
-    // the first bare `"candles":[]` is the field.
+    // the first bare `"candles":[]` is the field. (`CandlePage` always has it; the paging
+    // proptest checks every body against the typed page.)
     const EMPTY: &[u8] = br#""candles":[]"#;
     let Some(at) = outer.windows(EMPTY.len()).position(|window| window == EMPTY) else { return outer };
     let split = at + EMPTY.len() - 1;
