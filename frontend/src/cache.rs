@@ -244,16 +244,21 @@ async fn catch_up(kv: &kv::Store, cache: &StateCache, notice: &async_nats::Messa
         return read_stored(kv, cache, pair).await.map(|_| ());
     };
     let deadline = tokio::time::Instant::now() + NOTICE_CATCH_UP;
-    // 5 ms first: a replica usually stores the write within milliseconds of the notice. Capped at
+    // The notice can come a moment before the stream has stored the write (it stores on its own
+    // task), so the first read again is at once: the stream has nearly always stored it by then,
+    // and any wait here is added to every such price's freshness. Then 1 ms doubling, capped at
     // 100 ms so a slow replica is still read about ten times within the catch-up second.
-    let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
-    loop {
+    let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(100));
+    for read in 0.. {
         let stored = read_stored(kv, cache, pair).await?;
         if stored.is_some_and(|position| position >= heard.position()) || tokio::time::Instant::now() >= deadline {
-            return Ok(());
+            break;
         }
-        tokio::time::sleep(backoff.next_delay()).await;
+        if read > 0 {
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
     }
+    Ok(())
 }
 
 /// Reads every configured pair's stored state into `cache`.
