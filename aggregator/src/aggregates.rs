@@ -58,8 +58,8 @@ impl Aggregates {
     /// The states of the pairs whose position is past the one in `before` (from [`positions`]).
     ///
     /// [`positions`]: Aggregates::positions
-    pub fn states_moved_since(&self, before: &[u64]) -> Vec<PriceState> {
-        let moved = self.pairs.iter().zip(before).filter(|(aggregate, was)| aggregate.applied_sequence() > **was);
+    pub fn states_moved_since(&mut self, before: &[u64]) -> Vec<PriceState> {
+        let moved = self.pairs.iter_mut().zip(before).filter(|(aggregate, was)| aggregate.applied_sequence() > **was);
         moved.filter_map(|(aggregate, _)| aggregate.state()).collect()
     }
 
@@ -69,8 +69,8 @@ impl Aggregates {
     }
 
     /// Every pair's state, where it has one.
-    pub fn states(&self) -> Vec<PriceState> {
-        self.pairs.iter().filter_map(Aggregate::state).collect()
+    pub fn states(&mut self) -> Vec<PriceState> {
+        self.pairs.iter_mut().filter_map(Aggregate::state).collect()
     }
 
     /// Reads the message stored at `sequence` on `subject` into its pair's aggregate.

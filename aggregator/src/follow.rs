@@ -180,23 +180,9 @@ impl Follower<'_> {
         if !self.candles.publish_all(&applied.candles, self.shutdown, self.metrics).await {
             return false;
         }
+        // The writes belong to the trace of the newest tick of the batch.
         let parent = applied.newest_span.as_ref().and_then(|s| s.id());
-        for state in &applied.states {
-            // The write belongs to the trace of the newest tick of the batch.
-            let write_span = tracing::info_span!(
-                parent: parent.clone(),
-                "write state",
-                otel.name = %format!("put $KV.{STATE_BUCKET}.{}", state.latest.pair),
-                otel.kind = "producer",
-                messaging.system = "nats",
-                messaging.destination.name = %format!("$KV.{STATE_BUCKET}.{}", state.latest.pair),
-                messaging.nats.stream_sequence = state.stream_sequence,
-            );
-            if !write_until_done(writer, state, self.shutdown, self.metrics).instrument(write_span).await {
-                return false;
-            }
-        }
-        true
+        write_until_done(writer, &applied.states, parent, self.shutdown, self.metrics).await
     }
 }
 
@@ -274,40 +260,63 @@ fn process_span(message: &jetstream::Message, sequence: u64, consumer: &str) -> 
     span
 }
 
-/// Writes the state until it lands or shutdown is requested; after a failure the bucket is
-/// opened again (and created if it was deleted). Returns true once written.
+/// Writes `states` (one per pair) at once until each lands or shutdown is requested; after a
+/// failure the bucket is opened again (and created if it was deleted) and the ones that failed
+/// are written again. Returns true once all are written.
 pub async fn write_until_done(
     writer: &mut StateWriter,
-    state: &btc_contract::PriceState,
+    states: &[btc_contract::PriceState],
+    parent: Option<tracing::Id>,
     shutdown: &CancellationToken,
     metrics: &AggregatorMetrics,
 ) -> bool {
     let mut backoff = Backoff::NATS;
     // Each failure is logged when it changes, not every retry (a bucket waited for may take long).
     let mut last_error = String::new();
+    let mut unwritten: Vec<&btc_contract::PriceState> = states.iter().collect();
     loop {
-        match writer.write(state).await {
-            Ok(written) => {
-                let result = match written {
-                    Written::Stored { .. } => "stored",
-                    Written::AlreadyNewer => "already_newer",
-                };
-                metrics.state_writes.with_label_values(&[result]).inc();
-                tracing::debug!(?written, sequence = state.stream_sequence, "state written");
-                return true;
-            }
-            Err(error) => {
-                metrics.state_writes.with_label_values(&["failed"]).inc();
-                note_once(&mut last_error, "state write failed; retrying", &error);
-                if !backoff.wait(shutdown).await {
-                    return false;
+        let writes = unwritten.iter().map(|state| writer.write(state).instrument(write_span(state, parent.clone())));
+        let results = futures::future::join_all(writes).await;
+        let mut failed = Vec::new();
+        for (state, result) in unwritten.into_iter().zip(results) {
+            let outcome = match result {
+                Ok(Written::Stored { .. }) => "stored",
+                Ok(Written::AlreadyNewer) => "already_newer",
+                Err(error) => {
+                    note_once(&mut last_error, "state write failed; retrying", &error);
+                    failed.push(state);
+                    "failed"
                 }
-                if let Err(error) = writer.reopen().await {
-                    note_once(&mut last_error, "cannot open the state bucket", &error);
-                }
-            }
+            };
+            metrics.state_writes.with_label_values(&[outcome]).inc();
+        }
+        if failed.is_empty() {
+            return true;
+        }
+        unwritten = failed;
+        if !backoff.wait(shutdown).await {
+            return false;
+        }
+        if let Err(error) = writer.reopen().await {
+            note_once(&mut last_error, "cannot open the state bucket", &error);
         }
     }
+}
+
+/// A producer span for one state write, under `parent`; none when traces are not exported.
+fn write_span(state: &btc_contract::PriceState, parent: Option<tracing::Id>) -> tracing::Span {
+    if !btc_runtime::telemetry::traces_exported() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        parent: parent,
+        "write state",
+        otel.name = %format!("put $KV.{STATE_BUCKET}.{}", state.latest.pair),
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.destination.name = %format!("$KV.{STATE_BUCKET}.{}", state.latest.pair),
+        messaging.nats.stream_sequence = state.stream_sequence,
+    )
 }
 
 /// Warns about `error` unless it is the one last warned about.

@@ -123,10 +123,8 @@ async fn aggregate(
         if !candles.publish_all(&current.take_closed_candles(), shutdown, metrics).await {
             return;
         }
-        for state in current.states() {
-            if !write_until_done(&mut writer, &state, shutdown, metrics).await {
-                return;
-            }
+        if !write_until_done(&mut writer, &current.states(), None, shutdown, metrics).await {
+            return;
         }
         ops.mark_started();
         let following = std::time::Instant::now();

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use btc_contract::{Candle, Pair, PriceState, SCHEMA_VERSION, Tick, WindowAverage};
+use btc_contract::{Candle, Pair, PriceState, SCHEMA_VERSION, Tick, TickHead, WindowAverage};
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::candles::CandleBuilder;
@@ -38,8 +38,8 @@ pub enum TickOutcome {
     Applied(Applied),
     /// Its sequence was applied before (replay overlap, redelivery).
     AlreadyApplied,
-    /// Undecodable, an unknown schema version, a price outside the contract's bounds, or a tick
-    /// of another pair than its subject's.
+    /// A head ([`TickHead`]) that does not read, an unknown schema version, a price outside the
+    /// contract's bounds, or a tick of another pair than its subject's.
     Invalid,
     /// Stamped more than `max_clock_skew` after the stream stored it: a publisher clock running
     /// ahead would otherwise push the window's end forward and evict real prices.
@@ -55,7 +55,11 @@ pub struct Aggregate {
     candles: CandleBuilder,
     /// Candles closed and not yet taken to be published, oldest first.
     closed: Vec<Candle>,
+    /// The newest tick appended, read whole: what a state serves.
     latest: Option<Tick>,
+    /// The newest tick appended, as stored: only the tick a state is made with needs its quotes
+    /// read, and a batch makes one state per pair.
+    newest_appended: StoredTick,
     applied_sequence: u64,
     /// How long after its own time the stream stored the newest tick read, ms: the publisher's
     /// round and publish time plus any clock difference between publisher and NATS.
@@ -78,6 +82,7 @@ impl Aggregate {
             rules,
             window: Window::new(rules.window, rules.max_hold),
             latest: None,
+            newest_appended: StoredTick::default(),
             applied_sequence: 0,
             store_delay_ms: None,
             stream_created: None,
@@ -156,7 +161,7 @@ impl Aggregate {
             return TickOutcome::AlreadyApplied;
         }
         self.applied_sequence = sequence;
-        let tick = match Tick::decode(payload) {
+        let tick = match TickHead::decode(payload) {
             Ok(tick) => tick,
             Err(error) => {
                 tracing::warn!(sequence, %error, "unreadable tick; ignored");
@@ -177,7 +182,7 @@ impl Aggregate {
         let outcome = self.window.apply(time_ms, tick.price);
         self.closed.extend(self.candles.apply(time_ms, tick.price));
         if outcome == Applied::Appended {
-            self.latest = Some(tick);
+            self.newest_appended.keep(sequence, payload);
         }
         if matches!(outcome, Applied::Appended | Applied::Inserted) {
             self.hold_sequence(sequence, time_ms);
@@ -194,8 +199,9 @@ impl Aggregate {
         }
     }
 
-    /// The state to publish, once there is a tick.
-    pub fn state(&self) -> Option<PriceState> {
+    /// The state to publish, once there is a tick, if the newest one reads whole.
+    pub fn state(&mut self) -> Option<PriceState> {
+        self.read_newest_whole();
         let latest = self.latest.clone()?;
         let averages = self.window.averages()?;
         Some(PriceState {
@@ -216,6 +222,43 @@ impl Aggregate {
             stream_created: self.stream_created,
             open_candles: self.candles.open_candles(),
         })
+    }
+
+    /// Reads the newest appended tick whole to serve it, once. Its head was read, so the window
+    /// holds its price; if its quotes do not read there is no state to serve until a tick that
+    /// reads whole comes. Falling back to an older tick instead would make the state depend on
+    /// where batches happened to end, and replicas would disagree.
+    fn read_newest_whole(&mut self) {
+        let newest = &mut self.newest_appended;
+        if !newest.unread {
+            return;
+        }
+        newest.unread = false;
+        self.latest = match Tick::decode(&newest.bytes) {
+            Ok(tick) => Some(tick),
+            Err(error) => {
+                tracing::warn!(sequence = newest.sequence, %error, "the newest tick's quotes do not read; no state until one does");
+                None
+            }
+        };
+    }
+}
+
+/// A tick as the stream stored it, in a buffer reused from tick to tick.
+#[derive(Debug, Clone, Default)]
+struct StoredTick {
+    sequence: u64,
+    bytes: Vec<u8>,
+    /// Not read whole yet.
+    unread: bool,
+}
+
+impl StoredTick {
+    fn keep(&mut self, sequence: u64, payload: &[u8]) {
+        self.sequence = sequence;
+        self.bytes.clear();
+        self.bytes.extend_from_slice(payload);
+        self.unread = true;
     }
 }
 
@@ -278,5 +321,20 @@ mod tests {
         assert_eq!(aggregate.ingest(5, &tick(1, 1.0), at(1)), TickOutcome::AlreadyApplied);
         assert_eq!(aggregate.ingest(4, &tick(2, 1.0), at(2)), TickOutcome::AlreadyApplied);
         assert_eq!(aggregate.state().map(|s| s.latest.price), Some(90_000.0));
+    }
+
+    #[test]
+    fn only_a_state_s_latest_tick_is_read_whole_and_one_whose_quotes_do_not_read_is_never_served() {
+        let mut aggregate = Aggregate::new(seed(), RULES);
+        aggregate.ingest(1, &tick(0, 90_000.0), at(0));
+        assert_eq!(aggregate.state().map(|s| (s.latest.price, s.stream_sequence)), Some((90_000.0, 1)));
+        // The window reads the tick's head; its quotes are read only for the state, and do not read.
+        let broken = String::from_utf8(tick(1, 91_000.0)).expect("utf-8").replace(r#""sources":[]"#, r#""sources":7"#);
+        assert!(matches!(aggregate.ingest(2, broken.as_bytes(), at(1)), TickOutcome::Applied(Applied::Appended)));
+        assert!(aggregate.state().is_none());
+        // The next tick that reads whole is served again, with the broken one's price in the window.
+        aggregate.ingest(3, &tick(2, 92_000.0), at(2));
+        let state = aggregate.state().expect("a state");
+        assert_eq!((state.latest.price, state.average.samples, state.stream_sequence), (92_000.0, 3, 3));
     }
 }

@@ -6,6 +6,7 @@
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use async_nats::jetstream::{self};
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use btc_contract::PriceState;
 use btc_runtime::jetstream::Provision;
@@ -23,18 +24,19 @@ pub enum Written {
     AlreadyNewer,
 }
 
-/// Writes each pair's [`PriceState`] to its key of the state bucket with compare-and-set.
+/// Writes each pair's [`PriceState`] to its key of the state bucket with compare-and-set. Writes
+/// to different keys may run at once: a batch's pairs wait for one round trip, not one each.
 pub struct StateWriter {
     js: jetstream::Context,
     provision: Provision,
     kv: kv::Store,
-    /// The revision this writer last stored or read, per key.
-    revisions: HashMap<String, u64>,
+    /// The revision this writer last stored or read, per key; locked only between awaits.
+    revisions: Mutex<HashMap<String, u64>>,
 }
 
 impl StateWriter {
     pub fn new(js: jetstream::Context, provision: Provision, kv: kv::Store) -> Self {
-        Self { js, provision, kv, revisions: HashMap::new() }
+        Self { js, provision, kv, revisions: Mutex::default() }
     }
 
     /// The state stored for `pair`, if there is a readable one: where a restarted aggregator's
@@ -49,27 +51,28 @@ impl StateWriter {
     /// way out after a failed write.
     pub async fn reopen(&mut self) -> Result<(), AggregatorError> {
         self.kv = self.provision.state_bucket(&self.js).await?;
-        self.revisions.clear();
+        self.revisions().clear();
         Ok(())
     }
 
     /// Writes `state` to its pair's key (the tick's pair, which the aggregate checked).
-    pub async fn write(&mut self, state: &PriceState) -> Result<Written, AggregatorError> {
+    pub async fn write(&self, state: &PriceState) -> Result<Written, AggregatorError> {
         let key = state.latest.pair.as_str();
         let value: bytes::Bytes = state.encode().into();
         loop {
-            let Some(&revision) = self.revisions.get(key) else {
+            let known = self.revisions().get(key).copied();
+            let Some(revision) = known else {
                 match self.current(key).await? {
                     None => match self.kv.create(key, value.clone()).await {
                         Ok(revision) => {
-                            self.revisions.insert(key.to_string(), revision);
+                            self.remember(key, revision);
                             return Ok(Written::Stored { revision });
                         }
                         Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
                         Err(error) => return Err(AggregatorError::State(error.to_string())),
                     },
                     Some((revision, stored, stored_value)) => {
-                        self.revisions.insert(key.to_string(), revision);
+                        self.remember(key, revision);
                         // At the same position a different value is written over: a window
                         // rebuilt after a purge holds less than it did at the same sequence.
                         if stored > state.position() || (stored == state.position() && stored_value == value) {
@@ -81,19 +84,29 @@ impl StateWriter {
             };
             match self.kv.update(key, value.clone(), revision).await {
                 Ok(revision) => {
-                    self.revisions.insert(key.to_string(), revision);
+                    self.remember(key, revision);
                     return Ok(Written::Stored { revision });
                 }
                 // Someone else wrote since our last write: re-read and decide again.
                 Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => {
-                    self.revisions.remove(key);
+                    self.revisions().remove(key);
                 }
                 Err(error) => {
-                    self.revisions.remove(key);
+                    self.revisions().remove(key);
                     return Err(AggregatorError::State(error.to_string()));
                 }
             }
         }
+    }
+
+    /// The revisions map; a panic elsewhere cannot leave it half-updated, so a poisoned lock is
+    /// still good.
+    fn revisions(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.revisions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remember(&self, key: &str, revision: u64) {
+        self.revisions().insert(key.to_string(), revision);
     }
 
     /// Revision, position and value of the state stored at `key`; `None` if there is none.

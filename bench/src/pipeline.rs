@@ -44,8 +44,9 @@
 //!    tick, whose averages must equal the reference exactly.
 //!
 //! Settings (environment): `RUNS` (3), `TICKS` (1,000,000), `PUBLISH_TICKS` (20,000),
-//! `FRESHNESS_TICKS` (10,000); `PERF_DATA=<file>` records the first run's aggregator catch-up with
-//! `perf record -g` (that run's figures are then perturbed by the profiler).
+//! `FRESHNESS_TICKS` (10,000); `PERF_DATA=<file>` records the first run's aggregator catch-ups with
+//! `perf record -g`, one file per row (`<file>.1-pairs`, `<file>.4-pairs`, ...; that run's figures
+//! are then perturbed by the profiler).
 //!
 //! The modules live in `bench/src/pipeline/` (a binary's root looks beside itself, hence `#[path]`).
 
@@ -160,9 +161,9 @@ async fn measure_catch_up(
             ceiling.rate,
             ceiling.load_rate
         );
-        let aggregator = catch_up::aggregator(ticks, &pairs, perf_data.filter(|_| index == 0))
-            .await
-            .context("aggregator catch-up")?;
+        let row_perf_data = perf_data.map(|path| PathBuf::from(format!("{}.{}-pairs", path.display(), pairs.len())));
+        let aggregator =
+            catch_up::aggregator(ticks, &pairs, row_perf_data.as_deref()).await.context("aggregator catch-up")?;
         eprintln!(
             "  {} pair(s): aggregator catch-up: {:.0} msgs/s (loaded at {:.0} msgs/s)",
             pairs.len(),

@@ -13,5 +13,6 @@ pub use candle::{Candle, Interval};
 pub use names::{Pair, PairError};
 
 pub use message::{
-    DecodeError, Dispersion, MAX_PRICE, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, WindowAverage,
+    DecodeError, Dispersion, MAX_PRICE, PriceState, QuoteStatus, SCHEMA_VERSION, SourceQuote, Tick, TickHead,
+    WindowAverage,
 };

@@ -4,6 +4,8 @@
 //! the meaning of an existing field bumps the version, and readers refuse versions they do not know
 //! rather than misread them.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -171,16 +173,44 @@ mod rfc3339 {
     }
 }
 
+/// The fields of a [`Tick`] that place its price in time: what the aggregator's window and candles
+/// read from every tick. Reading only these skips the quotes, most of a tick's bytes, without
+/// allocating; the whole tick is read where it is served.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TickHead<'a> {
+    pub schema_version: u32,
+    #[serde(borrow)]
+    pub pair: Cow<'a, str>,
+    #[serde(deserialize_with = "rfc3339::deserialize")]
+    pub time: DateTime<Utc>,
+    pub price: f64,
+}
+
+impl<'a> TickHead<'a> {
+    /// Reads a tick's head, refusing what [`Tick::decode`] refuses in these fields.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let head: TickHead = serde_json::from_slice(bytes)?;
+        check_tick(head.schema_version, head.price)?;
+        Ok(head)
+    }
+}
+
+/// The checks every reader of a tick makes: a known schema version and a possible price.
+fn check_tick(schema_version: u32, price: f64) -> Result<(), DecodeError> {
+    if schema_version != SCHEMA_VERSION {
+        return Err(DecodeError::Version { found: schema_version });
+    }
+    if !(price.is_finite() && price > 0.0 && price <= MAX_PRICE) {
+        return Err(DecodeError::Price(price));
+    }
+    Ok(())
+}
+
 impl Tick {
     /// Reads a tick from a stream message, refusing unknown schema versions and impossible prices.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let tick: Tick = serde_json::from_slice(bytes)?;
-        if tick.schema_version != SCHEMA_VERSION {
-            return Err(DecodeError::Version { found: tick.schema_version });
-        }
-        if !(tick.price.is_finite() && tick.price > 0.0 && tick.price <= MAX_PRICE) {
-            return Err(DecodeError::Price(tick.price));
-        }
+        check_tick(tick.schema_version, tick.price)?;
         Ok(tick)
     }
 
@@ -302,12 +332,30 @@ mod tests {
     }
 
     #[test]
+    fn a_tick_s_head_is_its_pair_time_and_price_whatever_its_quotes() {
+        let tick = sample_tick();
+        let bytes = tick.encode();
+        let head = TickHead::decode(&bytes).expect("a head");
+        assert_eq!((head.pair.as_ref(), head.time, head.price), (tick.pair.as_str(), tick.time, tick.price));
+        assert!(matches!(head.pair, Cow::Borrowed(_)), "the pair is read in place");
+        // The head does not read the quotes: a tick whose quotes do not read still has one.
+        let mut broken: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        broken["sources"][0]["quote_time"] = serde_json::Value::from("yesterday");
+        let broken = broken.to_string();
+        assert!(Tick::decode(broken.as_bytes()).is_err());
+        assert_eq!(TickHead::decode(broken.as_bytes()).ok(), Some(head));
+        // An escaped pair is still read (into its own string).
+        let escaped = String::from_utf8(bytes).expect("utf-8").replace("\"BTC-USD\"", "\"BTC\\u002dUSD\"");
+        assert_eq!(TickHead::decode(escaped.as_bytes()).map(|h| h.pair.into_owned()).ok().as_deref(), Some("BTC-USD"));
+    }
+
+    #[test]
     fn times_read_with_any_precision_and_offset_and_bad_times_are_refused() {
-        let with_time = |time: &str| {
+        let json_with_time = |time: &str| {
             let mut json: serde_json::Value = serde_json::from_slice(&sample_tick().encode()).expect("json");
             json["time"] = serde_json::Value::from(time);
             json["sources"][0]["quote_time"] = serde_json::Value::from(time);
-            Tick::decode(json.to_string().as_bytes())
+            json.to_string()
         };
         let at = |ms: i64| Utc.timestamp_millis_opt(ms).single().expect("valid time");
         for (text, expected) in [
@@ -315,13 +363,17 @@ mod tests {
             ("2025-11-24T19:00:00.123Z", at(1_764_010_800_123)),
             ("2025-11-24T20:00:00.123+01:00", at(1_764_010_800_123)),
         ] {
-            let tick = with_time(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let json = json_with_time(text);
+            let tick = Tick::decode(json.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!((tick.time, tick.sources[0].quote_time), (expected, expected), "{text}");
+            assert_eq!(TickHead::decode(json.as_bytes()).map(|head| head.time).ok(), Some(expected), "{text}");
         }
-        let nanos = with_time("2025-11-24T19:00:00.002822832Z").expect("nanoseconds");
+        let nanos = Tick::decode(json_with_time("2025-11-24T19:00:00.002822832Z").as_bytes()).expect("nanoseconds");
         assert_eq!(nanos.time.timestamp_subsec_nanos(), 2_822_832);
         for bad in ["2025-11-24", "2025-13-24T19:00:00Z", "yesterday", "2025-11-24T19:00:00"] {
-            assert!(matches!(with_time(bad), Err(DecodeError::Json(_))), "{bad} was accepted");
+            let json = json_with_time(bad);
+            assert!(matches!(Tick::decode(json.as_bytes()), Err(DecodeError::Json(_))), "{bad} was accepted");
+            assert!(matches!(TickHead::decode(json.as_bytes()), Err(DecodeError::Json(_))), "{bad} was accepted");
         }
     }
 
@@ -330,6 +382,7 @@ mod tests {
         let mut tick = sample_tick();
         tick.schema_version = 2;
         assert!(matches!(Tick::decode(&tick.encode()), Err(DecodeError::Version { found: 2 })));
+        assert!(matches!(TickHead::decode(&tick.encode()), Err(DecodeError::Version { found: 2 })));
     }
 
     #[test]
@@ -338,11 +391,14 @@ mod tests {
             let mut tick = sample_tick();
             tick.price = price;
             assert!(matches!(Tick::decode(&tick.encode()), Err(DecodeError::Price(_))), "{price} accepted");
+            assert!(matches!(TickHead::decode(&tick.encode()), Err(DecodeError::Price(_))), "{price} accepted");
         }
         let mut tick = sample_tick();
         tick.price = MAX_PRICE;
         assert!(Tick::decode(&tick.encode()).is_ok());
+        assert!(TickHead::decode(&tick.encode()).is_ok());
         assert!(matches!(Tick::decode(b"{\"price\":"), Err(DecodeError::Json(_))));
+        assert!(matches!(TickHead::decode(b"{\"price\":"), Err(DecodeError::Json(_))));
     }
 
     #[test]

@@ -172,12 +172,17 @@ async fn bad_ticks_in_the_stream_are_skipped_and_counted_and_the_good_ones_aroun
 
     let mut wrong_version = serde_json::to_value(tick(4, 100.0)).expect("json");
     wrong_version["schema_version"] = 2.into();
+    // Its head (pair, time, price) reads, its quotes do not: the window reads heads only, so it
+    // is in the window, and the state serves only a tick that reads whole.
+    let mut bad_quote_time = serde_json::to_value(tick(4, 100.0)).expect("json");
+    bad_quote_time["sources"][0]["quote_time"] = "yesterday".into();
     let mut bad_time = serde_json::to_value(tick(4, 100.0)).expect("json");
-    bad_time["sources"][0]["quote_time"] = "yesterday".into();
+    bad_time["time"] = "yesterday".into();
     let payloads: Vec<Vec<u8>> = vec![
         tick(5, 100.0).encode(),
         b"not json at all".to_vec(),
         wrong_version.to_string().into_bytes(),
+        bad_quote_time.to_string().into_bytes(),
         bad_time.to_string().into_bytes(),
         tick(3, -5.0).encode(),
         tick(3, 1e300).encode(), // above the contract's bound: would overflow the window's sums
@@ -191,18 +196,18 @@ async fn bad_ticks_in_the_stream_are_skipped_and_counted_and_the_good_ones_aroun
     let kv = js.get_key_value(btc_contract::names::STATE_BUCKET).await.expect("state bucket");
     let state = wait_for("the state after the last tick", DEADLINE, || async {
         let value = kv.get(btc_contract::names::STATE_KEY).await.ok().flatten()?;
-        btc_contract::PriceState::decode(&value).ok().filter(|state| state.stream_sequence == 8)
+        btc_contract::PriceState::decode(&value).ok().filter(|state| state.stream_sequence == 9)
     })
     .await;
     assert_eq!(state.latest.price, 300.0, "the last good tick is the latest");
-    assert_eq!(state.average.samples, 2, "only the two good ticks are in the window");
-    assert_eq!(state.average.mean, 200.0);
+    assert_eq!(state.average.samples, 3, "the two good ticks and the one with bad quotes are in the window");
+    assert_eq!(state.average.mean, 500.0 / 3.0);
 
     let text = pipeline.get_text(&format!("{}/metrics", aggregator.ops_url)).await.1;
     let outcome = |name: &str| sample(&text, "btc_aggregator_ticks_total", &[("outcome", name)]);
     assert_eq!(
         (outcome("appended"), outcome("invalid"), outcome("future")),
-        (Some(2.0), Some(5.0), Some(1.0)),
+        (Some(3.0), Some(5.0), Some(1.0)),
         "{text}"
     );
     assert_eq!(pipeline.get_text(&format!("{}/readiness", aggregator.ops_url)).await.0, 200);
