@@ -784,9 +784,32 @@ class Exposure(unittest.TestCase):
             render("--set", "pairs=BTCUSD")
 
     def test_production_has_tls_by_cert_manager(self):
-        ing = of_kind(render(*PROD), "Ingress")[0]
+        ing, streams = of_kind(render(*PROD), "Ingress")
         self.assertEqual(ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"], "letsencrypt-prod")
         self.assertEqual(ing["spec"]["tls"][0]["hosts"], [r["host"] for r in ing["spec"]["rules"]])
+        # The streams' Ingress serves the same hosts with the same Secret, and leaves cert-manager
+        # to the first: two Ingresses asking for one Secret would fight over its Certificate.
+        self.assertEqual(streams["spec"]["tls"], ing["spec"]["tls"])
+        self.assertNotIn("cert-manager.io/cluster-issuer", streams["metadata"]["annotations"])
+
+    def test_each_pair_s_stream_has_an_ingress_path_without_buffering_and_with_long_timeouts(self):
+        docs = render("--set", "pairs=btc-usd\\,BTC-EUR\\,BTC-USD\\,sol-usd", "--set", "ingress.streams.readTimeoutSeconds=600")
+        main, streams = of_kind(docs, "Ingress")
+        self.assertEqual(streams["metadata"]["name"], "btc-price-streams")
+        annotations = streams["metadata"]["annotations"]
+        self.assertEqual(annotations["nginx.ingress.kubernetes.io/proxy-buffering"], "off")
+        self.assertEqual(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"], "600")
+        self.assertEqual(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"], "600")
+        self.assertNotIn("nginx.ingress.kubernetes.io/proxy-buffering", main["metadata"].get("annotations", {}))
+        for rule in streams["spec"]["rules"]:
+            paths = [(p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])
+                     for p in rule["http"]["paths"]]
+            # As bitcoin-api writes each pair's path (asset lower case, currency upper), each once.
+            btc = "btc-price-bitcoin-api"
+            self.assertEqual(paths, [("/btc/USD/stream", "Exact", btc, "http"), ("/btc/EUR/stream", "Exact", btc, "http"),
+                                     ("/sol/USD/stream", "Exact", btc, "http")])
+        with self.assertRaises(subprocess.CalledProcessError):
+            render("--set", "ingress.streams.readTimeoutSeconds=5")
 
     def test_monitoring_objects_only_when_enabled(self):
         kinds = {d["kind"] for d in render(*MONITORING_API)}

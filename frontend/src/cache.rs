@@ -34,6 +34,12 @@ pub struct StateCache {
     watching: AtomicBool,
     /// Every configured pair's closed candles (bitcoin-api, see `candles`).
     candles: Arc<crate::candles::CandleCache>,
+    /// Every configured pair's push feed (bitcoin-api, see `feeds`).
+    feeds: crate::feeds::PriceFeeds,
+    /// Woken when `states[i]` changes: the feed of pair `i` waits on it.
+    changed: Vec<tokio::sync::Notify>,
+    /// Cancelled when draining starts: open streams end then, and clients reconnect elsewhere.
+    drain: CancellationToken,
 }
 
 impl Default for StateCache {
@@ -47,11 +53,20 @@ impl StateCache {
         Self {
             states: pairs.iter().map(|_| ArcSwapOption::empty()).collect(),
             candles: Arc::new(crate::candles::CandleCache::new(pairs.clone())),
+            feeds: crate::feeds::PriceFeeds::new(pairs.len(), crate::feeds::DEFAULT_STREAM_LIMIT),
+            changed: pairs.iter().map(|_| tokio::sync::Notify::new()).collect(),
+            drain: CancellationToken::new(),
             pairs,
             nats,
             draining: AtomicBool::new(false),
             watching: AtomicBool::new(false),
         }
+    }
+
+    /// At most `limit` streams open at once (`STREAM_LIMIT`).
+    pub fn with_stream_limit(mut self, limit: usize) -> Self {
+        self.feeds = crate::feeds::PriceFeeds::new(self.pairs.len(), limit);
+        self
     }
 
     /// The configured pairs, in order: [`StateCache::get_at`] takes an index into these.
@@ -81,14 +96,32 @@ impl StateCache {
     /// stream created again stands after every state of the old one). A state of a pair not
     /// configured is dropped. Only the watch task writes.
     pub fn set(&self, state: PriceState) {
-        let Some(slot) = self.pairs.iter().position(|p| p.as_str() == state.latest.pair).map(|i| &self.states[i])
-        else {
-            return;
-        };
+        let Some(index) = self.pairs.iter().position(|p| p.as_str() == state.latest.pair) else { return };
+        let slot = &self.states[index];
         if slot.load().as_ref().is_some_and(|current| state.position() < current.state.position()) {
             return;
         }
         slot.store(Some(Arc::new(CachedState { state })));
+        // A permit is kept if the feed is busy: it reads the newest state when it is done.
+        self.changed[index].notify_one();
+    }
+
+    /// Returns once the state of the `index`th pair has changed since the last return.
+    pub async fn changed(&self, index: usize) {
+        match self.changed.get(index) {
+            Some(changed) => changed.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Every configured pair's push feed.
+    pub fn feeds(&self) -> &crate::feeds::PriceFeeds {
+        &self.feeds
+    }
+
+    /// Cancelled when draining starts.
+    pub fn drain_token(&self) -> &CancellationToken {
+        &self.drain
     }
 
     /// Every configured pair's closed candles.
@@ -98,6 +131,7 @@ impl StateCache {
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.drain.cancel();
     }
 
     pub fn is_draining(&self) -> bool {

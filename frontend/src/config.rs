@@ -72,6 +72,10 @@ pub struct FrontendConfig {
     /// Newest tick older than this: price endpoints answer 503 and readiness fails.
     #[arg(long, env = "STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub stale_after: Duration,
+    /// Streams (`/{asset}/{currency}/stream`) open at once in this process; beyond it a stream
+    /// is answered 503 with `Retry-After`.
+    #[arg(long, env = "STREAM_LIMIT", default_value_t = crate::feeds::DEFAULT_STREAM_LIMIT)]
+    pub stream_limit: usize,
 }
 
 #[cfg(test)]

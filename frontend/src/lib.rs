@@ -8,6 +8,7 @@ pub mod candles;
 pub mod candles_follow;
 pub mod config;
 pub mod error;
+pub mod feeds;
 pub mod frontline;
 pub mod hardening;
 pub mod idle;

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use btc_runtime::metrics::{self, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry};
+use btc_runtime::metrics::{
+    self, Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, NatsGauge, Registry,
+};
 use poem::http::{Method, StatusCode};
 
 use crate::api::freshness;
@@ -136,6 +138,8 @@ struct StateGauges {
     price: GaugeVec,
     average: GaugeVec,
     price_age: GaugeVec,
+    streams_open: Gauge,
+    streams_limit: Gauge,
     nats: NatsGauge,
 }
 
@@ -160,6 +164,12 @@ impl StateGauges {
                 "Seconds since the oldest quote behind the newest tick this frontend holds (at scrape); +Inf before the first.",
                 &["pair"],
             ),
+            streams_open: metrics::gauge(r, "btc_frontend_streams_open", "Event streams open now (at scrape)."),
+            streams_limit: metrics::gauge(
+                r,
+                "btc_frontend_streams_limit",
+                "Event streams this process allows at once (STREAM_LIMIT); beyond it a stream is answered 503.",
+            ),
             nats: NatsGauge::new(r),
         }
     }
@@ -178,6 +188,9 @@ impl StateGauges {
                 None => self.price_age.with_label_values(&label).set(f64::INFINITY),
             }
         }
+        let feeds = cache.feeds();
+        self.streams_open.set(feeds.open_streams() as f64);
+        self.streams_limit.set(feeds.limit() as f64);
         if let Some(client) = cache.nats_client() {
             self.nats.observe(client);
         }

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use poem_openapi::OpenApi;
 
-use crate::api::{bitcoin::BitcoinApi, history::HistoryApi, probes::ProbesApi, rest::RestApi};
+use crate::api::{bitcoin::BitcoinApi, history::HistoryApi, probes::ProbesApi, rest::RestApi, stream::StreamApi};
 use crate::app::App;
 
 /// The spec, as JSON.
@@ -47,7 +47,7 @@ pub fn of(app: App) -> &'static [&'static str] {
     static BITCOIN_API: OnceLock<Vec<&'static str>> = OnceLock::new();
     static REST_API: OnceLock<Vec<&'static str>> = OnceLock::new();
     match app {
-        App::BitcoinApi => BITCOIN_API.get_or_init(|| table(<(BitcoinApi, HistoryApi, ProbesApi)>::meta())),
+        App::BitcoinApi => BITCOIN_API.get_or_init(|| table(<(BitcoinApi, HistoryApi, StreamApi, ProbesApi)>::meta())),
         App::RestApi => REST_API.get_or_init(|| table(<(RestApi, ProbesApi)>::meta())),
     }
 }
@@ -80,6 +80,7 @@ mod tests {
                 "/{asset}/{currency}",
                 "/{asset}/{currency}/average",
                 "/{asset}/{currency}/candles",
+                "/{asset}/{currency}/stream",
                 "/{asset}/{currency}/ticks"
             ]
         );

@@ -13,7 +13,9 @@ use poem_openapi::OpenApi;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::caching::{self, CachePolicy};
-use crate::api::{self, bitcoin::BitcoinApi, history::HistoryApi, probes, probes::ProbesApi, rest::RestApi};
+use crate::api::{
+    self, bitcoin::BitcoinApi, history::HistoryApi, probes, probes::ProbesApi, rest::RestApi, stream::StreamApi,
+};
 use crate::app::App;
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
@@ -52,8 +54,8 @@ fn public_endpoint(
     let probes = ProbesApi::new(cache.clone(), app.serves_state());
     let (api, docs) = match app {
         App::BitcoinApi => {
-            let history = HistoryApi::new(cache.clone());
-            api_and_docs(app, (BitcoinApi::new(cache, stale_after), history, probes))
+            let (history, stream) = (HistoryApi::new(cache.clone()), StreamApi::new(cache.clone()));
+            api_and_docs(app, (BitcoinApi::new(cache, stale_after), history, stream, probes))
         }
         App::RestApi => api_and_docs(app, (RestApi, probes)),
     };
@@ -164,8 +166,11 @@ async fn serve(
 ) -> Result<Running, FrontendError> {
     let cache = if app.serves_state() {
         let client = config.nats.connect(app.name()).await?;
-        let cache = Arc::new(StateCache::new(Some(client.clone()), config.pairs.pairs()));
+        let cache = Arc::new(
+            StateCache::new(Some(client.clone()), config.pairs.pairs()).with_stream_limit(config.stream_limit),
+        );
         tokio::spawn(cache::watch_state(client.clone(), cache.clone(), stop_serving.clone()));
+        tokio::spawn(crate::feeds::follow_ticks(client.clone(), cache.clone(), stop_serving.clone()));
         tokio::spawn(crate::candles_follow::follow_candles(client, cache.candles().clone(), stop_serving.clone()));
         cache
     } else {

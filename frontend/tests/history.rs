@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use btc_contract::{Candle, Dispersion, Interval, Pair, PriceState, SCHEMA_VERSION, Tick, WindowAverage};
+use btc_contract::{Candle, Interval, Pair, PriceState, Tick};
 use btc_runtime::jetstream::{WhenMissing, candle_streams, ensure_ticks_stream};
 use btc_runtime::stream_config::StreamArgs;
 use chrono::{DateTime, TimeZone, Utc};
@@ -189,16 +189,7 @@ async fn bad_parameters_are_json_400s_naming_the_parameter_and_unknown_pairs_404
 }
 
 fn tick(pair: &str, price: f64) -> Tick {
-    let time = Utc::now();
-    Tick {
-        schema_version: SCHEMA_VERSION,
-        pair: pair.into(),
-        time,
-        oldest_quote_time: Some(time),
-        price,
-        dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
-        sources: Vec::new(),
-    }
+    testkit::prices::tick(pair, price, Utc::now())
 }
 
 #[tokio::test]
@@ -255,23 +246,5 @@ async fn to_caps_a_ticks_read_and_an_old_from_starts_at_the_first() {
 }
 
 fn state_with(open_candles: Vec<Candle>) -> PriceState {
-    let now = Utc::now();
-    PriceState {
-        schema_version: SCHEMA_VERSION,
-        latest: tick("BTC-USD", 200.0),
-        average: WindowAverage {
-            window_seconds: 600,
-            time_weighted: 200.0,
-            mean: 200.0,
-            samples: 1,
-            from: now,
-            to: now,
-            covered_seconds: 0.0,
-            gap_seconds: 600.0,
-            complete: false,
-        },
-        stream_sequence: 1,
-        stream_created: None,
-        open_candles,
-    }
+    PriceState { open_candles, ..testkit::prices::state(tick("BTC-USD", 200.0), 1) }
 }

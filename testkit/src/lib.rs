@@ -8,7 +8,9 @@
 pub mod candles;
 pub mod cluster;
 pub mod otlp;
+pub mod prices;
 pub mod process;
+pub mod sse;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use btc_contract::{PriceState, QuoteStatus};
+use btc_contract::{PriceState, QuoteStatus, Tick};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
@@ -170,7 +170,11 @@ impl BodiesMemo {
 }
 
 fn current_price(state: &PriceState) -> CurrentPrice {
-    let tick = &state.latest;
+    current_price_of(&state.latest)
+}
+
+/// The price body of `tick` (without its `age_seconds`, see [`OpenObject`]).
+pub fn current_price_of(tick: &Tick) -> CurrentPrice {
     CurrentPrice {
         pair: tick.pair.clone(),
         currency: currency_of(&tick.pair).to_string(),
@@ -202,7 +206,8 @@ fn current_price(state: &PriceState) -> CurrentPrice {
     }
 }
 
-fn average_price(state: &PriceState) -> AveragePrice {
+/// The average body of `state` (without its `age_seconds`, see [`OpenObject`]).
+pub fn average_price(state: &PriceState) -> AveragePrice {
     let average = &state.average;
     AveragePrice {
         pair: state.latest.pair.clone(),
@@ -227,39 +232,12 @@ fn currency_of(pair: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use btc_contract::{Dispersion, SCHEMA_VERSION, Tick, WindowAverage};
-
     use super::*;
     use crate::api::freshness::{self, Stale};
     use std::time::Duration;
 
     fn state(time: DateTime<Utc>, sequence: u64, price: f64) -> PriceState {
-        PriceState {
-            schema_version: SCHEMA_VERSION,
-            latest: Tick {
-                schema_version: SCHEMA_VERSION,
-                pair: "BTC-USD".into(),
-                time,
-                oldest_quote_time: Some(time),
-                price,
-                dispersion: Dispersion { low: price, high: price, std_dev: 0.0, used: 3 },
-                sources: vec![],
-            },
-            average: WindowAverage {
-                window_seconds: 600,
-                time_weighted: price,
-                mean: price,
-                samples: 1,
-                from: time,
-                to: time,
-                covered_seconds: 1.0,
-                gap_seconds: 599.0,
-                complete: false,
-            },
-            stream_sequence: sequence,
-            stream_created: None,
-            open_candles: Vec::new(),
-        }
+        testkit::prices::state(testkit::prices::tick("BTC-USD", price, time), sequence)
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod negotiation;
 pub mod probes;
 pub mod responses;
 pub mod rest;
+pub mod stream;
 
 use poem_openapi::{LicenseObject, OpenApi, OpenApiService, ServerObject};
 
@@ -28,6 +29,7 @@ pub fn public_spec_yaml() -> String {
     let apis = (
         bitcoin::BitcoinApi::new(cache.clone(), stale_after),
         history::HistoryApi::new(cache.clone()),
+        stream::StreamApi::new(cache.clone()),
         rest::RestApi,
         probes::ProbesApi::new(cache, true),
     );

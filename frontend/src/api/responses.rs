@@ -21,8 +21,10 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The spec of an operation answered with [`Answer`].
 pub trait Documented {
-    /// The JSON body of its 200.
+    /// The body of its 200.
     type Body: Type;
+    /// The media type of its 200.
+    const MEDIA_TYPE: &'static str = JSON;
     /// What its 200 is.
     const OK: &'static str;
     /// With a `text/plain` alternative of the 200 (the bare number), negotiated on `Accept`.
@@ -42,6 +44,7 @@ pub struct WithParams<D>(PhantomData<fn() -> D>);
 
 impl<D: Documented> Documented for WithParams<D> {
     type Body = D::Body;
+    const MEDIA_TYPE: &'static str = D::MEDIA_TYPE;
     const OK: &'static str = D::OK;
     const TEXT: bool = D::TEXT;
     const ETAG: bool = D::ETAG;
@@ -69,7 +72,7 @@ impl<D> IntoResponse for Answer<D> {
 
 impl<D: Documented> ApiResponse for Answer<D> {
     fn meta() -> MetaResponses {
-        let mut content = vec![MetaMediaType { content_type: JSON, schema: D::Body::schema_ref() }];
+        let mut content = vec![MetaMediaType { content_type: D::MEDIA_TYPE, schema: D::Body::schema_ref() }];
         if D::TEXT {
             content.push(MetaMediaType { content_type: TEXT, schema: f64::schema_ref() });
         }
