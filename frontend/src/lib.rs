@@ -11,6 +11,7 @@ pub mod error;
 pub mod feeds;
 pub mod frontline;
 pub mod hardening;
+pub mod http1;
 pub mod idle;
 pub mod metrics;
 pub mod routes;

@@ -198,11 +198,7 @@ async fn serve(
     let spans = btc_runtime::telemetry::tracing_requested()
         .then(|| ServerSpans::new(opentelemetry::global::tracer(app.name()), config.trust_incoming_trace_context));
     let app_endpoint = public_endpoint(app, cache, config.stale_after, config.limits(), metrics, spans);
-    let server = tokio::spawn(async move {
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(app_endpoint, stop_serving.cancelled_owned(), Some(DRAIN_TIMEOUT))
-            .await
-    });
+    let server = tokio::spawn(crate::http1::serve(acceptor, app_endpoint, stop_serving, DRAIN_TIMEOUT));
     Ok(Running { addr, ops_addr, server, ops })
 }
 

@@ -1,0 +1,73 @@
+//! Serving the app's endpoint over HTTP/1.1 with hyper directly, on the idle-timeout acceptor.
+//!
+//! `poem::Server` boxes every connection into a `BoxIo` that does not pass vectored writes on, so
+//! hyper copies each response body into its own buffer before writing it; on a page of candles
+//! that copy and its buffer were a fifth of bitcoin-api's CPU (`bench/README.md`). Here the
+//! connection reaches hyper as accepted, and a body goes to the socket with `writev`. HTTP/2 was
+//! never served (h2c is refused at its preface, see `idle`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use poem::Endpoint;
+use poem::endpoint::BoxEndpoint;
+use poem::listener::Acceptor;
+use tokio_util::sync::CancellationToken;
+
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Serves `endpoint` on every connection `acceptor` accepts until `stop`; then stops accepting
+/// and gives the open connections up to `drain` to finish their requests.
+pub async fn serve<A>(
+    mut acceptor: A,
+    endpoint: BoxEndpoint<'static>,
+    stop: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()>
+where
+    A: Acceptor,
+    A::Io: 'static,
+{
+    let endpoint = Arc::new(endpoint);
+    let connections = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = acceptor.accept() => accepted,
+        };
+        let (io, local, remote, scheme) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // A connection reset before it was accepted, or no file left for it: the next
+                // may well succeed, but not in a busy loop while files are short.
+                tracing::debug!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let endpoint = endpoint.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let (endpoint, local, remote, scheme) = (endpoint.clone(), local.clone(), remote.clone(), scheme.clone());
+            async move {
+                let response = endpoint.get_response((request, local, remote, scheme).into()).await;
+                Ok::<_, Infallible>(hyper::Response::from(response))
+            }
+        });
+        let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(drain, connections.shutdown()).await.is_err() {
+        tracing::warn!(?drain, "connections still open after the drain; closing them");
+    }
+    Ok(())
+}
