@@ -43,3 +43,8 @@ pub fn tick_ms(time_ms: i64, price: f64) -> Vec<u8> {
 pub fn tick(seconds: i64, price: f64) -> Vec<u8> {
     tick_ms(seconds * 1000, price)
 }
+
+/// A tick's JSON at `time_ms` whose head reads and whose quotes do not (`sources` is a number).
+pub fn tick_with_broken_quotes(time_ms: i64, price: f64) -> Vec<u8> {
+    String::from_utf8_lossy(&tick_ms(time_ms, price)).replace(r#""sources":[]"#, r#""sources":7"#).into_bytes()
+}

@@ -177,7 +177,7 @@ async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{RULES, at_ms as at, seed, tick_ms as tick};
+    use crate::fixtures::{RULES, at_ms as at, seed, tick_ms as tick, tick_with_broken_quotes};
     use proptest::prelude::*;
 
     /// A message as the stream stores it.
@@ -260,8 +260,7 @@ mod tests {
                 Published::BrokenQuotes { advance_ms, price_cents } => {
                     let time = stored_ms + advance_ms;
                     times.push(time);
-                    let whole = String::from_utf8_lossy(&tick(time, f64::from(price_cents) / 100.0)).into_owned();
-                    (advance_ms, whole.replace(r#""sources":[]"#, r#""sources":7"#).into_bytes())
+                    (advance_ms, tick_with_broken_quotes(time, f64::from(price_cents) / 100.0))
                 }
             };
             stored_ms += advance_ms;

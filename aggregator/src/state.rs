@@ -269,7 +269,7 @@ fn millis(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{RULES, at, seed, tick};
+    use crate::fixtures::{RULES, at, seed, tick, tick_with_broken_quotes};
 
     #[test]
     fn a_tick_is_judged_by_its_storage_time_not_by_this_host_s_clock() {
@@ -329,8 +329,8 @@ mod tests {
         aggregate.ingest(1, &tick(0, 90_000.0), at(0));
         assert_eq!(aggregate.state().map(|s| (s.latest.price, s.stream_sequence)), Some((90_000.0, 1)));
         // The window reads the tick's head; its quotes are read only for the state, and do not read.
-        let broken = String::from_utf8(tick(1, 91_000.0)).expect("utf-8").replace(r#""sources":[]"#, r#""sources":7"#);
-        assert!(matches!(aggregate.ingest(2, broken.as_bytes(), at(1)), TickOutcome::Applied(Applied::Appended)));
+        let broken = tick_with_broken_quotes(1_000, 91_000.0);
+        assert!(matches!(aggregate.ingest(2, &broken, at(1)), TickOutcome::Applied(Applied::Appended)));
         assert!(aggregate.state().is_none());
         // The next tick that reads whole is served again, with the broken one's price in the window.
         aggregate.ingest(3, &tick(2, 92_000.0), at(2));

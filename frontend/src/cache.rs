@@ -28,8 +28,6 @@ pub struct StateCache {
     /// Each swapped whole on its pair's update; requests read them without a lock.
     states: Vec<ArcSwapOption<CachedState>>,
     nats: Option<async_nats::Client>,
-    /// Set on shutdown: readiness fails while in-flight and late requests are still served.
-    draining: AtomicBool,
     /// True while the watch on the state keys is established.
     watching: AtomicBool,
     /// Every configured pair's closed candles (bitcoin-api, see `candles`).
@@ -38,7 +36,8 @@ pub struct StateCache {
     feeds: crate::feeds::PriceFeeds,
     /// Woken when `states[i]` changes: the feed of pair `i` waits on it.
     changed: Vec<tokio::sync::Notify>,
-    /// Cancelled when draining starts: open streams end then, and clients reconnect elsewhere.
+    /// Cancelled on shutdown: readiness fails while in-flight and late requests are still served,
+    /// and open streams end (their clients reconnect elsewhere).
     drain: CancellationToken,
 }
 
@@ -58,7 +57,6 @@ impl StateCache {
             drain: CancellationToken::new(),
             pairs,
             nats,
-            draining: AtomicBool::new(false),
             watching: AtomicBool::new(false),
         }
     }
@@ -130,12 +128,11 @@ impl StateCache {
     }
 
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
         self.drain.cancel();
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.drain.is_cancelled()
     }
 
     pub fn nats_client(&self) -> Option<&async_nats::Client> {
