@@ -72,6 +72,7 @@ test-helm: tools k8s-tools
 
 test-stack:
 	./scripts/install-lint-tools.sh
+	./scripts/install-browser.sh
 	./scripts/test-run-stack.sh
 
 fmt:

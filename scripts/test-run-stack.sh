@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Why: make demo is what a newcomer runs first; this proves it shows prices and stops cleanly.
 # Checks `make demo` end to end as a newcomer would use it: the script starts the stack on ports
-# the system picks (read back from $RUN_DIR/addresses.env), curl sees a price from several sources, an average, every default pair, rest-api's OK and Swagger UI; then
+# the system picks (read back from $RUN_DIR/addresses.env), curl sees a price from several sources, an average, every default pair, rest-api's OK and Swagger UI,
+# the live page works in headless Chromium (scripts/test-dashboard.cjs); then
 # SIGINT stops every process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +101,9 @@ done
 schemathesis_run "http://$BITCOIN_API_ADDR"
 schemathesis_run "http://$REST_API_ADDR"
 
+# The live page in a real browser: prices pushed by the stream, candles drawn, no console error.
+node scripts/test-dashboard.cjs "http://$BITCOIN_API_ADDR" || fail "the live page failed in Chromium"
+
 # Smoke load: a few seconds of keep-alive traffic on every public route; any socket error or
 # non-2xx answer fails (speed is measured by `make bench`, not asserted here).
 for url in "http://$BITCOIN_API_ADDR/btc/USD" "http://$BITCOIN_API_ADDR/btc/average" "http://$REST_API_ADDR/"; do
@@ -119,4 +123,4 @@ kill -0 "$runner" 2>/dev/null && fail "the stack did not stop within 15 s of SIG
 if pgrep -f "$RUN_DIR" >/dev/null; then fail "processes left running: $(pgrep -af "$RUN_DIR")"; fi
 grep -q "^stopped" "$RUN_DIR/run.out" || fail "run-stack did not report a clean stop"
 rm -rf "$RUN_DIR"
-echo "make demo: OK (price, average, rest-api, Swagger UI, ops ports, schemathesis, smoke load, clean stop)"
+echo "make demo: OK (price, average, rest-api, Swagger UI, ops ports, schemathesis, live page in Chromium, smoke load, clean stop)"

@@ -759,7 +759,8 @@ class Exposure(unittest.TestCase):
                     self.assertEqual(paths, {"/btc": ("Prefix", "btc-price-bitcoin-api"),
                                              "/eth": ("Prefix", "btc-price-bitcoin-api"),
                                              "/pairs": ("Exact", "btc-price-bitcoin-api"),
-                                             "/": ("Exact", "btc-price-rest-api")})
+                                             "/": ("Exact", "btc-price-rest-api"),
+                                             "/dashboard": ("Prefix", "btc-price-bitcoin-api")})
                     ports = {p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]}
                     self.assertEqual(ports, {"http"})
 
@@ -769,13 +770,19 @@ class Exposure(unittest.TestCase):
         btc = "btc-price-bitcoin-api"
         self.assertEqual(paths, {"/btc": ("Prefix", btc), "/eth": ("Prefix", btc), "/pairs": ("Exact", btc),
                                  "/": ("Exact", "btc-price-rest-api"), "/docs": ("Prefix", btc),
-                                 "/openapi.json": ("Exact", btc), "/openapi.yaml": ("Exact", btc)})
+                                 "/openapi.json": ("Exact", btc), "/openapi.yaml": ("Exact", btc),
+                                 "/dashboard": ("Prefix", btc)})
+
+    def test_the_live_page_is_routed_unless_turned_off(self):
+        ing = of_kind(render("--set", "ingress.exposeDashboard=false"), "Ingress")[0]
+        paths = [p["path"] for p in ing["spec"]["rules"][0]["http"]["paths"]]
+        self.assertEqual(paths, ["/btc", "/eth", "/pairs", "/"])
 
     def test_each_asset_of_the_pairs_is_routed_once_and_every_component_but_rest_api_gets_pairs(self):
         docs = render("--set", "pairs=btc-usd\\,BTC-EUR\\,SOL-USD")
         ing = of_kind(docs, "Ingress")[0]
         paths = [p["path"] for p in ing["spec"]["rules"][0]["http"]["paths"]]
-        self.assertEqual(paths, ["/btc", "/sol", "/pairs", "/"])
+        self.assertEqual(paths, ["/btc", "/sol", "/pairs", "/", "/dashboard"])
         data = {d["metadata"]["name"]: d["data"] for d in of_kind(docs, "ConfigMap") if "OPS_ADDR" in d.get("data", {})}
         for name, env in data.items():
             expected = None if name.endswith("rest-api") else "btc-usd,BTC-EUR,SOL-USD"

@@ -102,7 +102,7 @@ mod tests {
     }
 
     fn frontline(limits: Limits) -> (TestClient<Frontline<Route>>, Arc<FrontendMetrics>) {
-        let metrics = Arc::new(FrontendMetrics::new("test", &["/panics", "/slow"], false));
+        let metrics = Arc::new(FrontendMetrics::new("test", &["/panics", "/slow"], &[], false));
         let routes = Route::new().at("/panics", get(panics)).at("/slow", get(too_slow));
         (TestClient::new(Frontline::new(routes, limits, metrics.clone(), None)), metrics)
     }

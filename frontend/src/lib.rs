@@ -7,6 +7,7 @@ pub mod cache;
 pub mod candles;
 pub mod candles_follow;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod feeds;
 pub mod frontline;

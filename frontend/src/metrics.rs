@@ -18,8 +18,11 @@ pub struct FrontendMetrics {
     duration: HistogramVec,
     /// The price and NATS gauges, for the app that serves the state (rest-api has neither).
     state: Option<StateGauges>,
-    /// Route labels: the routes this app serves, then `/docs` and `unmatched` (bounded values).
+    /// Route labels: the routes this app serves, then its pages (`/docs`, ...) and `unmatched`
+    /// (bounded values).
     routes: Vec<&'static str>,
+    /// How many of `routes` are the API's and the spec's (matched exactly or as templates).
+    api_routes: usize,
     /// The series of a successful GET per route, resolved once: looking a labelled series up
     /// hashes its labels under a lock, on every request.
     get_ok: Vec<(IntCounter, Histogram)>,
@@ -30,13 +33,19 @@ pub struct FrontendMetrics {
 pub struct RouteLabel(usize);
 
 impl FrontendMetrics {
-    /// The metrics of the app named `app` (`btc_build_info`'s component) serving `app_routes`;
-    /// `serves_state` adds the price and NATS gauges.
-    pub fn new(app: &'static str, app_routes: &'static [&'static str], serves_state: bool) -> Self {
+    /// The metrics of the app named `app` (`btc_build_info`'s component) serving `app_routes`
+    /// and `pages` (each a page and its assets, one label); `serves_state` adds the price and
+    /// NATS gauges.
+    pub fn new(
+        app: &'static str,
+        app_routes: &'static [&'static str],
+        pages: &'static [&'static str],
+        serves_state: bool,
+    ) -> Self {
         let registry = Registry::new();
         let r = &registry;
         metrics::build_info(r, app);
-        let routes: Vec<&'static str> = app_routes.iter().copied().chain([routes::DOCS, UNMATCHED]).collect();
+        let routes: Vec<&'static str> = app_routes.iter().chain(pages).copied().chain([UNMATCHED]).collect();
         let mut metrics = Self {
             requests: metrics::counter_vec(
                 r,
@@ -54,6 +63,7 @@ impl FrontendMetrics {
             state: serves_state.then(|| StateGauges::new(r)),
             get_ok: Vec::new(),
             routes,
+            api_routes: app_routes.len(),
             registry,
         };
         metrics.get_ok = metrics
@@ -69,18 +79,17 @@ impl FrontendMetrics {
         metrics
     }
 
-    /// The route label of `path`: a known route, `/docs` for Swagger UI assets, or `unmatched`
-    /// (never the path itself, for the reason [`method_label`] gives).
+    /// The route label of `path`: a known route, a page (`/docs` for Swagger UI and its assets),
+    /// or `unmatched` (never the path itself, for the reason [`method_label`] gives).
     pub fn route(&self, path: &str) -> RouteLabel {
-        let known = self.routes.len() - 2;
-        // Exact paths first: `/btc/USD` is its own route, not an instance of `/{asset}/{currency}`.
-        let exact = self.routes[..known].iter().position(|route| *route == path);
-        if let Some(index) =
-            exact.or_else(|| self.routes[..known].iter().position(|route| routes::matches(route, path)))
-        {
-            return RouteLabel(index);
-        }
-        RouteLabel(if routes::is_docs_ui(path) { known } else { known + 1 })
+        let api = &self.routes[..self.api_routes];
+        let pages = &self.routes[self.api_routes..self.routes.len() - 1];
+        // Exact paths first: `/btc/USD` is its own route, not an instance of `/{asset}/{currency}`;
+        // then the pages: `/docs/index.css` is Swagger UI's, not a pair's.
+        let exact = api.iter().position(|route| *route == path);
+        let page = || pages.iter().position(|page| routes::is_under(page, path)).map(|index| self.api_routes + index);
+        let template = || api.iter().position(|route| routes::matches(route, path));
+        RouteLabel(exact.or_else(page).or_else(template).unwrap_or(self.routes.len() - 1))
     }
 
     /// The label value of `route`, or `None` for `unmatched`.
@@ -208,8 +217,19 @@ mod tests {
     }
 
     #[test]
+    fn a_page_and_its_assets_share_the_page_s_label() {
+        let metrics = FrontendMetrics::new("test", &["/{asset}/{currency}"], &[routes::DOCS, routes::DASHBOARD], false);
+        let label = |path| metrics.route_name(metrics.route(path));
+        assert_eq!(label("/dashboard"), Some("/dashboard"));
+        assert_eq!(label("/dashboard/dashboard.js"), Some("/dashboard"));
+        assert_eq!(label("/docs/index.css"), Some("/docs"));
+        assert_eq!(label("/btc/EUR"), Some("/{asset}/{currency}"));
+        assert_eq!(label("/dashboards"), None, "not under the page");
+    }
+
+    #[test]
     fn made_up_methods_and_paths_share_one_label_each() {
-        let metrics = FrontendMetrics::new("test", &["/btc/USD"], false);
+        let metrics = FrontendMetrics::new("test", &["/btc/USD"], &[routes::DOCS], false);
         let observe = |method: &str, path: &str| {
             let method = Method::from_bytes(method.as_bytes()).expect("a method token");
             metrics.observe(&method, metrics.route(path), StatusCode::NOT_FOUND, Duration::from_millis(1));

@@ -2,7 +2,8 @@
 //! label and the spans' `http.route`.
 //!
 //! The API's own paths are read from its poem-openapi description (the `#[oai(path)]` attributes
-//! are their only spelling); the spec and Swagger UI paths are the constants here.
+//! are their only spelling); the spec's path, and the pages' (Swagger UI, the live page), are the
+//! constants here.
 
 use std::sync::OnceLock;
 
@@ -18,9 +19,20 @@ pub const SPEC_YAML: &str = "/openapi.yaml";
 /// Swagger UI: this page and the assets under it.
 pub const DOCS: &str = "/docs";
 
-/// True for Swagger UI's page and its assets.
-pub fn is_docs_ui(path: &str) -> bool {
-    path.strip_prefix(DOCS).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+/// The live page: this page and the assets under it (bitcoin-api).
+pub const DASHBOARD: &str = "/dashboard";
+
+/// The pages `app` serves beside its API, each one path and the assets under it.
+pub fn pages(app: App) -> &'static [&'static str] {
+    match app {
+        App::BitcoinApi => &[DOCS, DASHBOARD],
+        App::RestApi => &[DOCS],
+    }
+}
+
+/// True for the page at `page` and its assets: `/docs`, `/docs/index.css`, not `/docsx`.
+pub fn is_under(page: &str, path: &str) -> bool {
+    path.strip_prefix(page).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// True if `path` is an instance of the route `template` (`/{asset}/{currency}` matches
@@ -36,13 +48,13 @@ pub fn matches(template: &str, path: &str) -> bool {
     }
 }
 
-/// True for the spec and Swagger UI paths, served by every app beside its API.
-pub fn is_docs(path: &str) -> bool {
-    path == SPEC_JSON || path == SPEC_YAML || is_docs_ui(path)
+/// True for the spec's paths and `app`'s pages: what it serves beside its API.
+pub fn is_beside_api(app: App, path: &str) -> bool {
+    path == SPEC_JSON || path == SPEC_YAML || pages(app).iter().any(|page| is_under(page, path))
 }
 
-/// The exact paths `app` serves: its API's, then the spec's (Swagger UI's assets are not listed:
-/// they are matched by [`is_docs_ui`]).
+/// The exact paths `app` serves: its API's, then the spec's (the pages are not listed: they are
+/// matched by [`is_under`]).
 pub fn of(app: App) -> &'static [&'static str] {
     static BITCOIN_API: OnceLock<Vec<&'static str>> = OnceLock::new();
     static REST_API: OnceLock<Vec<&'static str>> = OnceLock::new();
@@ -99,9 +111,12 @@ mod tests {
     }
 
     #[test]
-    fn swagger_ui_is_its_page_and_what_is_under_it_only() {
-        assert!(is_docs_ui("/docs") && is_docs_ui("/docs/") && is_docs_ui("/docs/index.css"));
-        assert!(!is_docs_ui("/docsx") && !is_docs_ui("/doc"));
-        assert!(is_docs("/openapi.json") && is_docs("/openapi.yaml") && !is_docs("/btc/USD"));
+    fn a_page_is_its_path_and_what_is_under_it_only() {
+        assert!(is_under(DOCS, "/docs") && is_under(DOCS, "/docs/") && is_under(DOCS, "/docs/index.css"));
+        assert!(!is_under(DOCS, "/docsx") && !is_under(DOCS, "/doc"));
+        let bitcoin = |path| is_beside_api(App::BitcoinApi, path);
+        assert!(bitcoin("/openapi.json") && bitcoin("/openapi.yaml") && !bitcoin("/btc/USD"));
+        assert!(bitcoin("/dashboard") && bitcoin("/dashboard/dashboard.js") && !bitcoin("/dashboards"));
+        assert!(!is_beside_api(App::RestApi, "/dashboard") && is_beside_api(App::RestApi, "/docs"));
     }
 }

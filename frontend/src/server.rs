@@ -19,6 +19,7 @@ use crate::api::{
 use crate::app::App;
 use crate::cache::{self, StateCache};
 use crate::config::FrontendConfig;
+use crate::dashboard;
 use crate::error::FrontendError;
 use crate::frontline::Frontline;
 use crate::hardening::{self, Limits};
@@ -38,7 +39,7 @@ pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxE
 
 /// [`endpoint`] with explicit HTTP limits.
 pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
-    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), app.serves_state()));
+    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), routes::pages(app), app.serves_state()));
     public_endpoint(app, cache, stale_after, limits, metrics, None)
 }
 
@@ -52,15 +53,16 @@ fn public_endpoint(
     spans: Option<ServerSpans>,
 ) -> BoxEndpoint<'static> {
     let probes = ProbesApi::new(cache.clone(), app.serves_state());
-    let (api, docs) = match app {
+    let (api, pages) = match app {
         App::BitcoinApi => {
             let (history, stream) = (HistoryApi::new(cache.clone()), StreamApi::new(cache.clone()));
-            api_and_docs(app, (BitcoinApi::new(cache, stale_after), history, stream, probes))
+            let (api, docs) = api_and_docs(app, (BitcoinApi::new(cache, stale_after), history, stream, probes));
+            (api, docs.nest(routes::DASHBOARD, dashboard::routes()))
         }
         App::RestApi => api_and_docs(app, (RestApi, probes)),
     };
     let cors = hardening::cors(&limits);
-    let routes = Dispatch { api, docs }.with_if(cors.is_some(), cors.unwrap_or_default());
+    let routes = Dispatch { app, api, pages }.with_if(cors.is_some(), cors.unwrap_or_default());
     Frontline::new(routes, limits, metrics, spans).boxed()
 }
 
@@ -95,26 +97,27 @@ fn api_and_docs<T: OpenApi + 'static>(app: App, apis: T) -> (BoxEndpoint<'static
     (service.into_endpoint(), docs)
 }
 
-/// How long the spec and Swagger UI may be reused.
+/// How long the spec and the pages (Swagger UI, the live page) may be reused.
 pub const DOCS_CACHE: CachePolicy = CachePolicy::MaxAge(300);
 
-/// Sends the spec and Swagger UI paths to `docs` and every other request straight to the API:
+/// Sends the spec's and the pages' paths to `pages` and every other request straight to the API:
 /// nesting the API under `/` in one router would rebuild each request's URI.
 struct Dispatch {
+    app: App,
     api: BoxEndpoint<'static>,
-    docs: Route,
+    pages: Route,
 }
 
 impl Endpoint for Dispatch {
     type Output = Response;
 
     async fn call(&self, request: poem::Request) -> poem::Result<Response> {
-        if !routes::is_docs(request.uri().path()) {
+        if !routes::is_beside_api(self.app, request.uri().path()) {
             return self.api.call(request).await;
         }
-        // The spec and Swagger UI change only with a release: a CDN or a browser may keep them
+        // The spec and the pages change only with a release: a CDN or a browser may keep them
         // for a few minutes (a rollout shows everywhere within them).
-        let response = self.docs.call(request).await?;
+        let response = self.pages.call(request).await?;
         Ok(if response.status().is_success() { caching::with_policy(response, DOCS_CACHE) } else { response })
     }
 }
@@ -187,7 +190,7 @@ async fn serve(
     let acceptor = IdleTimeoutAcceptor::new(acceptor, timeouts);
     let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(listen);
 
-    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), app.serves_state()));
+    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), routes::pages(app), app.serves_state()));
     let ops_listen = config.ops_addr.unwrap_or_else(|| app.default_ops_addr());
     let (ops_addr, ops) =
         btc_runtime::ops::serve(ops_listen, ops_state(app, cache.clone(), metrics.clone()), stop_serving.clone())

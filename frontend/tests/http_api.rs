@@ -352,6 +352,34 @@ async fn each_app_serves_its_spec_and_swagger_ui() {
 }
 
 #[tokio::test]
+async fn bitcoin_api_serves_the_live_page_and_its_assets_from_the_binary_under_a_strict_policy() {
+    let cli = client(App::BitcoinApi, None);
+    let mut bodies = String::new();
+    for (path, media_type) in [
+        ("/dashboard", "text/html"),
+        ("/dashboard/dashboard.js", "text/javascript"),
+        ("/dashboard/dashboard.css", "text/css"),
+    ] {
+        let response = cli.get(path).send().await;
+        response.assert_status_is_ok();
+        response.assert_header("content-type", format!("{media_type}; charset=utf-8"));
+        response.assert_header("content-security-policy", frontend::dashboard::CONTENT_SECURITY_POLICY);
+        response.assert_header("cache-control", "public, max-age=300");
+        bodies += &response.0.into_body().into_string().await.expect("text");
+    }
+    // Offline: nothing is fetched from another origin.
+    assert!(!bodies.contains("http://") && !bodies.contains("https://"), "the page reaches for another origin");
+    assert!(bodies.contains("/dashboard/dashboard.js") && bodies.contains("/stream"), "the page streams its prices");
+    for path in ["/dashboard/nope.js", "/dashboards"] {
+        let response = cli.get(path).send().await;
+        response.assert_status(StatusCode::NOT_FOUND);
+        assert_eq!(json_of(response).await["error"], "not_found", "{path}");
+    }
+    // rest-api serves no prices, so no live page.
+    client(App::RestApi, None).get("/dashboard").send().await.assert_status(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn responses_carry_security_headers_and_their_route_s_caching() {
     let cli = client(App::BitcoinApi, Some(state_at(Utc::now(), 1, 1.0)));
     let response = cli.get("/btc/USD").send().await;
