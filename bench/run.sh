@@ -7,12 +7,15 @@
 #   - the candles route of a bitcoin-api holding every default pair's history (history-server),
 #     against a ceiling serving the same page, and that process's memory;
 #   - the pipeline (target/release/pipeline): aggregator catch-up and publish rate against bare
-#     async-nats, freshness, cold start.
+#     async-nats, freshness, cold start;
+#   - the stream fan-out (target/release/fanout): 1,000 and 10,000 SSE clients of one bitcoin-api
+#     against a bare hyper broadcaster (target/release/sse-ceiling).
 # Every figure is the median of RUNS runs. Benchmarks print figures; they never fail on speed.
 #
 # Settings: RUNS (3), DURATION (5s), CONNECTIONS ("64 16"), WRK_THREADS (2); the pipeline's TICKS,
-# PUBLISH_TICKS, FRESHNESS_TICKS (bench/src/pipeline.rs); PIPELINE=0 skips the pipeline,
-# HISTORY=0 the candles route.
+# PUBLISH_TICKS, FRESHNESS_TICKS (bench/src/pipeline.rs); FANOUT_CLIENTS, FANOUT_TICKS
+# (bench/src/fanout.rs); PIPELINE=0 skips the pipeline, HISTORY=0 the candles route, FANOUT=0 the
+# fan-out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -185,5 +188,11 @@ fi
 if [ "${PIPELINE:-1}" != 0 ]; then
   # Its progress goes to stderr, its rows to stdout.
   target/release/pipeline --rows >>"$table"
+fi
+if [ "${FANOUT:-1}" != 0 ]; then
+  # 10,000 clients hold 10,000 sockets in this process and 10,000 in bitcoin-api: the soft file
+  # limit goes up to the hard one (fanout checks it is enough).
+  ulimit -n "$(ulimit -Hn)"
+  target/release/fanout >>"$table"
 fi
 cat "$table"

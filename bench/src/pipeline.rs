@@ -60,10 +60,6 @@ mod freshness;
 mod publish_rate;
 #[path = "pipeline/report.rs"]
 mod report;
-#[path = "pipeline/stack.rs"]
-mod stack;
-#[path = "pipeline/ticks.rs"]
-mod ticks;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -71,6 +67,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use btc_contract::Pair;
 
+use bench::ticks;
 use report::{Results, Sizes};
 
 /// The cold-start tick rates: production's 1 tick/s is far below both.

@@ -11,8 +11,8 @@ use btc_contract::Pair;
 use btc_contract::names::{AGGREGATOR_CONSUMER, TICKS_STREAM};
 use futures::StreamExt;
 
-use crate::stack::{Nats, START_TIMEOUT, Service, StateWatch, poll_until};
-use crate::ticks::{self, per_second};
+use bench::stack::{Nats, START_TIMEOUT, Service, StateWatch, poll_until};
+use bench::ticks::{self, per_second};
 
 /// The aggregator's pull settings (aggregator/src/lib.rs `follow` and `run`, and the
 /// `BATCH_SIZE` default of aggregator/src/config.rs), used by the bare consumer too.

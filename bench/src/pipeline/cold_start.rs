@@ -8,8 +8,8 @@ use async_nats::jetstream::kv;
 use btc_contract::names::STATE_KEY;
 use btc_contract::{Pair, PriceState};
 
-use crate::stack::{Nats, START_TIMEOUT, Service, StateWatch};
-use crate::ticks;
+use bench::stack::{Nats, START_TIMEOUT, Service, StateWatch};
+use bench::ticks;
 
 /// The aggregator's default window.
 const WINDOW_SECONDS: u64 = 600;

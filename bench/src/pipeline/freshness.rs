@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use publisher::metrics::PublisherMetrics;
 
 use crate::publish_rate::GIVE_UP_AFTER;
-use crate::report::percentile;
-use crate::stack::{Nats, START_TIMEOUT, Service};
-use crate::ticks;
 use bench::http;
+use bench::stack::{Nats, START_TIMEOUT, Service};
+use bench::stats::percentile;
+use bench::ticks;
 
 /// Longest time a tick may take to be served before the run fails.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,8 +12,8 @@ use btc_contract::names::{TICK_SUBJECT, tick_msg_id};
 use btc_contract::{Pair, Tick};
 use publisher::metrics::PublisherMetrics;
 
-use crate::stack::Nats;
-use crate::ticks::{self, per_second};
+use bench::stack::Nats;
+use bench::ticks::{self, per_second};
 
 /// The publisher's default `PUBLISH_TIMEOUT`.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(10);

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use testkit::NatsServer;
 use testkit::process::ServiceProcess;
 
+use crate::http;
 use crate::ticks::encoded_tick_len;
-use bench::http;
 
 /// How often a condition that gives no event (a port, a consumer's state) is polled.
 const POLL_EVERY: Duration = Duration::from_millis(5);
@@ -80,8 +80,7 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `target/<profile>/aggregator`; `addr` is its ops port.
-    /// Starts `target/<profile>/aggregator` for the seed pair, BTC-USD.
+    /// Starts `target/<profile>/aggregator` for the seed pair, BTC-USD; `addr` is its ops port.
     pub async fn aggregator(nats: &Nats) -> Self {
         Self::aggregator_of(nats, &[Pair::seed()]).await
     }
@@ -90,28 +89,35 @@ impl Service {
     pub async fn aggregator_of(nats: &Nats, pairs: &[Pair]) -> Self {
         let pairs = pairs.iter().map(Pair::as_str).collect::<Vec<_>>().join(",");
         let env = [("OPS_ADDR", "127.0.0.1:0"), ("RUST_LOG", "warn,aggregator=info"), ("PAIRS", pairs.as_str())];
-        Self::spawn("aggregator", "ops_addr", nats, &env).await
+        Self::spawn("aggregator", &[], "ops_addr", nats, &env).await
     }
 
     /// Starts `target/<profile>/bitcoin-api`; its price never counts as stale during the run.
     pub async fn bitcoin_api(nats: &Nats) -> Self {
-        let env = [
+        Self::bitcoin_api_with(nats, &[]).await
+    }
+
+    /// [`Service::bitcoin_api`] with more settings (later ones win).
+    pub async fn bitcoin_api_with(nats: &Nats, settings: &[(&str, &str)]) -> Self {
+        let mut env = vec![
             ("LISTEN_ADDR", "127.0.0.1:0"),
             ("OPS_ADDR", "127.0.0.1:0"),
             ("STALE_AFTER", "24h"),
             ("RUST_LOG", "warn,frontend::server=info"),
         ];
-        Self::spawn("bitcoin-api", "addr", nats, &env).await
+        env.extend_from_slice(settings);
+        Self::spawn("bitcoin-api", &[], "addr", nats, &env).await
     }
 
-    /// Starts `binary` on ports the system picks (`extra_env` binds them to port 0, and lets the
-    /// `listening` line through `RUST_LOG`), and reads the one in `addr_field` back from its log.
-    async fn spawn(binary: &str, addr_field: &str, nats: &Nats, extra_env: &[(&str, &str)]) -> Self {
+    /// Starts `target/<profile>/<binary> <args>` on ports the system picks (`extra_env` or `args`
+    /// bind them to port 0, and `RUST_LOG` lets the `listening` line through), and reads the one
+    /// in `addr_field` back from its log.
+    pub async fn spawn(binary: &str, args: &[&str], addr_field: &str, nats: &Nats, extra_env: &[(&str, &str)]) -> Self {
         let env = nats.service_env();
         let mut env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (*key, value.as_str())).collect();
         // Later entries win: Command::env keeps the last value of a variable.
         env.extend_from_slice(extra_env);
-        let process = ServiceProcess::spawn(binary, &[], &env);
+        let process = ServiceProcess::spawn(binary, args, &env);
         let addr = process.listening(addr_field).await.to_string();
         Self { process, addr }
     }
