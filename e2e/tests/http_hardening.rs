@@ -160,10 +160,10 @@ async fn measure(binary: &str, nats: &NatsServer, real_paths: &[&str], seed: u64
     let text = scrape().await;
     let after = series(&text);
     let rss_after = vm_rss_kib(pid);
-    // The app's own route table (templates such as `/{asset}/{currency}` included), Swagger UI's
-    // label and `unmatched`: the only values a route label may take.
+    // The app's own route table (templates such as `/{asset}/{currency}` included), its pages'
+    // labels (`/docs`, `/dashboard`) and `unmatched`: the only values a route label may take.
     let app = if binary == "rest-api" { frontend::App::RestApi } else { frontend::App::BitcoinApi };
-    let known_routes = [frontend::routes::of(app), &["/docs", "unmatched"]];
+    let known_routes = [frontend::routes::of(app), frontend::routes::pages(app), &["unmatched"]];
     let from_the_request = after
         .iter()
         .filter(|line| line.starts_with("btc_http_"))

@@ -4,7 +4,8 @@
 //! hyper copies each response body into its own buffer before writing it; on a page of candles
 //! that copy and its buffer were a fifth of bitcoin-api's CPU (`bench/README.md`). Here the
 //! connection reaches hyper as accepted, and a body goes to the socket with `writev`. HTTP/2 was
-//! never served (h2c is refused at its preface, see `idle`).
+//! never served (h2c is refused at its preface, see `idle`). A connection whose first request opens
+//! an event stream is answered without hyper (`stream_connection` says why).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,11 +13,16 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use poem::Endpoint;
 use poem::endpoint::BoxEndpoint;
+use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
+use poem::web::{LocalAddr, RemoteAddr};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::stream_connection::{self, FirstRequest};
 
 /// The pause after a failed accept.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
@@ -35,6 +41,8 @@ where
 {
     let endpoint = Arc::new(endpoint);
     let connections = GracefulShutdown::new();
+    // The event streams answered without hyper: each ends with the drain (its stream does).
+    let streams = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -50,24 +58,47 @@ where
                 continue;
             }
         };
-        let endpoint = endpoint.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let (endpoint, local, remote, scheme) = (endpoint.clone(), local.clone(), remote.clone(), scheme.clone());
-            async move {
-                let response = endpoint.get_response((request, local, remote, scheme).into()).await;
-                Ok::<_, Infallible>(hyper::Response::from(response))
-            }
-        });
-        let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
-        let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+        let (endpoint, watcher) = (endpoint.clone(), connections.watcher());
+        streams.spawn(async move {
+            match stream_connection::first_request(io, &local, &remote, &scheme).await {
+                FirstRequest::Stream(request, io) => stream_connection::answer(io, &endpoint, *request).await,
+                // Boxed: hyper's connection is large, and a stream's task need not hold its room.
+                FirstRequest::Other(io) => {
+                    Box::pin(serve_with_hyper(io, endpoint, (local, remote, scheme), watcher)).await
+                }
+                FirstRequest::Gone => {}
             }
         });
     }
-    if tokio::time::timeout(drain, connections.shutdown()).await.is_err() {
+    streams.close();
+    let drained = async {
+        connections.shutdown().await;
+        streams.wait().await;
+    };
+    if tokio::time::timeout(drain, drained).await.is_err() {
         tracing::warn!(?drain, "connections still open after the drain; closing them");
     }
     Ok(())
+}
+
+/// Serves every request of the connection `io` with hyper, until it closes or the drain.
+async fn serve_with_hyper<T>(
+    io: T,
+    endpoint: Arc<BoxEndpoint<'static>>,
+    (local, remote, scheme): (LocalAddr, RemoteAddr, Scheme),
+    watcher: Watcher,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let (endpoint, local, remote, scheme) = (endpoint.clone(), local.clone(), remote.clone(), scheme.clone());
+        async move {
+            let response = endpoint.get_response((request, local, remote, scheme).into()).await;
+            Ok::<_, Infallible>(hyper::Response::from(response))
+        }
+    });
+    let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod server_span;
+pub mod stream_connection;
 
 pub use app::App;
 pub use config::FrontendConfig;

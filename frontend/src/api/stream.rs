@@ -207,9 +207,11 @@ impl ClientStream {
             if let Some(bytes) = self.ready.pop_front() {
                 return Some(bytes);
             }
+            // A start and a replay run once or for a while; a live stream waits here for good.
+            // Boxed, their larger futures are held only while they run, not by every client.
             match self.phase {
-                Phase::Start { since } => self.start(since).await,
-                Phase::Replay { next, until } => self.replay(next, until).await?,
+                Phase::Start { since } => Box::pin(self.start(since)).await,
+                Phase::Replay { next, until } => Box::pin(self.replay(next, until)).await?,
                 Phase::Live => self.live().await?,
                 Phase::Ended => return None,
             }
