@@ -144,14 +144,8 @@ impl RangeQuery {
 
 /// The JSON of `page` of `range`.
 pub fn page_body(pair: &Pair, interval: Interval, range: PageRange, page: &Page<'_>) -> Vec<u8> {
-    let envelope = CandlePage {
-        pair: pair.to_string(),
-        interval: interval.to_string(),
-        from: history_page::at(range.from_ms),
-        to: history_page::at(range.to_ms),
-        candles: Vec::new(),
-        next: page.next_from_ms.map(|from| candles_link(pair, interval, from, range.to_ms, range.limit)),
-    };
+    let next = page.next_from_ms.map(|from| candles_link(pair, interval, from, range.to_ms, range.limit));
+    let envelope = history_page::Envelope { pair: pair.as_str(), interval, range, next };
     history_page::encode_page(&envelope, page, interval)
 }
 

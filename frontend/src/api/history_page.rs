@@ -132,30 +132,51 @@ fn encode<T: ToJSON>(value: &T) -> Vec<u8> {
     value.to_json().map(|json| json.to_string().into_bytes()).unwrap_or_default()
 }
 
-/// The body of `page` inside `envelope` (whose `candles` is left empty): the envelope encoded,
-/// with the cached candles' JSON and the open candle's copied between the brackets of its
-/// `candles`. The same JSON as encoding the whole page, without encoding each candle again.
-pub fn encode_page<T: ToJSON>(envelope: &T, page: &Page<'_>, interval: Interval) -> Vec<u8> {
-    let outer = encode(envelope);
-    // Every string value in the envelope is escaped, so its `"` never appear bare inside one:
-    // the first bare `"candles":[]` is the field. (`CandlePage` always has it; the paging
-    // proptest checks every body against the typed page.)
-    const EMPTY: &[u8] = br#""candles":[]"#;
-    let Some(at) = outer.windows(EMPTY.len()).position(|window| window == EMPTY) else { return outer };
-    let split = at + EMPTY.len() - 1;
+/// What a page of candles says around its candles (`CandlePage` without them).
+pub struct Envelope<'a> {
+    pub pair: &'a str,
+    pub interval: Interval,
+    pub range: PageRange,
+    pub next: Option<String>,
+}
+
+/// The body of `page` in `envelope`: `CandlePage`'s JSON (its fields in the order poem-openapi
+/// writes them), written straight into one buffer sized for it, the cached candles' JSON and the
+/// open candle's copied in. The same JSON as encoding the whole typed page (the paging proptest
+/// checks every body against it), without encoding each candle again or building the envelope
+/// as a `serde_json::Value` first.
+pub fn encode_page(envelope: &Envelope<'_>, page: &Page<'_>, interval: Interval) -> Vec<u8> {
     let open = page.open.map(|bar| encode_candle(&bar, interval, false));
     let candles = page.closed.iter().map(|held| &held.json[..]).chain(open.as_deref());
-    let size: usize = page.closed.iter().map(|held| held.json.len() + 1).sum::<usize>() + 128;
-    let mut body = Vec::with_capacity(outer.len() + size);
-    body.extend_from_slice(&outer[..split]);
+    let size: usize = candles.clone().map(|json| json.len() + 1).sum::<usize>() + 256;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(br#"{"candles":["#);
     for (i, json) in candles.enumerate() {
         if i > 0 {
             body.push(b',');
         }
         body.extend_from_slice(json);
     }
-    body.extend_from_slice(&outer[split..]);
+    body.extend_from_slice(br#"],"from":"#);
+    push_json(&mut body, &at(envelope.range.from_ms).to_rfc3339());
+    body.extend_from_slice(br#","interval":"#);
+    push_json(&mut body, &envelope.interval.to_string());
+    if let Some(next) = &envelope.next {
+        body.extend_from_slice(br#","next":"#);
+        push_json(&mut body, next);
+    }
+    body.extend_from_slice(br#","pair":"#);
+    push_json(&mut body, envelope.pair);
+    body.extend_from_slice(br#","to":"#);
+    push_json(&mut body, &at(envelope.range.to_ms).to_rfc3339());
+    body.push(b'}');
     body
+}
+
+/// `text` as a JSON string, escaped as serde_json escapes it.
+fn push_json(body: &mut Vec<u8>, text: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *body, text);
 }
 
 pub fn at(ms: i64) -> DateTime<Utc> {
