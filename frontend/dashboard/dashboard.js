@@ -295,8 +295,9 @@ function drawChart() {
   const plotWidth = width - axis;
   const plotHeight = height - bottom - top;
   const y = (price) => top + ((high - price) / (high - low)) * plotHeight;
-  const slot = plotWidth / Math.max(candles.length, chart.limit || candles.length);
-  const x = (index) => index * slot + slot / 2;
+  // The newest candle at the right edge; a short history gets wider candles, up to 60 slots.
+  const slot = plotWidth / Math.max(candles.length, Math.min(chart.limit || 60, 60));
+  const x = (index) => plotWidth - (candles.length - index) * slot + slot / 2;
 
   ctx.strokeStyle = color('--line');
   ctx.fillStyle = color('--muted');
@@ -312,9 +313,10 @@ function drawChart() {
     ctx.fillText(formatPrice(price, ''), plotWidth + 6, row);
   }
   ctx.textBaseline = 'alphabetic';
-  const labelEvery = Math.max(1, Math.ceil(candles.length / 6));
+  // A time label every 90 px or more, so that they never overlap.
+  const labelEvery = Math.max(1, Math.ceil(90 / slot));
   candles.forEach((candle, index) => {
-    if (index % labelEvery === 0) {
+    if ((candles.length - 1 - index) % labelEvery === 0) {
       const when = new Date(candle.startMs);
       const text = chart.interval === '1d' ? when.toLocaleDateString() : when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
       ctx.fillText(text, Math.max(0, x(index) - 16), height - 6);
@@ -336,7 +338,7 @@ function drawChart() {
   });
   ctx.globalAlpha = 1;
 
-  const line = (price, name, label) => {
+  const line = (price, name, label, right) => {
     const row = Math.round(y(price)) + 0.5;
     ctx.strokeStyle = ctx.fillStyle = color(name);
     ctx.setLineDash([4, 4]);
@@ -345,11 +347,14 @@ function drawChart() {
     ctx.lineTo(plotWidth, row);
     ctx.stroke();
     ctx.setLineDash([]);
-    ctx.fillText(label, 6, row - 4);
+    // The average's label at the left, the last price's at the right: they never overlap.
+    ctx.textAlign = right ? 'right' : 'left';
+    ctx.fillText(label, right ? plotWidth - 6 : 6, row - 4);
+    ctx.textAlign = 'left';
   };
   if (average !== null) line(average, '--reference', `10-min avg ${formatPrice(average, '')}`);
   const last = candles[candles.length - 1];
-  line(last.close, '--accent', `last ${formatPrice(last.close, '')}`);
+  line(last.close, '--accent', `last ${formatPrice(last.close, '')}`, true);
 }
 
 // ---- how fresh each figure is ----
