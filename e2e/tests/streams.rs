@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use exchange_standin::Venue;
 use frontend::App;
-use support::Pipeline;
+use support::{Pipeline, Service};
 use testkit::sse::{Event, EventReader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,14 +15,30 @@ use tokio::net::TcpStream;
 /// Longest wait for the next event: a publisher round is 1 s.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The whole pipeline over three stand-ins, once bitcoin-api serves a price.
+struct Priced {
+    pipeline: Pipeline,
+    bitcoin_api: String,
+    api: Service,
+    _publisher: Service,
+    _aggregator: Service,
+}
+
+impl Priced {
+    async fn start() -> Self {
+        let venues = [(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)];
+        let pipeline = Pipeline::start(&venues).await;
+        let (bitcoin_api, api) = pipeline.start_frontend(App::BitcoinApi).await;
+        let _publisher = pipeline.start_publisher(&[]).await;
+        let _aggregator = pipeline.start_aggregator("aggregator").await;
+        pipeline.wait_for_body(&format!("{bitcoin_api}/btc/USD"), "a price", |b| b["price"].is_number()).await;
+        Self { pipeline, bitcoin_api, api, _publisher, _aggregator }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_pushes_each_new_price_in_order_and_ends_cleanly_on_shutdown() {
-    let venues = [(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)];
-    let pipeline = Pipeline::start(&venues).await;
-    let (bitcoin_api, api) = pipeline.start_frontend(App::BitcoinApi).await;
-    let _publisher = pipeline.start_publisher(&[]).await;
-    let _aggregator = pipeline.start_aggregator("aggregator").await;
-    pipeline.wait_for_body(&format!("{bitcoin_api}/btc/USD"), "a price", |b| b["price"].is_number()).await;
+    let Priced { pipeline, bitcoin_api, api, _publisher, _aggregator } = Priced::start().await;
 
     let response = reqwest::Client::new().get(format!("{bitcoin_api}/btc/USD/stream")).send().await.expect("stream");
     assert_eq!(response.status().as_u16(), 200);
@@ -66,12 +82,7 @@ async fn a_stream_pushes_each_new_price_in_order_and_ends_cleanly_on_shutdown() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_opened_first_on_a_connection_is_framed_as_http_1_1_and_frees_its_slot_when_the_client_goes() {
-    let venues = [(Venue::Coinbase, 50_000.0), (Venue::Kraken, 50_010.0), (Venue::Bitstamp, 49_990.0)];
-    let pipeline = Pipeline::start(&venues).await;
-    let (bitcoin_api, api) = pipeline.start_frontend(App::BitcoinApi).await;
-    let _publisher = pipeline.start_publisher(&[]).await;
-    let _aggregator = pipeline.start_aggregator("aggregator").await;
-    pipeline.wait_for_body(&format!("{bitcoin_api}/btc/USD"), "a price", |b| b["price"].is_number()).await;
+    let Priced { pipeline: _pipeline, bitcoin_api, api, _publisher, _aggregator } = Priced::start().await;
     let addr = bitcoin_api.trim_start_matches("http://");
 
     // A stream as the first request (answered without hyper): the app's status and fields,
