@@ -12,25 +12,25 @@ use std::time::Instant;
 use futures::FutureExt;
 use opentelemetry::trace::FutureExt as _;
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::bitcoin::RETRY_AFTER_SECONDS;
 use crate::api::errors::{ErrorBody, error_response};
 use crate::hardening::{Limits, add_security_headers, over_limits, panic_response};
-use crate::metrics::FrontendMetrics;
-use crate::server_span::ServerSpans;
+use crate::metrics::{FrontendMetrics, RouteLabel};
+use crate::server_span::{RequestHead, ServerSpans};
 
 pub struct Frontline<E> {
     inner: E,
     limits: Limits,
     metrics: Arc<FrontendMetrics>,
     /// The server span of each request, when tracing is on.
-    spans: Option<ServerSpans>,
+    spans: Option<Arc<ServerSpans>>,
 }
 
 impl<E> Frontline<E> {
-    pub fn new(inner: E, limits: Limits, metrics: Arc<FrontendMetrics>, spans: Option<ServerSpans>) -> Self {
+    pub fn new(inner: E, limits: Limits, metrics: Arc<FrontendMetrics>, spans: Option<Arc<ServerSpans>>) -> Self {
         Self { inner, limits, metrics, spans }
     }
 }
@@ -38,7 +38,7 @@ impl<E> Frontline<E> {
 impl<E: Endpoint> Frontline<E> {
     /// The answer to `request`: the app's, or the JSON error of a limit, a timeout or a panic.
     async fn answer(&self, request: Request) -> Response {
-        if let Some(rejection) = over_limits(&request, &self.limits) {
+        if let Some(rejection) = over_limits(request.headers(), &self.limits) {
             return rejection.into_response();
         }
         let uri = request.uri().clone();
@@ -69,16 +69,22 @@ impl<E: Endpoint> Endpoint for Frontline<E> {
         let mut response = match &self.spans {
             None => self.answer(request).await,
             Some(spans) => {
-                let context = spans.start(&request, self.metrics.route_name(route)).await;
+                let context = spans.start(&RequestHead::of(&request), self.metrics.route_name(route));
                 let response = self.answer(request).with_context(context.clone()).await;
                 ServerSpans::finish(&context, response.status());
                 response
             }
         };
-        add_security_headers(&mut response);
-        self.metrics.observe(&method, route, response.status(), started.elapsed());
+        seal(&mut response, &self.metrics, &method, route, started);
         Ok(response)
     }
+}
+
+/// What every answer gets on its way out, whichever path made it (this layer or
+/// [`crate::hot_routes`]): the security headers, and the request counted and timed from `started`.
+pub fn seal(response: &mut Response, metrics: &FrontendMetrics, method: &Method, route: RouteLabel, started: Instant) {
+    add_security_headers(response);
+    metrics.observe(method, route, response.status(), started.elapsed());
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use poem::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use poem::Response;
+use poem::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use poem::middleware::Cors;
-use poem::{Request, Response};
 
 use crate::api::errors::ErrorBody;
 
@@ -44,9 +44,9 @@ pub fn cors(limits: &Limits) -> Option<Cors> {
     })
 }
 
-/// The error answer for a request over the header or body limits, if it is.
-pub fn over_limits(request: &Request, limits: &Limits) -> Option<ErrorBody> {
-    let header_bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+/// The error answer for a request with `headers` over the header or body limits, if it is.
+pub fn over_limits(headers: &HeaderMap, limits: &Limits) -> Option<ErrorBody> {
+    let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
     if header_bytes > limits.max_header_bytes {
         return Some(ErrorBody::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -54,9 +54,8 @@ pub fn over_limits(request: &Request, limits: &Limits) -> Option<ErrorBody> {
             format!("request headers are larger than {} bytes", limits.max_header_bytes),
         ));
     }
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limits.max_body_bytes)
-        || request.headers().contains_key(header::TRANSFER_ENCODING)
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limits.max_body_bytes) || headers.contains_key(header::TRANSFER_ENCODING)
     {
         return Some(ErrorBody::new(
             StatusCode::PAYLOAD_TOO_LARGE,

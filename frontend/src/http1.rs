@@ -5,12 +5,14 @@
 //! that copy and its buffer were a fifth of bitcoin-api's CPU (`bench/README.md`). Here the
 //! connection reaches hyper as accepted, and a body goes to the socket with `writev`. HTTP/2 was
 //! never served (h2c is refused at its preface, see `idle`). A connection whose first request opens
-//! an event stream is answered without hyper (`stream_connection` says why).
+//! an event stream is answered without hyper (`stream_connection` says why); the hot routes of the
+//! others are answered before Poem (`hot_routes` says why).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{Either, ready};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -22,15 +24,19 @@ use poem::web::{LocalAddr, RemoteAddr};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::hot_routes::HotRoutes;
+use crate::server_span::RequestHead;
 use crate::stream_connection::{self, FirstRequest};
 
 /// The pause after a failed accept.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Serves `endpoint` on every connection `acceptor` accepts until `stop`; then stops accepting
-/// and gives the open connections up to `drain` to finish their requests.
+/// Serves `hot` and `endpoint` (every request `hot` does not answer) on every connection `acceptor`
+/// accepts until `stop`; then stops accepting and gives the open connections up to `drain` to
+/// finish their requests.
 pub async fn serve<A>(
     mut acceptor: A,
+    hot: HotRoutes,
     endpoint: BoxEndpoint<'static>,
     stop: CancellationToken,
     drain: Duration,
@@ -39,7 +45,7 @@ where
     A: Acceptor,
     A::Io: 'static,
 {
-    let endpoint = Arc::new(endpoint);
+    let (hot, endpoint) = (Arc::new(hot), Arc::new(endpoint));
     let connections = GracefulShutdown::new();
     // The event streams answered without hyper: each ends with the drain (its stream does).
     let streams = TaskTracker::new();
@@ -58,13 +64,13 @@ where
                 continue;
             }
         };
-        let (endpoint, watcher) = (endpoint.clone(), connections.watcher());
+        let (hot, endpoint, watcher) = (hot.clone(), endpoint.clone(), connections.watcher());
         streams.spawn(async move {
             match stream_connection::first_request(io, &local, &remote, &scheme).await {
                 FirstRequest::Stream(request, io) => stream_connection::answer(io, &endpoint, *request).await,
                 // Boxed: hyper's connection is large, and a stream's task need not hold its room.
                 FirstRequest::Other(io) => {
-                    Box::pin(serve_with_hyper(io, endpoint, (local, remote, scheme), watcher)).await
+                    Box::pin(serve_with_hyper(io, (hot, endpoint), (local, remote, scheme), watcher)).await
                 }
                 FirstRequest::Gone => {}
             }
@@ -84,18 +90,28 @@ where
 /// Serves every request of the connection `io` with hyper, until it closes or the drain.
 async fn serve_with_hyper<T>(
     io: T,
-    endpoint: Arc<BoxEndpoint<'static>>,
+    (hot, endpoint): (Arc<HotRoutes>, Arc<BoxEndpoint<'static>>),
     (local, remote, scheme): (LocalAddr, RemoteAddr, Scheme),
     watcher: Watcher,
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let head = RequestHead {
+            method: request.method(),
+            uri: request.uri(),
+            version: request.version(),
+            headers: request.headers(),
+            remote: &remote,
+        };
+        if let Some(response) = hot.answer(&head) {
+            return Either::Left(ready(Ok::<_, Infallible>(hyper::Response::from(response))));
+        }
         let (endpoint, local, remote, scheme) = (endpoint.clone(), local.clone(), remote.clone(), scheme.clone());
-        async move {
+        Either::Right(async move {
             let response = endpoint.get_response((request, local, remote, scheme).into()).await;
             Ok::<_, Infallible>(hyper::Response::from(response))
-        }
+        })
     });
     let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
     if let Err(error) = watcher.watch(connection).await {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod feeds;
 pub mod frontline;
 pub mod hardening;
+pub mod hot_routes;
 pub mod http1;
 pub mod idle;
 pub mod metrics;

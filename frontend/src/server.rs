@@ -23,47 +23,81 @@ use crate::dashboard;
 use crate::error::FrontendError;
 use crate::frontline::Frontline;
 use crate::hardening::{self, Limits};
+use crate::hot_routes::HotRoutes;
 use crate::idle::{ConnectionTimeouts, IdleTimeoutAcceptor};
 use crate::metrics::FrontendMetrics;
 use crate::routes;
-use crate::server_span::ServerSpans;
+use crate::server_span::{RequestHead, ServerSpans};
 
 /// How long in-flight requests may take to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The app's public HTTP endpoint over `cache`: its API, `/openapi.json`, `/openapi.yaml`, `/docs`,
-/// with JSON errors and request metrics (`/metrics` is on the ops port, see [`ops_state`]).
+/// with JSON errors and request metrics (`/metrics` is on the ops port, see [`ops_state`]); the
+/// hot routes answered first, as the server does.
 pub fn endpoint(app: App, cache: Arc<StateCache>, stale_after: Duration) -> BoxEndpoint<'static> {
     endpoint_with(app, cache, stale_after, Limits::default())
 }
 
 /// [`endpoint`] with explicit HTTP limits.
 pub fn endpoint_with(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> BoxEndpoint<'static> {
-    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), routes::pages(app), app.serves_state()));
-    public_endpoint(app, cache, stale_after, limits, metrics, None)
+    service(app, cache, stale_after, limits).boxed()
 }
 
-/// The public endpoint, counting its requests in `metrics` and, with `spans`, tracing them.
-fn public_endpoint(
+/// What the public port serves: the hot routes answered before Poem, and the endpoint that
+/// answers everything else (and the hot routes too, for a request that is not plain).
+pub struct PublicService {
+    pub hot: HotRoutes,
+    pub endpoint: BoxEndpoint<'static>,
+}
+
+/// Both paths behind one endpoint, as the server takes them (it asks the hot routes with hyper's
+/// request, before any `poem::Request` is built): what tests drive with Poem's test client.
+impl Endpoint for PublicService {
+    type Output = Response;
+
+    async fn call(&self, request: poem::Request) -> poem::Result<Response> {
+        if let Some(response) = self.hot.answer(&RequestHead::of(&request)) {
+            return Ok(response);
+        }
+        self.endpoint.call(request).await
+    }
+}
+
+/// The public service over `cache`, with its own metrics and no spans.
+pub fn service(app: App, cache: Arc<StateCache>, stale_after: Duration, limits: Limits) -> PublicService {
+    let metrics = Arc::new(FrontendMetrics::new(app.name(), routes::of(app), routes::pages(app), app.serves_state()));
+    public_service(app, cache, stale_after, limits, metrics, None)
+}
+
+/// The public service, counting its requests in `metrics` and, with `spans`, tracing them.
+fn public_service(
     app: App,
     cache: Arc<StateCache>,
     stale_after: Duration,
     limits: Limits,
     metrics: Arc<FrontendMetrics>,
     spans: Option<ServerSpans>,
-) -> BoxEndpoint<'static> {
+) -> PublicService {
     let probes = ProbesApi::new(cache.clone(), app.serves_state());
-    let (api, pages) = match app {
+    let (api, pages, prices) = match app {
         App::BitcoinApi => {
             let (history, stream) = (HistoryApi::new(cache.clone()), StreamApi::new(cache.clone()));
-            let (api, docs) = api_and_docs(app, (BitcoinApi::new(cache, stale_after), history, stream, probes));
-            (api, docs.nest(routes::DASHBOARD, dashboard::routes()))
+            let prices = BitcoinApi::new(cache, stale_after);
+            let hot = prices.prices();
+            let (api, docs) = api_and_docs(app, (prices, history, stream, probes));
+            (api, docs.nest(routes::DASHBOARD, dashboard::routes()), Some(hot))
         }
-        App::RestApi => api_and_docs(app, (RestApi, probes)),
+        App::RestApi => {
+            let (api, docs) = api_and_docs(app, (RestApi, probes));
+            (api, docs, None)
+        }
     };
     let cors = hardening::cors(&limits);
     let routes = Dispatch { app, api, pages }.with_if(cors.is_some(), cors.unwrap_or_default());
-    Frontline::new(routes, limits, metrics, spans).boxed()
+    let spans = spans.map(Arc::new);
+    let hot = HotRoutes::new(app, prices, limits.clone(), metrics.clone(), spans.clone());
+    PublicService { hot, endpoint: Frontline::new(routes, limits, metrics, spans).boxed() }
 }
 
 /// What the ops port of `app` serves: its metrics and the same readiness as the API port's.
@@ -200,8 +234,9 @@ async fn serve(
 
     let spans = btc_runtime::telemetry::tracing_requested()
         .then(|| ServerSpans::new(opentelemetry::global::tracer(app.name()), config.trust_incoming_trace_context));
-    let app_endpoint = public_endpoint(app, cache, config.stale_after, config.limits(), metrics, spans);
-    let server = tokio::spawn(crate::http1::serve(acceptor, app_endpoint, stop_serving, DRAIN_TIMEOUT));
+    let PublicService { hot, endpoint } =
+        public_service(app, cache, config.stale_after, config.limits(), metrics, spans);
+    let server = tokio::spawn(crate::http1::serve(acceptor, hot, endpoint, stop_serving, DRAIN_TIMEOUT));
     Ok(Running { addr, ops_addr, server, ops })
 }
 

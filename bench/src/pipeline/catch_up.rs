@@ -55,7 +55,8 @@ pub async fn bare_consumer(ticks: u64, pairs: &[Pair]) -> anyhow::Result<CatchUp
     Ok(CatchUp { rate: per_second(read, elapsed), load_rate: loaded.rate })
 }
 
-fn bare_consumer_config(pairs: &[Pair]) -> consumer::pull::Config {
+/// The aggregator's consumer settings, filtered to `pairs` as it filters.
+pub fn bare_consumer_config(pairs: &[Pair]) -> consumer::pull::Config {
     let mut config = consumer::pull::Config {
         durable_name: Some("bench-ceiling".to_string()),
         deliver_policy: consumer::DeliverPolicy::All,
@@ -73,16 +74,21 @@ fn bare_consumer_config(pairs: &[Pair]) -> consumer::pull::Config {
     config
 }
 
-/// Pulls in batches like the aggregator and acks every message, until `last_sequence` is read.
-async fn read_and_ack_until(consumer: &PullConsumer, last_sequence: u64) -> anyhow::Result<u64> {
-    let mut messages = consumer
+/// The messages of `consumer`, pulled in batches like the aggregator pulls.
+pub async fn pull(consumer: &PullConsumer) -> anyhow::Result<consumer::pull::Stream> {
+    consumer
         .stream()
         .max_messages_per_batch(BATCH_SIZE)
         .heartbeat(PULL_HEARTBEAT)
         .expires(PULL_EXPIRES)
         .messages()
         .await
-        .context("pulling from the bare consumer")?;
+        .context("pulling from the bare consumer")
+}
+
+/// Pulls in batches like the aggregator and acks every message, until `last_sequence` is read.
+async fn read_and_ack_until(consumer: &PullConsumer, last_sequence: u64) -> anyhow::Result<u64> {
+    let mut messages = pull(consumer).await?;
     let mut read = 0;
     loop {
         let message = tokio::time::timeout(STALL_TIMEOUT, messages.next())

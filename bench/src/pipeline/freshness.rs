@@ -1,14 +1,19 @@
 //! Freshness: from the publisher path's ack of a tick to the moment bitcoin-api serves that tick,
-//! through the real aggregator and bitcoin-api processes.
+//! through the real aggregator and bitcoin-api processes; and its floor, the same hops in bare
+//! async-nats with nothing else.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
+use async_nats::jetstream::{consumer::PullConsumer, kv};
+use btc_contract::names::TICKS_STREAM;
 use btc_contract::{Pair, Tick};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use publisher::metrics::PublisherMetrics;
 
-use crate::publish_rate::GIVE_UP_AFTER;
+use crate::catch_up;
+use crate::publish_rate::{self, GIVE_UP_AFTER};
 use bench::http;
 use bench::stack::{Nats, START_TIMEOUT, Service};
 use bench::stats::percentile;
@@ -42,6 +47,59 @@ pub async fn measure(count: u64) -> anyhow::Result<Freshness> {
         samples.push(probe.time_to_served(&ticks::tick_at(times.next(), index), SERVE_TIMEOUT).await?);
     }
     Ok(Freshness::of(samples))
+}
+
+/// The floor: the hops a tick takes, in bare async-nats with the same stream and bucket settings
+/// and nothing else. Each of `count` ticks is published with its `Nats-Msg-Id` and its ack awaited;
+/// a durable pull consumer with the aggregator's settings puts each tick's bytes under the pair's
+/// state key and acks it; a KV watch on that key (a frontend's watch) yields them here. Timed from
+/// the ack to the watch yielding the tick, one tick at a time, like the service.
+pub async fn floor(count: u64) -> anyhow::Result<Freshness> {
+    let nats = Nats::start(count).await?;
+    let (pair, bucket) = (Pair::seed(), nats.state_bucket().await?);
+    let stream = nats.js.get_stream(TICKS_STREAM).await.context("opening the ticks stream")?;
+    let consumer: PullConsumer = stream
+        .create_consumer(catch_up::bare_consumer_config(std::slice::from_ref(&pair)))
+        .await
+        .context("creating the floor's consumer")?;
+    let relay = tokio::spawn(put_each_tick(consumer, bucket.clone(), pair.state_key().to_string()));
+    let mut watch = bucket.watch(pair.state_key()).await.context("watching the state key")?;
+    let mut times = TickTimes::default();
+    let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
+    for index in 0..=count {
+        let tick = ticks::tick_at(times.next(), index);
+        let payload = tick.encode();
+        publish_rate::publish_bare(&nats.js, &tick).await?;
+        let acked = Instant::now();
+        loop {
+            let entry = tokio::time::timeout(SERVE_TIMEOUT, watch.next())
+                .await
+                .context("the floor's watch saw no tick")?
+                .context("the state watch ended")?
+                .context("reading the state watch")?;
+            if entry.value[..] == payload[..] {
+                break;
+            }
+        }
+        // The first tick warms up, as the service's does.
+        if index > 0 {
+            samples.push(acked.elapsed());
+        }
+    }
+    relay.abort();
+    Ok(Freshness::of(samples))
+}
+
+/// The floor's consumer: each tick's bytes put under `key`, then the tick acked, as the aggregator
+/// writes a state before acking.
+async fn put_each_tick(consumer: PullConsumer, bucket: kv::Store, key: String) -> anyhow::Result<()> {
+    let mut messages = catch_up::pull(&consumer).await?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|error| anyhow!("pulling a tick: {error}"))?;
+        bucket.put(key.as_str(), message.payload.clone()).await.context("putting a state")?;
+        message.ack().await.map_err(|error| anyhow!("acking a tick: {error}"))?;
+    }
+    Ok(())
 }
 
 impl Freshness {

@@ -67,7 +67,7 @@ fn distinct_ticks(count: u64) -> (Vec<Tick>, Vec<Tick>) {
 }
 
 /// The ceiling: encode the tick, JetStream publish with its `Nats-Msg-Id`, await the ack.
-async fn publish_bare(js: &jetstream::Context, tick: &Tick) -> anyhow::Result<PublishAck> {
+pub async fn publish_bare(js: &jetstream::Context, tick: &Tick) -> anyhow::Result<PublishAck> {
     let message = PublishMessage::build()
         .message_id(tick_msg_id(&Pair::seed(), tick.time.timestamp_millis()))
         .payload(tick.encode().into());

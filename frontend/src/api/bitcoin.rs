@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use btc_contract::Pair;
 use bytes::Bytes;
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderMap, HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Request, Response};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -123,14 +123,16 @@ impl Refusal {
     }
 }
 
-pub struct BitcoinApi {
+/// The answers of the price and average routes, shared by their operations and by the hot path
+/// that serves them without the router ([`crate::hot_routes`]): one code for both.
+pub struct Prices {
     cache: Arc<StateCache>,
     stale_after: Duration,
     /// One per configured pair, in the cache's order.
     bodies: Vec<BodiesMemo>,
 }
 
-impl BitcoinApi {
+impl Prices {
     pub fn new(cache: Arc<StateCache>, stale_after: Duration) -> Self {
         let bodies = cache.pairs().iter().map(|_| BodiesMemo::default()).collect();
         Self { cache, stale_after, bodies }
@@ -141,7 +143,7 @@ impl BitcoinApi {
         let index = self
             .cache
             .index_of(asset, currency)
-            .ok_or_else(|| Refusal::UnknownPair(self.unknown_pair(asset, currency)))?;
+            .ok_or_else(|| Refusal::UnknownPair(super::errors::unknown_pair(self.cache.pairs(), asset, currency)))?;
         let Some((cached, bodies)) = self.cache.get_at(index).and_then(|cached| self.bodies[index].of(cached)) else {
             return Err(Refusal::Unavailable(ErrorBody::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -159,37 +161,48 @@ impl BitcoinApi {
         }
     }
 
-    fn unknown_pair(&self, asset: &str, currency: &str) -> ErrorBody {
-        super::errors::unknown_pair(self.cache.pairs(), asset, currency)
-    }
-
-    /// The price of a pair, negotiated and conditional.
-    fn price<D>(&self, request: &Request, asset: &str, currency: &str) -> Answer<D> {
-        Answer::new(match self.fresh_state(asset, currency) {
-            Ok((_, bodies, age)) => serve(request, &bodies, |representation| match representation {
+    /// The price of a pair, negotiated and conditional on the request's `headers`.
+    pub fn price(&self, headers: &HeaderMap, asset: &str, currency: &str) -> Response {
+        match self.fresh_state(asset, currency) {
+            Ok((_, bodies, age)) => serve(headers, &bodies, |representation| match representation {
                 Representation::Json => bodies.price.close_with(age),
                 Representation::Text => bodies.price_text.clone(),
             }),
             Err(refusal) => refusal.into_response(),
-        })
+        }
     }
 
-    /// The average of a pair, negotiated and conditional.
-    fn average<D>(&self, request: &Request, asset: &str, currency: &str) -> Answer<D> {
-        Answer::new(match self.fresh_state(asset, currency) {
+    /// The average of a pair, negotiated and conditional on the request's `headers`.
+    pub fn average(&self, headers: &HeaderMap, asset: &str, currency: &str) -> Response {
+        match self.fresh_state(asset, currency) {
             Ok((cached, bodies, _)) => {
                 let age = age_seconds(cached.state.average.to);
-                serve(request, &bodies, |representation| match representation {
+                serve(headers, &bodies, |representation| match representation {
                     Representation::Json => bodies.average.close_with(age),
                     Representation::Text => bodies.average_text.clone(),
                 })
             }
             Err(refusal) => refusal.into_response(),
-        })
+        }
+    }
+}
+
+pub struct BitcoinApi {
+    prices: Arc<Prices>,
+}
+
+impl BitcoinApi {
+    pub fn new(cache: Arc<StateCache>, stale_after: Duration) -> Self {
+        Self { prices: Arc::new(Prices::new(cache, stale_after)) }
+    }
+
+    /// The answers of its price and average routes, to serve them beside the router too.
+    pub fn prices(&self) -> Arc<Prices> {
+        self.prices.clone()
     }
 
     fn pair_info(&self, index: usize, pair: &Pair) -> PairInfo {
-        let state = self.cache.get_at(index);
+        let state = self.prices.cache.get_at(index);
         let age = state.as_ref().map(|cached| freshness::price_age_seconds(&cached.state));
         let price_path = pair.http_path();
         PairInfo {
@@ -202,7 +215,7 @@ impl BitcoinApi {
                 .iter()
                 .flat_map(|cached| cached.state.latest.sources.iter().map(|q| q.source.clone()))
                 .collect(),
-            fresh: age.is_some_and(|age| age <= self.stale_after.as_secs_f64()),
+            fresh: age.is_some_and(|age| age <= self.prices.stale_after.as_secs_f64()),
             price_age_seconds: age,
         }
     }
@@ -216,7 +229,7 @@ impl BitcoinApi {
     /// the quotes behind it.
     #[oai(path = "/btc/USD", method = "get", operation_id = "current_price")]
     async fn current_price(&self, request: &Request) -> Answer<PriceDoc> {
-        self.price(request, "BTC", "USD")
+        Answer::new(self.prices.price(request.headers(), "BTC", "USD"))
     }
 
     /// Rolling 10-minute average of the BTC price in USD
@@ -225,7 +238,7 @@ impl BitcoinApi {
     /// plain mean over the last 600 s of ticks, with the span they cover.
     #[oai(path = "/btc/average", method = "get", operation_id = "average_price")]
     async fn average_price(&self, request: &Request) -> Answer<AverageDoc> {
-        self.average(request, "BTC", "USD")
+        Answer::new(self.prices.average(request.headers(), "BTC", "USD"))
     }
 
     /// Current price of a pair
@@ -241,7 +254,7 @@ impl BitcoinApi {
         /// The currency, e.g. `USD`.
         currency: Path<String>,
     ) -> Answer<WithParams<PriceDoc>> {
-        self.price(request, &asset, &currency)
+        Answer::new(self.prices.price(request.headers(), &asset, &currency))
     }
 
     /// Rolling 10-minute average of a pair
@@ -256,7 +269,7 @@ impl BitcoinApi {
         /// The currency, e.g. `USD`.
         currency: Path<String>,
     ) -> Answer<WithParams<AverageDoc>> {
-        self.average(request, &asset, &currency)
+        Answer::new(self.prices.average(request.headers(), &asset, &currency))
     }
 
     /// The configured pairs
@@ -265,21 +278,22 @@ impl BitcoinApi {
     /// fresh that price is.
     #[oai(path = "/pairs", method = "get", operation_id = "list_pairs")]
     async fn list_pairs(&self) -> Answer<PairsDoc> {
-        let pairs = self.cache.pairs().iter().enumerate().map(|(index, pair)| self.pair_info(index, pair)).collect();
+        let pairs =
+            self.prices.cache.pairs().iter().enumerate().map(|(index, pair)| self.pair_info(index, pair)).collect();
         Answer::new(caching::with_policy(Json(PairList { pairs }).into_response(), PRICE_CACHE))
     }
 }
 
-/// The answer of a fresh state: the representation `request` prefers (`body` gives it), or a 304
-/// when its `If-None-Match` names that representation's tag (no body is built).
-fn serve(request: &Request, bodies: &EncodedBodies, body: impl FnOnce(Representation) -> Bytes) -> Response {
-    let representation = negotiation::preferred(request.headers());
+/// The answer of a fresh state: the representation the `request` headers prefer (`body` gives it),
+/// or a 304 when their `If-None-Match` names that representation's tag (no body is built).
+fn serve(request: &HeaderMap, bodies: &EncodedBodies, body: impl FnOnce(Representation) -> Bytes) -> Response {
+    let representation = negotiation::preferred(request);
     let etag = match representation {
         Representation::Json => &bodies.json_etag,
         Representation::Text => &bodies.text_etag,
     };
     let validators = Validators { etag, policy: PRICE_CACHE, vary: Some("accept") };
-    validators.answer(request.headers(), || {
+    validators.answer(request, || {
         let content_type = match representation {
             Representation::Json => JSON,
             Representation::Text => TEXT,
