@@ -143,7 +143,7 @@ echo "|---|---|---|---|---|---|"
 for connections in $CONNECTIONS; do
   ratio_rows "$connections" ceiling - - "floor: bare Poem"
   ratio_rows "$connections" ceiling - - "floor: bare poem-openapi"
-  for entry in "${frontends[@]}"; do ratio_rows "$connections" ceiling 0.8 1.25 "${entry%%|*}"; done
+  for entry in "${frontends[@]}"; do ratio_rows "$connections" ceiling 0.85 1.25 "${entry%%|*}"; done
 done
 for service in publisher aggregator bitcoin-api rest-api; do
   memory_row "$service" "$(pid_of "$service")" "${idle[$service]}" 20 idle

@@ -42,14 +42,16 @@
 //!      aggregator's settings puts each tick's bytes under the state key, then acks; a KV watch
 //!      on the key yields it. Timed from the ack to the watch, one tick at a time. The service
 //!      adds the aggregator's and bitcoin-api's work and the HTTP poll.
-//! 4. **Cold start** (target <= 1 s): a full window in the stream (600 s of ticks at 10 and at
-//!    100 ticks/s). One aggregator computes the reference state and is stopped (SIGTERM); the
-//!    state key is deleted so the next value is necessarily new; a new aggregator process with the
-//!    same consumer name (a pod restart) is timed from spawn to its first state carrying the last
-//!    tick, whose averages must equal the reference exactly.
+//! 4. **Cold start** (target <= 1 s): a full window in the stream (600 s of ticks of BTC-USD at 10
+//!    and at 100 ticks/s, and of the 4 default pairs at 100 ticks/s each, in turn); production's
+//!    1 tick/s per pair is far below. One aggregator computes the reference states and is stopped
+//!    (SIGTERM); the state keys are deleted so the next values are necessarily new; a new
+//!    aggregator process with the same consumer name (a pod restart) is timed from spawn until
+//!    every pair's state carries its last tick, whose averages must equal the reference exactly.
 //!
 //! Settings (environment): `RUNS` (3), `TICKS` (1,000,000), `PUBLISH_TICKS` (20,000),
-//! `FRESHNESS_TICKS` (10,000); `PERF_DATA=<file>` records the first run's aggregator catch-ups with
+//! `FRESHNESS_TICKS` (10,000), `PARTS` (which parts, comma-separated: `catch-up`, `publish`,
+//! `freshness`, `cold-start`; all by default); `PERF_DATA=<file>` records the first run's aggregator catch-ups with
 //! `perf record -g`, one file per row (`<file>.1-pairs`, `<file>.4-pairs`, ...; that run's figures
 //! are then perturbed by the profiler).
 //!
@@ -75,8 +77,6 @@ use btc_contract::Pair;
 use bench::ticks;
 use report::{Results, Sizes};
 
-/// The cold-start tick rates: production's 1 tick/s is far below both.
-const COLD_START_RATES: [u64; 2] = [10, 100];
 /// The capacity row: this many pairs at 1 tick/s each for this many seconds, stored in turn (the
 /// ticks 1 ms apart), so a batch holds one tick of hundreds of pairs and nearly every tick costs
 /// its own state write, as when many pairs tick once a second.
@@ -89,9 +89,18 @@ struct Settings {
     publish_ticks: u64,
     freshness_ticks: u64,
     perf_data: Option<PathBuf>,
+    /// The parts measured (`PARTS`, comma-separated): `catch-up`, `publish`, `freshness`,
+    /// `cold-start`; all by default.
+    parts: Vec<String>,
 }
 
+const PARTS: [&str; 4] = ["catch-up", "publish", "freshness", "cold-start"];
+
 impl Settings {
+    fn measures(&self, part: &str) -> bool {
+        self.parts.iter().any(|wanted| wanted == part)
+    }
+
     fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             runs: usize::try_from(count_from_env("RUNS", 3)?).context("RUNS")?,
@@ -99,6 +108,7 @@ impl Settings {
             publish_ticks: count_from_env("PUBLISH_TICKS", 20_000)?,
             freshness_ticks: count_from_env("FRESHNESS_TICKS", 10_000)?,
             perf_data: std::env::var_os("PERF_DATA").filter(|path| !path.is_empty()).map(PathBuf::from),
+            parts: parts_from_env()?,
         })
     }
 
@@ -113,6 +123,16 @@ impl Settings {
             many_pairs_seconds: MANY_PAIRS_SECONDS,
         }
     }
+}
+
+/// The parts named in `PARTS`, else every part.
+fn parts_from_env() -> anyhow::Result<Vec<String>> {
+    let Ok(text) = std::env::var("PARTS") else { return Ok(PARTS.map(String::from).to_vec()) };
+    let parts: Vec<String> = text.split(',').map(|part| part.trim().to_string()).collect();
+    if let Some(unknown) = parts.iter().find(|part| !PARTS.contains(&part.as_str())) {
+        bail!("PARTS names {unknown:?}; the parts are {}", PARTS.join(", "));
+    }
+    Ok(parts)
 }
 
 /// A positive whole number from the environment variable `name`, else `default`.
@@ -133,10 +153,18 @@ async fn main() -> anyhow::Result<()> {
     for run in 1..=settings.runs {
         eprintln!("run {run}/{}", settings.runs);
         let perf_data = settings.perf_data.as_deref().filter(|_| run == 1);
-        measure_catch_up(&settings, perf_data, &mut results).await?;
-        measure_publish(&settings, &mut results).await?;
-        measure_freshness(&settings, &mut results).await?;
-        measure_cold_starts(&mut results).await?;
+        if settings.measures("catch-up") {
+            measure_catch_up(&settings, perf_data, &mut results).await?;
+        }
+        if settings.measures("publish") {
+            measure_publish(&settings, &mut results).await?;
+        }
+        if settings.measures("freshness") {
+            measure_freshness(&settings, &mut results).await?;
+        }
+        if settings.measures("cold-start") {
+            measure_cold_starts(&mut results).await?;
+        }
     }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
     // `--rows`: only the rows, for bench/run.sh to append to its table.
@@ -209,13 +237,13 @@ async fn measure_freshness(settings: &Settings, results: &mut Results) -> anyhow
 }
 
 async fn measure_cold_starts(results: &mut Results) -> anyhow::Result<()> {
-    for ticks_per_second in COLD_START_RATES {
-        let elapsed = cold_start::measure(ticks_per_second)
+    for (ticks_per_second, pairs) in [(10, vec![Pair::seed()]), (100, vec![Pair::seed()]), (100, Pair::defaults())] {
+        let elapsed = cold_start::measure(ticks_per_second, &pairs)
             .await
-            .with_context(|| format!("cold start at {ticks_per_second} ticks/s"))?;
+            .with_context(|| format!("cold start of {} pair(s) at {ticks_per_second} ticks/s", pairs.len()))?;
         let ms = elapsed.as_secs_f64() * 1000.0;
-        eprintln!("  cold start, {ticks_per_second} ticks/s x 600 s: {ms:.0} ms");
-        results.cold_start_mut(ticks_per_second).push(ms);
+        eprintln!("  cold start, {} pair(s) at {ticks_per_second} ticks/s x 600 s: {ms:.0} ms", pairs.len());
+        results.cold_start_mut(ticks_per_second, pairs.len()).push(ms);
     }
     Ok(())
 }

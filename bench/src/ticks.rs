@@ -73,15 +73,16 @@ pub struct Loaded {
     pub rate: f64,
 }
 
-/// Publishes `count` ticks `spacing_ms` apart, the last one stamped now (none in the future), with
+/// Publishes `count` ticks `spacing_us` microseconds apart (stamped to the millisecond), the last
+/// one stamped now (none in the future), with
 /// up to [`LOAD_ACKS_IN_FLIGHT`] publish acks in flight, taking `pairs` in turn. No
 /// `Nats-Msg-Id`: every tick is distinct, and a million ids would only fill the server's
 /// de-duplication table.
-pub async fn load(js: &jetstream::Context, count: u64, spacing_ms: i64, pairs: &[Pair]) -> anyhow::Result<Loaded> {
+pub async fn load(js: &jetstream::Context, count: u64, spacing_us: i64, pairs: &[Pair]) -> anyhow::Result<Loaded> {
     let subjects: Vec<String> = pairs.iter().map(Pair::ticks_subject).collect();
     anyhow::ensure!(!pairs.is_empty(), "no pair to load ticks for");
     let count_i64 = i64::try_from(count).context("tick count")?;
-    let first_ms = now_ms() - (count_i64 - 1) * spacing_ms;
+    let first_us = now_ms() * 1_000 - (count_i64 - 1) * spacing_us;
     let started = Instant::now();
     let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::with_capacity(LOAD_ACKS_IN_FLIGHT);
     let mut last_sequence = 0;
@@ -92,7 +93,7 @@ pub async fn load(js: &jetstream::Context, count: u64, spacing_ms: i64, pairs: &
             last_sequence = ack.await.context("publish ack while loading the stream")?.sequence;
         }
         let which = (index % pairs.len() as u64) as usize;
-        let mut tick = tick_at(first_ms + index as i64 * spacing_ms, index);
+        let mut tick = tick_at((first_us + index as i64 * spacing_us).div_euclid(1_000), index);
         tick.pair = pairs[which].to_string();
         let subject = subjects[which].clone();
         let ack = js.publish(subject, tick.encode().into()).await.context("publishing a tick to the stream")?;

@@ -6,23 +6,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use async_nats::jetstream::consumer::{self, PullConsumer};
+use async_nats::jetstream::consumer::PullConsumer;
 use btc_contract::Pair;
 use btc_contract::names::{AGGREGATOR_CONSUMER, TICKS_STREAM};
 use futures::StreamExt;
 
+use bench::consumer;
 use bench::stack::{Nats, START_TIMEOUT, Service, StateWatch, poll_until};
 use bench::ticks::{self, per_second};
 
-/// The aggregator's pull settings (aggregator/src/lib.rs `follow` and `run`, and the
-/// `BATCH_SIZE` default of aggregator/src/config.rs), used by the bare consumer too.
-const BATCH_SIZE: usize = 500;
-const MAX_ACK_PENDING: i64 = 10_000;
-const ACK_WAIT: Duration = Duration::from_secs(30);
-const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
-const PULL_EXPIRES: Duration = Duration::from_secs(30);
 /// Loaded ticks are 1 ms apart, so a million span 1,000 s and the 10-minute window evicts.
-const TICK_SPACING_MS: i64 = 1;
+const TICK_SPACING_US: i64 = 1_000;
 /// Longest time either consumer may take over the whole stream.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(900);
 /// Longest pause between two messages before the bare consumer is declared stuck.
@@ -41,10 +35,10 @@ pub struct CatchUp {
 /// pull to the ack of the last tick.
 pub async fn bare_consumer(ticks: u64, pairs: &[Pair]) -> anyhow::Result<CatchUp> {
     let nats = Nats::start(ticks).await?;
-    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_MS, pairs).await?;
+    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_US, pairs).await?;
     let stream = nats.js.get_stream(TICKS_STREAM).await.context("opening the ticks stream")?;
     let consumer: PullConsumer =
-        stream.create_consumer(bare_consumer_config(pairs)).await.context("creating the bare consumer")?;
+        stream.create_consumer(consumer::config("bench-ceiling", pairs)).await.context("creating the bare consumer")?;
     let started = Instant::now();
     let read = read_and_ack_until(&consumer, loaded.last_sequence).await?;
     let elapsed = started.elapsed();
@@ -55,40 +49,9 @@ pub async fn bare_consumer(ticks: u64, pairs: &[Pair]) -> anyhow::Result<CatchUp
     Ok(CatchUp { rate: per_second(read, elapsed), load_rate: loaded.rate })
 }
 
-/// The aggregator's consumer settings, filtered to `pairs` as it filters.
-pub fn bare_consumer_config(pairs: &[Pair]) -> consumer::pull::Config {
-    let mut config = consumer::pull::Config {
-        durable_name: Some("bench-ceiling".to_string()),
-        deliver_policy: consumer::DeliverPolicy::All,
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: ACK_WAIT,
-        max_ack_pending: MAX_ACK_PENDING,
-        ..Default::default()
-    };
-    // As the aggregator filters: one subject, or several.
-    let subjects: Vec<String> = pairs.iter().map(Pair::ticks_subject).collect();
-    match subjects.as_slice() {
-        [one] => config.filter_subject = one.clone(),
-        _ => config.filter_subjects = subjects,
-    }
-    config
-}
-
-/// The messages of `consumer`, pulled in batches like the aggregator pulls.
-pub async fn pull(consumer: &PullConsumer) -> anyhow::Result<consumer::pull::Stream> {
-    consumer
-        .stream()
-        .max_messages_per_batch(BATCH_SIZE)
-        .heartbeat(PULL_HEARTBEAT)
-        .expires(PULL_EXPIRES)
-        .messages()
-        .await
-        .context("pulling from the bare consumer")
-}
-
 /// Pulls in batches like the aggregator and acks every message, until `last_sequence` is read.
 async fn read_and_ack_until(consumer: &PullConsumer, last_sequence: u64) -> anyhow::Result<u64> {
-    let mut messages = pull(consumer).await?;
+    let mut messages = consumer::pull(consumer).await?;
     let mut read = 0;
     loop {
         let message = tokio::time::timeout(STALL_TIMEOUT, messages.next())
@@ -124,10 +87,10 @@ pub async fn aggregator(ticks: u64, pairs: &[Pair], perf_data: Option<&Path>) ->
     let nats = Nats::start(ticks).await?;
     let aggregator = Service::aggregator_of(&nats, pairs).await;
     aggregator.wait_until_ok("/readiness").await?;
-    wait_for_pull_request(&nats).await?;
+    wait_for_pull_request(&nats, AGGREGATOR_CONSUMER).await?;
     aggregator.signal(libc::SIGSTOP)?;
     let profiler = perf_data.map(|path| Profiler::attach(aggregator.pid()?, path)).transpose()?;
-    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_MS, pairs).await?;
+    let loaded = ticks::load(&nats.js, ticks, TICK_SPACING_US, pairs).await?;
     // The stream is read in order, so the last tick's state comes once every tick is applied.
     let mut states = StateWatch::of(&nats.state_bucket().await?, &loaded.last_pair).await?;
 
@@ -147,12 +110,12 @@ pub async fn aggregator(ticks: u64, pairs: &[Pair], perf_data: Option<&Path>) ->
     Ok(CatchUp { rate: per_second(ticks, elapsed), load_rate: loaded.rate })
 }
 
-/// Waits until the aggregator's durable consumer exists and has a pull request waiting: from then
-/// on, every tick stored is its to fetch.
-async fn wait_for_pull_request(nats: &Nats) -> anyhow::Result<()> {
+/// Waits until the durable consumer `name` exists and has a pull request waiting: from then on,
+/// every tick stored is its to fetch.
+pub async fn wait_for_pull_request(nats: &Nats, name: &str) -> anyhow::Result<()> {
     let stream = nats.js.get_stream(TICKS_STREAM).await.context("opening the ticks stream")?;
-    poll_until("the aggregator's consumer to wait for ticks", START_TIMEOUT, || async {
-        let info = stream.consumer_info(AGGREGATOR_CONSUMER).await.ok()?;
+    poll_until(&format!("the consumer {name} to wait for ticks"), START_TIMEOUT, || async {
+        let info = stream.consumer_info(name).await.ok()?;
         (info.num_waiting > 0).then_some(())
     })
     .await

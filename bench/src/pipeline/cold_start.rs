@@ -1,56 +1,95 @@
 //! Cold start: a fresh aggregator process (a pod restart: same consumer name) with a full
-//! 10-minute window in the stream, from spawn to the first state in KV that is complete and right.
+//! 10-minute window of every pair in the stream, from spawn until every pair's state in KV is
+//! complete and right.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use async_nats::jetstream::kv;
-use btc_contract::names::STATE_KEY;
 use btc_contract::{Pair, PriceState};
+use futures::StreamExt;
 
-use bench::stack::{Nats, START_TIMEOUT, Service, StateWatch};
+use bench::stack::{Nats, START_TIMEOUT, Service};
 use bench::ticks;
 
 /// The aggregator's default window.
 const WINDOW_SECONDS: u64 = 600;
 
-/// Loads `ticks_per_second` x 600 s of ticks ending now, lets one aggregator compute the reference
-/// state, stops it, deletes the state, and times a new aggregator from spawn to its first state
-/// carrying the last tick; that state's averages must equal the reference bit for bit.
-pub async fn measure(ticks_per_second: u64) -> anyhow::Result<Duration> {
-    let count = ticks_per_second * WINDOW_SECONDS;
-    let spacing_ms = 1_000 / i64::try_from(ticks_per_second).context("ticks per second")?;
+/// Loads `ticks_per_second` x 600 s of ticks of each of `pairs` ending now (in turn), lets one
+/// aggregator compute the reference states, stops it, deletes the states, and times a new
+/// aggregator from spawn until every pair's state carries its last tick; those states' averages
+/// must equal the reference bit for bit.
+pub async fn measure(ticks_per_second: u64, pairs: &[Pair]) -> anyhow::Result<Duration> {
+    let per_pair = i64::try_from(ticks_per_second).context("ticks per second")?;
+    let count = ticks_per_second * WINDOW_SECONDS * pairs.len() as u64;
+    // In turn: each pair's own ticks are 1 / ticks_per_second apart.
+    let spacing_us = 1_000_000 / per_pair / pairs.len() as i64;
     let nats = Nats::start(count).await?;
-    let loaded = ticks::load(&nats.js, count, spacing_ms, &[Pair::seed()]).await?;
+    let loaded = ticks::load(&nats.js, count, spacing_us, pairs).await?;
+    // The pairs were stored in turn: the last of them holds the last sequence.
+    let last_sequences: Vec<u64> = (0..pairs.len() as u64).rev().map(|behind| loaded.last_sequence - behind).collect();
     let bucket = nats.state_bucket().await?;
-    let reference = reference_state(&nats, &bucket, loaded.last_sequence).await?;
-    // Without the key, whatever the new process writes is necessarily its own.
-    bucket.delete(STATE_KEY).await.context("deleting the state key")?;
+    let reference = {
+        let mut watch = AllStates::watch(&bucket, pairs, &last_sequences).await?;
+        let mut first = Service::aggregator_of(&nats, pairs).await;
+        let states = watch.until_complete().await.with_context(|| format!("aggregator log:\n{}", first.log()))?;
+        first.terminate()?;
+        states
+    };
+    // Without the keys, whatever the new process writes is necessarily its own.
+    for pair in pairs {
+        bucket.delete(pair.state_key()).await.context("deleting a state key")?;
+    }
 
-    let mut states = StateWatch::new(&bucket).await?;
+    let mut watch = AllStates::watch(&bucket, pairs, &last_sequences).await?;
     let spawned = Instant::now();
-    let restarted = Service::aggregator(&nats).await;
-    let state = states
-        .first_matching("the restarted aggregator's state", START_TIMEOUT, |state| {
-            state.stream_sequence >= loaded.last_sequence
-        })
-        .await
-        .with_context(|| format!("aggregator log:\n{}", restarted.log()))?;
+    let restarted = Service::aggregator_of(&nats, pairs).await;
+    let states = watch.until_complete().await.with_context(|| format!("aggregator log:\n{}", restarted.log()))?;
     let elapsed = spawned.elapsed();
-    check_same_average(&state, &reference)?;
+    for (state, reference) in states.iter().zip(&reference) {
+        check_same_average(state, reference)?;
+    }
     Ok(elapsed)
 }
 
-/// The state a first aggregator writes once it has read every tick; it is then stopped (SIGTERM).
-async fn reference_state(nats: &Nats, bucket: &kv::Store, last_sequence: u64) -> anyhow::Result<PriceState> {
-    let mut states = StateWatch::new(bucket).await?;
-    let mut first = Service::aggregator(nats).await;
-    let state = states
-        .first_matching("the reference state", START_TIMEOUT, |state| state.stream_sequence >= last_sequence)
-        .await
-        .with_context(|| format!("aggregator log:\n{}", first.log()))?;
-    first.terminate()?;
-    Ok(state)
+/// A watch on every pair's state key, waiting for each state to carry its pair's last tick.
+struct AllStates {
+    entries: kv::Watch,
+    keys: Vec<String>,
+    last_sequences: Vec<u64>,
+}
+
+impl AllStates {
+    async fn watch(bucket: &kv::Store, pairs: &[Pair], last_sequences: &[u64]) -> anyhow::Result<Self> {
+        let keys: Vec<String> = pairs.iter().map(|pair| pair.state_key().to_string()).collect();
+        Ok(Self {
+            entries: bucket.watch_many(&keys).await.context("watching the state keys")?,
+            keys,
+            last_sequences: last_sequences.to_vec(),
+        })
+    }
+
+    /// The pairs' states, in order, once each carries its pair's last tick.
+    async fn until_complete(&mut self) -> anyhow::Result<Vec<PriceState>> {
+        let mut states: Vec<Option<PriceState>> = vec![None; self.keys.len()];
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while states.iter().any(Option::is_none) {
+            let entry = tokio::time::timeout_at(deadline, self.entries.next())
+                .await
+                .context("timed out waiting for every pair's state")?
+                .context("the state watch ended")?
+                .map_err(|error| anyhow!("reading the state watch: {error}"))?;
+            let Some(index) = self.keys.iter().position(|key| *key == entry.key) else { continue };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let state = PriceState::decode(&entry.value).context("decoding a state from KV")?;
+            if state.stream_sequence >= self.last_sequences[index] {
+                states[index] = Some(state);
+            }
+        }
+        Ok(states.into_iter().flatten().collect())
+    }
 }
 
 fn check_same_average(state: &PriceState, reference: &PriceState) -> anyhow::Result<()> {

@@ -4,24 +4,25 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
-use async_nats::jetstream::{consumer::PullConsumer, kv};
-use btc_contract::names::TICKS_STREAM;
+use anyhow::{Context as _, bail};
 use btc_contract::{Pair, Tick};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use publisher::metrics::PublisherMetrics;
 
-use crate::catch_up;
+use crate::catch_up::wait_for_pull_request;
 use crate::publish_rate::{self, GIVE_UP_AFTER};
 use bench::http;
 use bench::stack::{Nats, START_TIMEOUT, Service};
 use bench::stats::percentile;
 use bench::ticks;
+use testkit::process::ServiceProcess;
 
 /// Longest time a tick may take to be served before the run fails.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
 const PRICE_PATH: &str = "/btc/USD";
+/// `kv-relay`'s durable consumer (bench/src/kv_relay.rs).
+const RELAY_CONSUMER: &str = "bench-relay";
 
 /// Ack-to-served latencies of one run, milliseconds.
 pub struct Freshness {
@@ -50,19 +51,18 @@ pub async fn measure(count: u64) -> anyhow::Result<Freshness> {
 }
 
 /// The floor: the hops a tick takes, in bare async-nats with the same stream and bucket settings
-/// and nothing else. Each of `count` ticks is published with its `Nats-Msg-Id` and its ack awaited;
-/// a durable pull consumer with the aggregator's settings puts each tick's bytes under the pair's
-/// state key and acks it; a KV watch on that key (a frontend's watch) yields them here. Timed from
-/// the ack to the watch yielding the tick, one tick at a time, like the service.
+/// and the same processes, and nothing else. Each of `count` ticks is published with its
+/// `Nats-Msg-Id` and its ack awaited; `kv-relay` (another process, as the aggregator is) puts each
+/// tick's bytes under the pair's state key and acks it; a KV watch on that key (a frontend's
+/// watch, here in this process) yields them. Timed from the ack to the watch yielding the tick,
+/// one tick at a time, like the service.
 pub async fn floor(count: u64) -> anyhow::Result<Freshness> {
     let nats = Nats::start(count).await?;
     let (pair, bucket) = (Pair::seed(), nats.state_bucket().await?);
-    let stream = nats.js.get_stream(TICKS_STREAM).await.context("opening the ticks stream")?;
-    let consumer: PullConsumer = stream
-        .create_consumer(catch_up::bare_consumer_config(std::slice::from_ref(&pair)))
-        .await
-        .context("creating the floor's consumer")?;
-    let relay = tokio::spawn(put_each_tick(consumer, bucket.clone(), pair.state_key().to_string()));
+    let env = nats.service_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (*key, value.as_str())).collect();
+    let _relay = ServiceProcess::spawn("kv-relay", &[], &env);
+    wait_for_pull_request(&nats, RELAY_CONSUMER).await?;
     let mut watch = bucket.watch(pair.state_key()).await.context("watching the state key")?;
     let mut times = TickTimes::default();
     let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
@@ -86,20 +86,7 @@ pub async fn floor(count: u64) -> anyhow::Result<Freshness> {
             samples.push(acked.elapsed());
         }
     }
-    relay.abort();
     Ok(Freshness::of(samples))
-}
-
-/// The floor's consumer: each tick's bytes put under `key`, then the tick acked, as the aggregator
-/// writes a state before acking.
-async fn put_each_tick(consumer: PullConsumer, bucket: kv::Store, key: String) -> anyhow::Result<()> {
-    let mut messages = catch_up::pull(&consumer).await?;
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|error| anyhow!("pulling a tick: {error}"))?;
-        bucket.put(key.as_str(), message.payload.clone()).await.context("putting a state")?;
-        message.ack().await.map_err(|error| anyhow!("acking a tick: {error}"))?;
-    }
-    Ok(())
 }
 
 impl Freshness {

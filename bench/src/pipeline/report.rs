@@ -30,8 +30,8 @@ pub struct Results {
     pub load_rates: Vec<f64>,
     /// Per run: the service's, and the floor's.
     pub freshness: Vec<(Freshness, Freshness)>,
-    /// Per tick rate (ticks/s): cold start times, ms.
-    pub cold_starts: Vec<(u64, Vec<f64>)>,
+    /// Per tick rate (ticks/s per pair) and number of pairs: cold start times, ms.
+    pub cold_starts: Vec<((u64, usize), Vec<f64>)>,
 }
 
 /// What the tables' headings state.
@@ -46,11 +46,12 @@ pub struct Sizes {
 }
 
 impl Results {
-    pub fn cold_start_mut(&mut self, ticks_per_second: u64) -> &mut Vec<f64> {
-        let index = match self.cold_starts.iter().position(|(rate, _)| *rate == ticks_per_second) {
+    pub fn cold_start_mut(&mut self, ticks_per_second: u64, pairs: usize) -> &mut Vec<f64> {
+        let key = (ticks_per_second, pairs);
+        let index = match self.cold_starts.iter().position(|(measured, _)| *measured == key) {
             Some(index) => index,
             None => {
-                self.cold_starts.push((ticks_per_second, Vec::new()));
+                self.cold_starts.push((key, Vec::new()));
                 self.cold_starts.len() - 1
             }
         };
@@ -96,6 +97,35 @@ impl Results {
             &self.publish,
             None,
         );
+        if !self.freshness.is_empty() {
+            self.print_freshness(sizes);
+        }
+        for ((ticks_per_second, pairs), times_ms) in &self.cold_starts {
+            let ms = median(times_ms);
+            let which = if *pairs == 1 { "BTC-USD".to_string() } else { format!("each of {pairs} pairs") };
+            row(
+                &format!(
+                    "cold start, full window of {which} at {ticks_per_second} ticks/s ({} ticks): ms to every right average",
+                    ticks_per_second * 600 * *pairs as u64
+                ),
+                &format!("{ms:.0}"),
+                "—",
+                "—",
+                "<= 1000 ms",
+                ms <= 1000.0,
+            );
+        }
+        if !self.load_rates.is_empty() {
+            println!(
+                "| loading the stream (informational): async publish, {} acks in flight, msgs/s | {:.0} | — | — | — | — |",
+                sizes.load_acks_in_flight,
+                median(&self.load_rates)
+            );
+        }
+    }
+
+    /// The freshness row: the service's figures beside the floor's.
+    fn print_freshness(&self, sizes: &Sizes) {
         let figures = |which: fn(&(Freshness, Freshness)) -> &Freshness| {
             let of = |field: fn(&Freshness) -> f64| {
                 median(&self.freshness.iter().map(|run| field(which(run))).collect::<Vec<_>>())
@@ -107,8 +137,8 @@ impl Results {
             median(&self.freshness.iter().map(|(service, floor)| service.p99_ms / floor.p99_ms).collect::<Vec<_>>());
         row(
             &format!(
-                "freshness, publisher ack to served, {} ticks: p50 / p99 / max ms (median of {runs})",
-                sizes.freshness_ticks
+                "freshness, publisher ack to served, {} ticks: p50 / p99 / max ms (median of {})",
+                sizes.freshness_ticks, sizes.runs
             ),
             &format!("{p50:.2} / {p99:.2} / {max:.2}"),
             &format!(
@@ -117,25 +147,6 @@ impl Results {
             &format!("{ratio:.2} (p99)"),
             "p99 <= 2x the floor's",
             ratio <= 2.0,
-        );
-        for (ticks_per_second, times_ms) in &self.cold_starts {
-            let ms = median(times_ms);
-            row(
-                &format!(
-                    "cold start, full window at {ticks_per_second} ticks/s ({} ticks): ms to the first right average",
-                    ticks_per_second * 600
-                ),
-                &format!("{ms:.0}"),
-                "—",
-                "—",
-                "<= 1000 ms",
-                ms <= 1000.0,
-            );
-        }
-        println!(
-            "| loading the stream (informational): async publish, {} acks in flight, msgs/s | {:.0} | — | — | — | — |",
-            sizes.load_acks_in_flight,
-            median(&self.load_rates)
         );
     }
 }
@@ -147,7 +158,11 @@ fn row(measure: &str, figure: &str, ceiling: &str, ratio: &str, target: &str, me
     println!("| {measure} | {figure} | {ceiling} | {ratio} | {target} | {} |", if met { "yes" } else { "**no**" });
 }
 
+/// The row of `compared`, if it was measured (`PARTS`).
 fn compared_row(measure: &str, ceiling: &str, compared: &Compared, target_ratio: Option<f64>) {
+    if compared.figures.is_empty() {
+        return;
+    }
     let ratio = median(&compared.ratios);
     let figure = format!("{:.0}", median(&compared.figures));
     let ceiling = format!("{ceiling}: {:.0}", median(&compared.ceilings));
