@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{consumer, kv};
+use btc_contract::names::TICKS_STREAM;
 use btc_contract::{Pair, PriceState};
 use futures::StreamExt;
 
@@ -19,7 +20,7 @@ const WINDOW_SECONDS: u64 = 600;
 /// aggregator compute the reference states, stops it, deletes the states, and times a new
 /// aggregator from spawn until every pair's state carries its last tick; those states' averages
 /// must equal the reference bit for bit.
-pub async fn measure(ticks_per_second: u64, pairs: &[Pair]) -> anyhow::Result<Duration> {
+pub async fn measure(ticks_per_second: u64, pairs: &[Pair]) -> anyhow::Result<ColdStart> {
     let per_pair = i64::try_from(ticks_per_second).context("ticks per second")?;
     let count = ticks_per_second * WINDOW_SECONDS * pairs.len() as u64;
     // In turn: each pair's own ticks are 1 / ticks_per_second apart.
@@ -28,6 +29,7 @@ pub async fn measure(ticks_per_second: u64, pairs: &[Pair]) -> anyhow::Result<Du
     let loaded = ticks::load(&nats.js, count, spacing_us, pairs).await?;
     // The pairs were stored in turn: the last of them holds the last sequence.
     let last_sequences: Vec<u64> = (0..pairs.len() as u64).rev().map(|behind| loaded.last_sequence - behind).collect();
+    let floor = bare_replay(&nats, pairs, &last_sequences).await?;
     let bucket = nats.state_bucket().await?;
     let reference = {
         let mut watch = AllStates::watch(&bucket, pairs, &last_sequences).await?;
@@ -49,7 +51,46 @@ pub async fn measure(ticks_per_second: u64, pairs: &[Pair]) -> anyhow::Result<Du
     for (state, reference) in states.iter().zip(&reference) {
         check_same_average(state, reference)?;
     }
-    Ok(elapsed)
+    Ok(ColdStart { elapsed, floor })
+}
+
+/// A measured cold start, and its floor in the same run.
+pub struct ColdStart {
+    /// From the aggregator's spawn to every pair's right state.
+    pub elapsed: Duration,
+    /// Bare ordered consumers (one per pair, at once, as the aggregator's replay reads) reading
+    /// the same ticks and nothing else: no process start, no decoding, no window, no write.
+    pub floor: Duration,
+}
+
+/// Reads every tick of each of `pairs` with its own ordered consumer, all at once, until each has
+/// read its pair's last sequence; the time that took.
+async fn bare_replay(nats: &Nats, pairs: &[Pair], last_sequences: &[u64]) -> anyhow::Result<Duration> {
+    let stream = nats.js.get_stream(TICKS_STREAM).await.context("opening the ticks stream")?;
+    let started = Instant::now();
+    let reads = pairs.iter().zip(last_sequences).map(|(pair, &last)| {
+        let stream = stream.clone();
+        async move {
+            let ordered = stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: pair.ticks_subject(),
+                    ..Default::default()
+                })
+                .await
+                .context("creating an ordered consumer")?;
+            let mut messages = ordered.messages().await.context("reading with an ordered consumer")?;
+            while let Some(message) = tokio::time::timeout(START_TIMEOUT, messages.next()).await.context("stalled")? {
+                let message = message.map_err(|error| anyhow!("reading a tick: {error}"))?;
+                let info = message.info().map_err(|error| anyhow!("a message's metadata: {error}"))?;
+                if info.stream_sequence >= last {
+                    return Ok(());
+                }
+            }
+            bail!("the ordered consumer of {pair} ended early")
+        }
+    });
+    futures::future::try_join_all(reads).await?;
+    Ok(started.elapsed())
 }
 
 /// A watch on every pair's state key, waiting for each state to carry its pair's last tick.

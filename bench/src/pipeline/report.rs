@@ -30,8 +30,9 @@ pub struct Results {
     pub load_rates: Vec<f64>,
     /// Per run: the service's, and the floor's.
     pub freshness: Vec<(Freshness, Freshness)>,
-    /// Per tick rate (ticks/s per pair) and number of pairs: cold start times, ms.
-    pub cold_starts: Vec<((u64, usize), Vec<f64>)>,
+    /// Per tick rate (ticks/s per pair) and number of pairs: cold start times, and the bare
+    /// ordered consumers' read of the same ticks, ms.
+    pub cold_starts: Vec<((u64, usize), Compared)>,
 }
 
 /// What the tables' headings state.
@@ -46,12 +47,12 @@ pub struct Sizes {
 }
 
 impl Results {
-    pub fn cold_start_mut(&mut self, ticks_per_second: u64, pairs: usize) -> &mut Vec<f64> {
+    pub fn cold_start_mut(&mut self, ticks_per_second: u64, pairs: usize) -> &mut Compared {
         let key = (ticks_per_second, pairs);
         let index = match self.cold_starts.iter().position(|(measured, _)| *measured == key) {
             Some(index) => index,
             None => {
-                self.cold_starts.push((key, Vec::new()));
+                self.cold_starts.push((key, Compared::default()));
                 self.cold_starts.len() - 1
             }
         };
@@ -100,8 +101,8 @@ impl Results {
         if !self.freshness.is_empty() {
             self.print_freshness(sizes);
         }
-        for ((ticks_per_second, pairs), times_ms) in &self.cold_starts {
-            let ms = median(times_ms);
+        for ((ticks_per_second, pairs), times) in &self.cold_starts {
+            let (ms, floor_ms) = (median(&times.figures), median(&times.ceilings));
             let which = if *pairs == 1 { "BTC-USD".to_string() } else { format!("each of {pairs} pairs") };
             row(
                 &format!(
@@ -109,8 +110,8 @@ impl Results {
                     ticks_per_second * 600 * *pairs as u64
                 ),
                 &format!("{ms:.0}"),
-                "—",
-                "—",
+                &format!("bare ordered consumers reading the same ticks (for reference): {floor_ms:.0}"),
+                &format!("{:.2}", median(&times.ratios)),
                 "<= 1000 ms",
                 ms <= 1000.0,
             );
