@@ -117,12 +117,12 @@ fn parse(bytes: &[u8]) -> Parsed {
 pub async fn answer<T: AsyncRead + AsyncWrite + Unpin>(io: T, endpoint: &BoxEndpoint<'static>, request: poem::Request) {
     let response = endpoint.get_response(request).await;
     let streaming = response.content_type().is_some_and(|media| media.starts_with("text/event-stream"));
-    let (parts, body) = response.into_parts();
+    let (response_head, body) = response.into_parts();
     let (mut reads, mut writes) = tokio::io::split(io);
     let write = async {
         if streaming {
-            writes.write_all(&head(&parts.status, &parts.headers, None)).await?;
-            drop(parts);
+            writes.write_all(&head(&response_head.status, &response_head.headers, None)).await?;
+            drop(response_head);
             let mut chunks = body.into_bytes_stream();
             while let Some(Ok(chunk)) = chunks.next().await {
                 // Made per write, not kept: a waiting stream holds no buffer.
@@ -140,7 +140,7 @@ pub async fn answer<T: AsyncRead + AsyncWrite + Unpin>(io: T, endpoint: &BoxEndp
             writes.write_all(b"0\r\n\r\n").await?;
         } else {
             let body = body.into_bytes().await.unwrap_or_default();
-            let mut head = head(&parts.status, &parts.headers, Some(body.len()));
+            let mut head = head(&response_head.status, &response_head.headers, Some(body.len()));
             head.extend_from_slice(&body);
             writes.write_all(&head).await?;
         }

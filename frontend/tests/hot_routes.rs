@@ -3,7 +3,7 @@
 //! and operations give (status, headers, body but for the per-request `age_seconds`), and they
 //! must leave every other request to Poem.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -130,6 +130,9 @@ async fn both_answers(service: &PublicService, case: &Case) -> Option<(Response,
     Some((hot, poem))
 }
 
+/// Both apps, built once for every case (building a poem-openapi service is most of a case's time).
+static SERVICES: LazyLock<[PublicService; 2]> = LazyLock::new(|| [bitcoin_api(), rest_api()]);
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -137,8 +140,8 @@ proptest! {
     fn a_hot_answer_is_the_answer_poem_gives(case in case()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         runtime.block_on(async {
-            for service in [bitcoin_api(), rest_api()] {
-                if let Some((hot, poem)) = both_answers(&service, &case).await {
+            for service in SERVICES.iter() {
+                if let Some((hot, poem)) = both_answers(service, &case).await {
                     prop_assert_eq!(comparable(hot).await, comparable(poem).await, "{:?}", case);
                 }
             }
