@@ -22,10 +22,19 @@ const STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// BTC-USD fresh, ETH-USD stale, the other default pairs without a state yet.
 fn bitcoin_api() -> PublicService {
+    bitcoin_api_with(Limits::default())
+}
+
+fn bitcoin_api_with(limits: Limits) -> PublicService {
     let cache = Arc::new(StateCache::default());
     cache.set(state(tick("BTC-USD", 97_000.5, Utc::now()), 7));
     cache.set(state(tick("ETH-USD", 3_000.25, Utc::now() - chrono::Duration::hours(1)), 8));
-    service(App::BitcoinApi, cache, STALE_AFTER, Limits::default())
+    service(App::BitcoinApi, cache, STALE_AFTER, limits)
+}
+
+/// bitcoin-api allowing one origin: a request without `Origin` is still the hot path's.
+fn bitcoin_api_with_cors() -> PublicService {
+    bitcoin_api_with(Limits { cors_origins: vec!["https://example.com".to_string()], ..Limits::default() })
 }
 
 fn rest_api() -> PublicService {
@@ -130,8 +139,9 @@ async fn both_answers(service: &PublicService, case: &Case) -> Option<(Response,
     Some((hot, poem))
 }
 
-/// Both apps, built once for every case (building a poem-openapi service is most of a case's time).
-static SERVICES: LazyLock<[PublicService; 2]> = LazyLock::new(|| [bitcoin_api(), rest_api()]);
+/// Both apps (bitcoin-api also with CORS on), built once for every case (building a poem-openapi
+/// service is most of a case's time).
+static SERVICES: LazyLock<[PublicService; 3]> = LazyLock::new(|| [bitcoin_api(), bitcoin_api_with_cors(), rest_api()]);
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
@@ -196,6 +206,11 @@ async fn the_hot_path_takes_plain_gets_of_its_routes_only() {
     assert!(both_answers(&strict, &long).await.is_none(), "over the header limit, yet hot");
     let refused = strict.endpoint.get_response(long.request()).await;
     assert_eq!(refused.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    // With CORS on, a request with `Origin` is Poem's (its CORS headers), one without is not.
+    let cors = bitcoin_api_with_cors();
+    let with_origin = get("/btc/USD", &[("origin", "https://example.com")]);
+    assert!(both_answers(&cors, &with_origin).await.is_none(), "a CORS request taken by the hot path");
+    assert!(both_answers(&cors, &get("/btc/USD", &[])).await.is_some(), "a plain request left to Poem");
     // Left to Poem, a percent-encoded path still names the pair.
     let poem = bitcoin.endpoint.get_response(get("/b%74c/USD", &[]).request()).await;
     assert_eq!(poem.status(), StatusCode::OK);
