@@ -7,6 +7,9 @@ use anyhow::Context as _;
 use async_nats::jetstream::consumer::{self, PullConsumer};
 use btc_contract::Pair;
 
+/// The durable consumer of `kv-relay`, the freshness floor's middle hop.
+pub const RELAY: &str = "bench-relay";
+
 const BATCH_SIZE: usize = 500;
 const MAX_ACK_PENDING: i64 = 10_000;
 const ACK_WAIT: Duration = Duration::from_secs(30);

@@ -12,9 +12,6 @@ use btc_contract::names::TICKS_STREAM;
 use btc_runtime::nats::NatsArgs;
 use futures::StreamExt;
 
-/// The relay's durable consumer: the floor waits for its pull request before timing.
-const CONSUMER: &str = "bench-relay";
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("NATS_URL").context("NATS_URL")?;
@@ -24,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let pair = Pair::seed();
     let stream = js.get_stream(TICKS_STREAM).await.context("opening the ticks stream")?;
     let consumer: PullConsumer = stream
-        .create_consumer(bench::consumer::config(CONSUMER, std::slice::from_ref(&pair)))
+        .create_consumer(bench::consumer::config(bench::consumer::RELAY, std::slice::from_ref(&pair)))
         .await
         .context("creating the relay's consumer")?;
     let mut messages = bench::consumer::pull(&consumer).await?;

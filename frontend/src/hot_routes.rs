@@ -68,12 +68,12 @@ impl HotRoutes {
 
     /// The answer to `request` if it is a plain GET of a hot route; `None` sends it through Poem.
     pub fn answer(&self, request: &RequestHead<'_>) -> Option<Response> {
-        let started = Instant::now();
         if request.method != Method::GET || !self.is_plain(request.headers) {
             return None;
         }
         let path = request.uri.path();
         let route = self.route_of(path)?;
+        let started = Instant::now();
         let label = self.metrics.route(path);
         let span = self.spans.as_ref().map(|spans| spans.start(request, self.metrics.route_name(label)));
         let answered = std::panic::catch_unwind(AssertUnwindSafe(|| self.respond(route, request.headers)));

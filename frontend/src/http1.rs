@@ -17,27 +17,25 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use poem::Endpoint;
-use poem::endpoint::BoxEndpoint;
 use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::hot_routes::HotRoutes;
+use crate::server::PublicService;
 use crate::server_span::RequestHead;
 use crate::stream_connection::{self, FirstRequest};
 
 /// The pause after a failed accept.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Serves `hot` and `endpoint` (every request `hot` does not answer) on every connection `acceptor`
-/// accepts until `stop`; then stops accepting and gives the open connections up to `drain` to
-/// finish their requests.
+/// Serves `service` (its hot routes, then its endpoint) on every connection `acceptor` accepts until
+/// `stop`; then stops accepting and gives the open connections up to `drain` to finish their
+/// requests.
 pub async fn serve<A>(
     mut acceptor: A,
-    hot: HotRoutes,
-    endpoint: BoxEndpoint<'static>,
+    service: PublicService,
     stop: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()>
@@ -45,7 +43,7 @@ where
     A: Acceptor,
     A::Io: 'static,
 {
-    let (hot, endpoint) = (Arc::new(hot), Arc::new(endpoint));
+    let service = Arc::new(service);
     let connections = GracefulShutdown::new();
     // The event streams answered without hyper: each ends with the drain (its stream does).
     let streams = TaskTracker::new();
@@ -64,13 +62,13 @@ where
                 continue;
             }
         };
-        let (hot, endpoint, watcher) = (hot.clone(), endpoint.clone(), connections.watcher());
+        let (service, watcher) = (service.clone(), connections.watcher());
         streams.spawn(async move {
             match stream_connection::first_request(io, &local, &remote, &scheme).await {
-                FirstRequest::Stream(request, io) => stream_connection::answer(io, &endpoint, *request).await,
+                FirstRequest::Stream(request, io) => stream_connection::answer(io, &service.endpoint, *request).await,
                 // Boxed: hyper's connection is large, and a stream's task need not hold its room.
                 FirstRequest::Other(io) => {
-                    Box::pin(serve_with_hyper(io, (hot, endpoint), (local, remote, scheme), watcher)).await
+                    Box::pin(serve_with_hyper(io, service, (local, remote, scheme), watcher)).await
                 }
                 FirstRequest::Gone => {}
             }
@@ -90,7 +88,7 @@ where
 /// Serves every request of the connection `io` with hyper, until it closes or the drain.
 async fn serve_with_hyper<T>(
     io: T,
-    (hot, endpoint): (Arc<HotRoutes>, Arc<BoxEndpoint<'static>>),
+    service: Arc<PublicService>,
     (local, remote, scheme): (LocalAddr, RemoteAddr, Scheme),
     watcher: Watcher,
 ) where
@@ -104,12 +102,12 @@ async fn serve_with_hyper<T>(
             headers: request.headers(),
             remote: &remote,
         };
-        if let Some(response) = hot.answer(&head) {
+        if let Some(response) = service.hot.answer(&head) {
             return Either::Left(ready(Ok::<_, Infallible>(hyper::Response::from(response))));
         }
-        let (endpoint, local, remote, scheme) = (endpoint.clone(), local.clone(), remote.clone(), scheme.clone());
+        let (service, local, remote, scheme) = (service.clone(), local.clone(), remote.clone(), scheme.clone());
         Either::Right(async move {
-            let response = endpoint.get_response((request, local, remote, scheme).into()).await;
+            let response = service.endpoint.get_response((request, local, remote, scheme).into()).await;
             Ok::<_, Infallible>(hyper::Response::from(response))
         })
     });

@@ -234,9 +234,8 @@ async fn serve(
 
     let spans = btc_runtime::telemetry::tracing_requested()
         .then(|| ServerSpans::new(opentelemetry::global::tracer(app.name()), config.trust_incoming_trace_context));
-    let PublicService { hot, endpoint } =
-        public_service(app, cache, config.stale_after, config.limits(), metrics, spans);
-    let server = tokio::spawn(crate::http1::serve(acceptor, hot, endpoint, stop_serving, DRAIN_TIMEOUT));
+    let service = public_service(app, cache, config.stale_after, config.limits(), metrics, spans);
+    let server = tokio::spawn(crate::http1::serve(acceptor, service, stop_serving, DRAIN_TIMEOUT));
     Ok(Running { addr, ops_addr, server, ops })
 }
 

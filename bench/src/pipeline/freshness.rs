@@ -21,8 +21,6 @@ use testkit::process::ServiceProcess;
 /// Longest time a tick may take to be served before the run fails.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
 const PRICE_PATH: &str = "/btc/USD";
-/// `kv-relay`'s durable consumer (bench/src/kv_relay.rs).
-const RELAY_CONSUMER: &str = "bench-relay";
 
 /// Ack-to-served latencies of one run, milliseconds.
 pub struct Freshness {
@@ -62,7 +60,7 @@ pub async fn floor(count: u64) -> anyhow::Result<Freshness> {
     let env = nats.service_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (*key, value.as_str())).collect();
     let _relay = ServiceProcess::spawn("kv-relay", &[], &env);
-    wait_for_pull_request(&nats, RELAY_CONSUMER).await?;
+    wait_for_pull_request(&nats, bench::consumer::RELAY).await?;
     let mut watch = bucket.watch(pair.state_key()).await.context("watching the state key")?;
     let mut times = TickTimes::default();
     let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
