@@ -27,7 +27,7 @@ run:
 demo:
 	DEMO=1 ./scripts/run-stack.sh
 
-test: tools lint check-generated lint-openapi test-rust test-faults test-observability test-deploy test-helm test-stack
+test: tools lint test-rust check-generated lint-openapi test-faults test-observability test-deploy test-helm test-stack
 
 lint:
 	$(CARGO) fmt --all -- --check

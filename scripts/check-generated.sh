@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Why: `make test` must fail when a committed generated file differs from what `make generate` makes; this compares without touching the work tree, so it runs the same on a fresh clone.
 # The generated files and their generators (the same as `make generate`):
-#   openapi.yaml                  `cargo run -p frontend --example print-openapi`
+#   openapi.yaml                  the frontend's example print-openapi (`make openapi`)
 #   deploy/local/nats-auth.conf   e2e/tests/authorization.rs, from Helm/nats-values.yaml (that test compares)
 #   Helm/README.md's values table readme-generator-for-helm, from the ## @param comments of Helm/values.yaml
 set -euo pipefail
@@ -17,10 +17,13 @@ differs() { # differs COMMITTED GENERATED: prints the diff and counts a failure 
   fi
 }
 
-"$CARGO" run --quiet -p frontend --example print-openapi >"$tmp/openapi.yaml"
+# Built with the whole workspace's features, as `make test-rust` builds it: `-p frontend` alone would
+# resolve other features and build most dependencies a second time.
+"$CARGO" build --quiet --workspace --examples
+"${CARGO_TARGET_DIR:-target}/debug/examples/print-openapi" >"$tmp/openapi.yaml"
 differs openapi.yaml "$tmp/openapi.yaml"
 
-if ! "$CARGO" test --quiet -p e2e-tests --test authorization -- --exact \
+if ! "$CARGO" test --quiet --workspace --test authorization -- --exact \
      the_local_stack_uses_the_charts_users_and_permissions >"$tmp/nats-auth.log" 2>&1; then
   cat "$tmp/nats-auth.log" >&2
   echo "check-generated: deploy/local/nats-auth.conf is out of date: run make generate and commit it" >&2
