@@ -13,9 +13,10 @@
 
 use btc_contract::candle::{PRICE_SCALE, Sums};
 use btc_contract::{Candle, Interval};
+use serde::{Deserialize, Serialize};
 
 /// The candle of one interval still being built.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Building {
     start_ms: i64,
     sums: Sums,
@@ -50,8 +51,9 @@ impl Building {
     }
 }
 
-/// One pair's candles: one being built per interval, and the newest tick.
-#[derive(Debug, Clone)]
+/// One pair's candles: one being built per interval, and the newest tick. Serialized whole in
+/// a window checkpoint ([`crate::checkpoint`]): a change here changes its format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandleBuilder {
     pair: String,
     max_hold_ms: i64,
@@ -87,6 +89,11 @@ impl CandleBuilder {
             }
         }
         builder
+    }
+
+    /// This builder builds `pair`'s candles with prices held at most `max_hold_ms`.
+    pub fn is_of(&self, pair: &str, max_hold_ms: i64) -> bool {
+        self.pair == pair && self.max_hold_ms == max_hold_ms
     }
 
     /// Time of the newest tick, ms.

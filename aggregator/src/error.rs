@@ -12,6 +12,8 @@ pub enum AggregatorError {
     Candles(String),
     #[error("cannot write the state to KV: {0}")]
     State(String),
+    #[error("unusable window checkpoint: {0}")]
+    Checkpoint(String),
     #[error("invalid configuration: {0}")]
     Config(String),
 }

@@ -19,12 +19,16 @@ use tracing::Instrument;
 use crate::aggregates::Aggregates;
 use crate::batch::{Delivered, apply_batch};
 use crate::candle_publisher::CandlePublisher;
+use crate::checkpoints::Checkpoints;
 use crate::config::AggregatorConfig;
 use crate::metrics::AggregatorMetrics;
 use crate::writer::{StateWriter, Written};
 
 /// How often the stream's identity and first sequence are checked while following.
 const STREAM_CHECK: Duration = Duration::from_secs(2);
+
+/// How long a graceful stop waits for its last window checkpoints.
+const LAST_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How following ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,7 @@ impl Follower<'_> {
         stream: &stream::Stream,
         aggregate: &mut Aggregates,
         writer: &mut StateWriter,
+        checkpoints: &mut Checkpoints,
     ) -> Followed {
         let mut messages = match self.pull(stream, aggregate.seen()).await {
             Ok(messages) => messages,
@@ -63,6 +68,11 @@ impl Follower<'_> {
         loop {
             let batch = match self.next_batch(stream, aggregate, &mut messages, &mut check).await {
                 Ok(batch) => batch,
+                Err(Followed::Shutdown) => {
+                    // Every batch so far is written: the next start replays nothing.
+                    checkpoints.write_now(aggregate, LAST_CHECKPOINT_TIMEOUT).await;
+                    return Followed::Shutdown;
+                }
                 Err(followed) => return followed,
             };
             if !self.apply_and_write(&batch, aggregate, writer).await {
@@ -74,6 +84,7 @@ impl Follower<'_> {
                     tracing::warn!(%error, "ack failed; the tick will be redelivered and skipped");
                 }
             }
+            checkpoints.write_if_due(aggregate).await;
         }
     }
 

@@ -12,6 +12,8 @@ pub mod aggregates;
 pub mod batch;
 pub mod candle_publisher;
 pub mod candles;
+pub mod checkpoint;
+pub mod checkpoints;
 pub mod config;
 pub mod error;
 #[cfg(test)]
@@ -35,6 +37,7 @@ use tracing::Instrument;
 
 use aggregates::Aggregates;
 use candle_publisher::CandlePublisher;
+use checkpoints::Checkpoints;
 pub use config::AggregatorConfig;
 pub use error::AggregatorError;
 use follow::{Followed, Follower, write_until_done};
@@ -108,6 +111,7 @@ async fn aggregate(
         return;
     }
     let candles = CandlePublisher::new(js.clone(), provision.clone());
+    let mut checkpoints = Checkpoints::new(js.clone(), provision.clone(), metrics);
     let follower = Follower { config, metrics, shutdown, candles: &candles };
     let mut aggregate = None;
     // Resyncs after a consumer stopped: NATS requests, hence the NATS cap.
@@ -115,7 +119,7 @@ async fn aggregate(
     while let Some(stream) = retry_until_ready("ticks stream", shutdown, || provision.ticks_stream(&js)).await {
         let mut current = match aggregate.take() {
             Some(current) if follow::still_matches(stream.cached_info(), &current) => current,
-            _ => match rebuild_until_done(&stream, &writer, config, metrics, shutdown).await {
+            _ => match rebuild_until_done(&stream, &writer, &mut checkpoints, config, metrics, shutdown).await {
                 Some(rebuilt) => rebuilt,
                 None => break,
             },
@@ -128,7 +132,7 @@ async fn aggregate(
         }
         ops.mark_started();
         let following = std::time::Instant::now();
-        if follower.follow(&stream, &mut current, &mut writer).await == Followed::Shutdown {
+        if follower.follow(&stream, &mut current, &mut writer, &mut checkpoints).await == Followed::Shutdown {
             break;
         }
         aggregate = Some(current);
@@ -145,6 +149,7 @@ async fn aggregate(
 async fn rebuild_until_done(
     stream: &stream::Stream,
     writer: &StateWriter,
+    checkpoints: &mut Checkpoints,
     config: &AggregatorConfig,
     metrics: &AggregatorMetrics,
     shutdown: &CancellationToken,
@@ -155,8 +160,8 @@ async fn rebuild_until_done(
         let started = std::time::Instant::now();
         let mut stored = Vec::new();
         for pair in config.pairs.pairs() {
-            let state = writer.stored(&pair).await;
-            stored.push((pair, state));
+            let (state, checkpoint) = (writer.stored(&pair).await, checkpoints.load(&pair).await);
+            stored.push(replay::StoredPair { pair, state, checkpoint });
         }
         let rebuilt = replay::rebuild(stream, &stored, config.rules(), metrics)
             .instrument(tracing::info_span!("replay", messaging.destination.name = TICKS_SUBJECTS))

@@ -17,6 +17,9 @@ pub struct AggregatorMetrics {
     /// the label under a lock.
     ticks: TickOutcomes,
     pub state_writes: IntCounterVec,
+    /// `btc_aggregator_checkpoint_writes_total` by result: counted by the task that writes.
+    pub checkpoint_writes: IntCounterVec,
+    window_starts: IntCounterVec,
     candles: IntCounterVec,
     pub lag: IntGauge,
     /// The window's gauges of each configured pair, in the configured order.
@@ -52,6 +55,18 @@ impl AggregatorMetrics {
                 "btc_aggregator_state_writes_total",
                 "Writes of the state to KV by result: stored, already_newer (another aggregator was ahead), failed.",
                 &["result"],
+            ),
+            checkpoint_writes: metrics::counter_vec(
+                r,
+                "btc_aggregator_checkpoint_writes_total",
+                "Writes of a pair's window checkpoint to KV by result: stored, failed (retried at the next checkpoint), too_large (over 1 MB: not written).",
+                &["result"],
+            ),
+            window_starts: metrics::counter_vec(
+                r,
+                "btc_aggregator_window_starts_total",
+                "Pair windows set up at a start or after the stream changed, by where from: checkpoint (then only the ticks after it are read), replay (the whole window read from the stream).",
+                &["from"],
             ),
             candles: metrics::counter_vec(
                 r,
@@ -159,6 +174,11 @@ impl AggregatorMetrics {
             TickOutcome::Future => &self.ticks.future,
         };
         counter.inc();
+    }
+
+    /// A pair's window set up `from` its checkpoint or by replay.
+    pub fn count_window_start(&self, from: &str) {
+        self.window_starts.with_label_values(&[from]).inc();
     }
 
     pub fn count_candle(&self, interval: btc_contract::Interval, result: &str) {

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use btc_contract::{Pair, PriceState};
 
 use crate::aggregates::Aggregates;
+use crate::checkpoint::Checkpoint;
 use crate::error::AggregatorError;
 use crate::metrics::AggregatorMetrics;
 use crate::state::{Aggregate, WindowRules};
@@ -30,6 +31,8 @@ pub enum ReadFrom {
     Time(DateTime<Utc>),
     /// The stream's first message.
     Beginning,
+    /// The message at this sequence, or the first after it.
+    Sequence(u64),
 }
 
 /// The first read's start, from the time the stream stored its last message: ticks are
@@ -63,7 +66,7 @@ pub fn replay_start(rules: &WindowRules, last_stored: DateTime<Utc>, stored: Opt
 fn earlier(from: ReadFrom, time: DateTime<Utc>) -> ReadFrom {
     match from {
         ReadFrom::Time(start) => ReadFrom::Time(start.min(time)),
-        ReadFrom::Beginning => ReadFrom::Beginning,
+        other => other,
     }
 }
 
@@ -77,9 +80,20 @@ fn span_of(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
+/// What was stored for a pair before a start: its state and its window checkpoint.
+#[derive(Debug, Clone)]
+pub struct StoredPair {
+    pub pair: Pair,
+    pub state: Option<PriceState>,
+    pub checkpoint: Option<Checkpoint>,
+}
+
 /// Rebuilds every pair's window from the ticks stored on its subject, up to the stream's last
 /// message at start, and returns them with every sequence up to that message marked as seen. The
 /// pairs are read concurrently, each by its own ordered consumer.
+///
+/// A pair with a usable checkpoint ([`crate::checkpoint`]) starts from it and reads only the
+/// ticks stored after it.
 ///
 /// Candles go on from the state stored for the pair (its newest tick and open candles), so the
 /// read starts early enough for the ticks after that state too. A pair without a stored state
@@ -87,16 +101,69 @@ fn span_of(duration: Duration) -> chrono::Duration {
 /// that started before the oldest tick are partial and left out).
 pub async fn rebuild(
     stream: &stream::Stream,
-    pairs: &[(Pair, Option<PriceState>)],
+    pairs: &[StoredPair],
     rules: WindowRules,
     metrics: &AggregatorMetrics,
 ) -> Result<Aggregates, AggregatorError> {
     let mut stream_handle = stream.clone();
     let info = stream_handle.info().await.map_err(|e| AggregatorError::Stream(e.to_string()))?.clone();
-    let rebuilt =
-        pairs.iter().map(|(pair, stored)| rebuild_pair(stream, &info, (pair, stored.as_ref()), rules, metrics));
+    let rebuilt = pairs.iter().map(|stored| async {
+        match restored(stored, rules, &info) {
+            Some(aggregate) => {
+                metrics.count_window_start("checkpoint");
+                resume(stream, &info, aggregate, metrics).await
+            }
+            None => {
+                metrics.count_window_start("replay");
+                rebuild_pair(stream, &info, (&stored.pair, stored.state.as_ref()), rules, metrics).await
+            }
+        }
+    });
     let rebuilt = futures::future::try_join_all(rebuilt).await?;
     Ok(Aggregates::rebuilt(rebuilt, info.state.last_sequence))
+}
+
+/// The aggregate `stored`'s checkpoint holds, if it is usable with the stream as `info` found it:
+/// one of this pair, rules and stream, after which the stream still holds every tick (none was
+/// purged or aged out since, nor any the window still holds).
+fn restored(stored: &StoredPair, rules: WindowRules, info: &stream::Info) -> Option<Aggregate> {
+    let checkpoint = stored.checkpoint.clone()?;
+    let pair = stored.pair.as_str();
+    let aggregate = match Aggregate::restore(stored.pair.clone(), rules, info.created, checkpoint) {
+        Ok(aggregate) => aggregate,
+        Err(why) => {
+            tracing::info!(pair, why, "window checkpoint not used; replaying the window");
+            return None;
+        }
+    };
+    let needed = aggregate.oldest_held_sequence().unwrap_or(u64::MAX).min(aggregate.applied_sequence() + 1);
+    if info.state.first_sequence > needed {
+        tracing::info!(
+            pair,
+            first_sequence = info.state.first_sequence,
+            needed,
+            "the stream no longer holds the ticks after the window checkpoint; replaying the window"
+        );
+        return None;
+    }
+    Some(aggregate)
+}
+
+/// Reads the ticks stored after `aggregate`'s checkpoint, up to the stream's last message as
+/// `info` found it.
+async fn resume(
+    stream: &stream::Stream,
+    info: &stream::Info,
+    mut aggregate: Aggregate,
+    metrics: &AggregatorMetrics,
+) -> Result<Aggregate, AggregatorError> {
+    let (from, target) = (aggregate.applied_sequence() + 1, info.state.last_sequence);
+    tracing::info!(pair = aggregate.pair().as_str(), from_sequence = from, "window restored from its checkpoint");
+    if from <= target {
+        let subject = aggregate.pair().ticks_subject();
+        read(stream, &subject, ReadFrom::Sequence(from), target, &mut aggregate, metrics).await?;
+    }
+    Ok(aggregate)
 }
 
 /// Rebuilds one pair's window and candles from the stream as `info` found it.
@@ -140,6 +207,7 @@ async fn read(
     let deliver_policy = match from {
         ReadFrom::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
         ReadFrom::Beginning => consumer::DeliverPolicy::All,
+        ReadFrom::Sequence(start_sequence) => consumer::DeliverPolicy::ByStartSequence { start_sequence },
     };
     let ordered = stream
         .create_consumer(consumer::pull::OrderedConfig {
@@ -178,6 +246,7 @@ async fn read(
 mod tests {
     use super::*;
     use crate::fixtures::{RULES, at_ms as at, seed, tick_ms as tick, tick_with_broken_quotes};
+    use chrono::DateTime;
     use proptest::prelude::*;
 
     /// A message as the stream stores it.
@@ -202,6 +271,7 @@ mod tests {
                 let wanted = match from {
                     ReadFrom::Time(start) => at(message.stored_ms) >= start,
                     ReadFrom::Beginning => true,
+                    ReadFrom::Sequence(first) => message.sequence >= first,
                 };
                 if wanted {
                     aggregate.ingest(message.sequence, &message.payload, at(message.stored_ms));
@@ -317,6 +387,61 @@ mod tests {
                     prop_assert_eq!(state_bytes(&mut rebuilt), state_bytes(&mut continuous));
                 }
             }
+        }
+    }
+
+    /// The ticks stream's creation time in these tests.
+    fn created() -> DateTime<Utc> {
+        at(-1_000)
+    }
+
+    /// What a restart reads back of `aggregate`'s checkpoint, through its stored bytes.
+    fn restored_from_checkpoint(aggregate: &Aggregate) -> Aggregate {
+        let bytes = aggregate.checkpoint().encode().expect("a checkpoint encodes");
+        let checkpoint = Checkpoint::decode(&bytes).expect("a checkpoint decodes");
+        Aggregate::restore(seed(), RULES, created(), checkpoint).expect("the checkpoint restores")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// An aggregate restored from a checkpoint taken after any message goes on, with the
+        /// messages after it, exactly as one that never stopped: the same state and closed candles
+        /// at every later message, and in the end the same checkpoint, byte for byte (window,
+        /// held sequences, candles being built, newest tick).
+        #[test]
+        fn a_window_restored_from_its_checkpoint_equals_one_that_ran_throughout(
+            history in prop::collection::vec(published(), 1..400),
+            checkpoint_at in any::<prop::sample::Index>(),
+            batch_ends in prop::collection::vec(any::<bool>(), 400),
+        ) {
+            let stream = store(&history);
+            let checkpoint_after = checkpoint_at.index(stream.len());
+            let mut continuous = Aggregate::for_stream(seed(), RULES, created());
+            let mut restored = None;
+            for (i, message) in stream.iter().enumerate() {
+                continuous.ingest(message.sequence, &message.payload, at(message.stored_ms));
+                if batch_ends[i] {
+                    continuous.state();
+                }
+                match restored.as_mut() {
+                    None if i == checkpoint_after => {
+                        // A checkpoint is taken once the batch's closed candles are published.
+                        continuous.take_closed_candles();
+                        let mut from_checkpoint = restored_from_checkpoint(&continuous);
+                        prop_assert_eq!(state_bytes(&mut from_checkpoint), state_bytes(&mut continuous));
+                        restored = Some(from_checkpoint);
+                    }
+                    None => {}
+                    Some(from_checkpoint) => {
+                        from_checkpoint.ingest(message.sequence, &message.payload, at(message.stored_ms));
+                        prop_assert_eq!(state_bytes(from_checkpoint), state_bytes(&mut continuous));
+                        prop_assert_eq!(from_checkpoint.take_closed_candles(), continuous.take_closed_candles());
+                    }
+                }
+            }
+            let from_checkpoint = restored.expect("a checkpoint was taken");
+            prop_assert_eq!(from_checkpoint.checkpoint().encode().ok(), continuous.checkpoint().encode().ok());
         }
     }
 

@@ -9,6 +9,7 @@ use btc_contract::{Candle, Pair, PriceState, SCHEMA_VERSION, Tick, TickHead, Win
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::candles::CandleBuilder;
+use crate::checkpoint::Checkpoint;
 use crate::window::{Applied, Window};
 
 /// The rules every replica applies, so that all of them compute the same state.
@@ -29,6 +30,11 @@ impl WindowRules {
 
     fn max_hold_ms(&self) -> i64 {
         i64::try_from(self.max_hold.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Window, max hold and max clock skew, ms: what a checkpoint was taken under.
+    fn millis(&self) -> [u64; 3] {
+        [self.window, self.max_hold, self.max_clock_skew].map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -199,6 +205,61 @@ impl Aggregate {
         }
     }
 
+    /// Everything this aggregate holds, for [`Aggregate::restore`]. Taken once the candles it
+    /// closed were taken ([`Aggregate::take_closed_candles`]) and published.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let newest = &self.newest_appended;
+        Checkpoint {
+            pair: self.pair.as_str().to_string(),
+            stream_created_ns: self.stream_created.and_then(|created| created.timestamp_nanos_opt()),
+            rules_ms: self.rules.millis(),
+            applied_sequence: self.applied_sequence,
+            store_delay_ms: self.store_delay_ms,
+            newest: (!newest.bytes.is_empty()).then(|| (newest.sequence, newest.bytes.clone())),
+            candles: self.candles.clone(),
+            window: self.window.retained().collect(),
+            held: self.held_sequences.iter().copied().collect(),
+        }
+    }
+
+    /// The aggregate `checkpoint` was taken of, if it is one of `pair` under `rules` from the
+    /// ticks stream created at `created`; else why not.
+    pub fn restore(
+        pair: Pair,
+        rules: WindowRules,
+        created: DateTime<Utc>,
+        checkpoint: Checkpoint,
+    ) -> Result<Self, &'static str> {
+        if checkpoint.pair != pair.as_str() || !checkpoint.candles.is_of(pair.as_str(), rules.max_hold_ms()) {
+            return Err("of another pair");
+        }
+        if checkpoint.rules_ms != rules.millis() {
+            return Err("taken under other window rules");
+        }
+        if checkpoint.stream_created_ns != created.timestamp_nanos_opt() {
+            return Err("of another ticks stream");
+        }
+        let window =
+            Window::restored(rules.window, rules.max_hold, checkpoint.window).ok_or("its window does not read")?;
+        let mut newest_appended = StoredTick::default();
+        if let Some((sequence, bytes)) = checkpoint.newest {
+            newest_appended.keep(sequence, &bytes);
+        }
+        Ok(Self {
+            pair,
+            rules,
+            window,
+            candles: checkpoint.candles,
+            closed: Vec::new(),
+            latest: None,
+            newest_appended,
+            applied_sequence: checkpoint.applied_sequence,
+            store_delay_ms: checkpoint.store_delay_ms,
+            stream_created: Some(created),
+            held_sequences: checkpoint.held.into(),
+        })
+    }
+
     /// The state to publish, once there is a tick, if the newest one reads whole.
     pub fn state(&mut self) -> Option<PriceState> {
         self.read_newest_whole();
@@ -305,6 +366,23 @@ mod tests {
         // At 605 s the tick at 0 can no longer reach the window [5 s, 605 s].
         aggregate.ingest(3, &tick(605, 90_000.0), at(605));
         assert_eq!(aggregate.oldest_held_sequence(), Some(2));
+    }
+
+    #[test]
+    fn a_checkpoint_restores_only_for_its_pair_rules_and_stream() {
+        let created = at(-10);
+        let mut aggregate = Aggregate::for_stream(seed(), RULES, created);
+        aggregate.ingest(1, &tick(0, 90_000.0), at(0));
+        let checkpoint = aggregate.checkpoint();
+        let restore = |pair: Pair, rules, created| Aggregate::restore(pair, rules, created, checkpoint.clone()).err();
+        assert_eq!(restore(seed(), RULES, created), None);
+        assert_eq!(restore("ETH-USD".parse().expect("a pair"), RULES, created), Some("of another pair"));
+        let longer = WindowRules { window: Duration::from_secs(900), ..RULES };
+        assert_eq!(restore(seed(), longer, created), Some("taken under other window rules"));
+        assert_eq!(restore(seed(), RULES, at(-9)), Some("of another ticks stream"));
+        let mut unordered = checkpoint.clone();
+        unordered.window = vec![(2, 1), (1, 1)];
+        assert_eq!(Aggregate::restore(seed(), RULES, created, unordered).err(), Some("its window does not read"));
     }
 
     #[test]

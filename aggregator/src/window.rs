@@ -33,6 +33,9 @@ use std::time::Duration;
 /// Prices are kept as integers of 1e-8 USD.
 const PRICE_SCALE: f64 = 1e8;
 
+/// The latest tick time a restored window takes (the year 2200), so its sums cannot overflow.
+const MAX_TIME_MS: i64 = 7_258_118_400_000;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Point {
     time_ms: i64,
@@ -100,6 +103,37 @@ impl Window {
     /// Time of the newest tick, unix ms.
     pub fn newest_ms(&self) -> Option<i64> {
         self.points.back().map(|p| p.time_ms)
+    }
+
+    /// The retained ticks, oldest first: time (ms) and price (1e-8 USD). What a checkpoint keeps.
+    pub fn retained(&self) -> impl Iterator<Item = (i64, i128)> + '_ {
+        self.points.iter().map(|point| (point.time_ms, point.price))
+    }
+
+    /// The window that retained `ticks` (as [`Window::retained`] gave them): the same averages, bit
+    /// for bit, and the same answer to every later tick, as the window they came from (the sums
+    /// count from another base, and only their differences are ever read). `None` unless the
+    /// times strictly increase and every price is one the window can hold (see [`Window::apply`]).
+    pub fn restored(
+        window: Duration,
+        max_hold: Duration,
+        ticks: impl IntoIterator<Item = (i64, i128)>,
+    ) -> Option<Self> {
+        let mut restored = Self::new(window, max_hold);
+        let max_price = (btc_contract::MAX_PRICE * PRICE_SCALE).round() as i128;
+        for (time_ms, price) in ticks {
+            if !(0..=max_price).contains(&price) || !(0..=MAX_TIME_MS).contains(&time_ms) {
+                return None;
+            }
+            let point = match restored.points.back() {
+                None => Point { time_ms, price, cum: 0, covered_ms: 0 },
+                Some(&last) if time_ms > last.time_ms => restored.after(last, time_ms, price),
+                Some(_) => return None,
+            };
+            restored.points.push_back(point);
+            restored.price_sum += price;
+        }
+        Some(restored)
     }
 
     /// How long the price of a tick at `from_ms` holds when the next tick is at `to_ms`.

@@ -219,7 +219,7 @@ impl Candle {
 pub const PRICE_SCALE: f64 = 1e8;
 
 /// What a candle is made of, exactly.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sums {
     pub open: f64,
     pub high: f64,

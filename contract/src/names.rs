@@ -22,6 +22,11 @@ pub const AGGREGATOR_CONSUMER: &str = "aggregator";
 pub const STATE_BUCKET: &str = "price_state";
 /// Key of the BTC-USD state inside [`STATE_BUCKET`] (KV subject `$KV.price_state.BTC-USD`).
 pub const STATE_KEY: &str = "BTC-USD";
+/// KV bucket holding the aggregator's window checkpoints: one key per pair ([`Pair::state_key`]),
+/// whose value is everything its window, candles and position hold, so that a restart reads only
+/// the ticks stored after it instead of the whole window. Internal to the aggregator (a binary
+/// format of its own, versioned inside the value): not for other subscribers.
+pub const CHECKPOINT_BUCKET: &str = "window_checkpoint";
 /// KV bucket holding the publishers' lease: the replica named in it is the one that polls the
 /// exchanges. Written only by publishers, compare-and-set; its entries expire after the lease TTL.
 pub const LEASE_BUCKET: &str = "publisher_lease";

@@ -7,7 +7,7 @@ mod support;
 use std::fmt;
 use std::time::Duration;
 
-use btc_contract::names::{self, LEASE_BUCKET, STATE_BUCKET, TICK_SUBJECT, TICKS_STREAM};
+use btc_contract::names::{self, CHECKPOINT_BUCKET, LEASE_BUCKET, STATE_BUCKET, TICK_SUBJECT, TICKS_STREAM};
 use exchange_standin::Venue;
 use frontend::App;
 use futures::StreamExt;
@@ -42,8 +42,9 @@ fn the_local_stack_uses_the_charts_users_and_permissions() {
 }
 
 /// The streams (and KV buckets' streams) of the pipeline.
-const STREAMS: [&str; 3] = [TICKS_STREAM, "KV_price_state", "KV_publisher_lease"];
+const STREAMS: [&str; 4] = [TICKS_STREAM, "KV_price_state", "KV_publisher_lease", "KV_window_checkpoint"];
 const STATE_SUBJECT: &str = "$KV.price_state.BTC-USD";
+const CHECKPOINT_SUBJECT: &str = "$KV.window_checkpoint.BTC-USD";
 const LEASE_SUBJECT: &str = "$KV.publisher_lease.BTC-USD";
 
 /// How an operation is tried.
@@ -170,6 +171,7 @@ fn forbidden_operations(user: &str) -> Vec<Op> {
     }
     let state_get = format!("$JS.API.DIRECT.GET.KV_price_state.{STATE_SUBJECT}");
     let lease_get = format!("$JS.API.DIRECT.GET.KV_publisher_lease.{LEASE_SUBJECT}");
+    let checkpoint_get = format!("$JS.API.DIRECT.GET.KV_window_checkpoint.{CHECKPOINT_SUBJECT}");
     let pull_ticks = format!("$JS.API.CONSUMER.MSG.NEXT.{TICKS_STREAM}.aggregator");
     match user {
         "publisher" => ops.extend([
@@ -178,6 +180,8 @@ fn forbidden_operations(user: &str) -> Vec<Op> {
             api("read the state", state_get, json!({})),
             api("pull ticks", pull_ticks, json!({"batch": 1})),
             durable_named(TICKS_STREAM, TICK_SUBJECT),
+            publish("write a window checkpoint", CHECKPOINT_SUBJECT),
+            api("read a window checkpoint", checkpoint_get, json!({})),
         ]),
         "aggregator" => ops.extend([
             publish("publish a tick", TICK_SUBJECT),
@@ -206,6 +210,9 @@ fn forbidden_operations(user: &str) -> Vec<Op> {
             subscribe("read the ticks", "prices.ticks.>"),
             subscribe("watch the lease", "$KV.publisher_lease.>"),
             durable_named(TICKS_STREAM, TICK_SUBJECT),
+            publish("write a window checkpoint", CHECKPOINT_SUBJECT),
+            api("read a window checkpoint", checkpoint_get, json!({})),
+            subscribe("watch the window checkpoints", "$KV.window_checkpoint.>"),
         ]),
     }
     // Only the stream's own ticks consumer is the aggregator's business.
@@ -389,8 +396,17 @@ async fn each_service_runs_with_its_own_user_after_the_setup_step() {
     assert!(lease.update("probe", "c".into(), revision - 1).await.is_err(), "an update with a stale revision");
     lease.delete_expect_revision("probe", Some(revision)).await.expect("delete with the revision");
 
-    // Nothing forged reached the stream: every stored message is a real tick.
+    // The aggregator writes its window checkpoints, and reads them back (the next start does).
     let admin = chart::admin(nats).await;
+    let checkpoints = async_nats::jetstream::new(admin.clone()).get_key_value(CHECKPOINT_BUCKET).await.expect("bucket");
+    let written = || async { checkpoints.get(names::STATE_KEY).await.ok().flatten() };
+    testkit::wait_for("a window checkpoint under least privilege", support::DEADLINE, written).await;
+    let aggregator_user = chart::connect_as(nats, "aggregator", password_of("aggregator")).await.expect("connects");
+    let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(aggregator_user);
+    let bucket = js.get_key_value(CHECKPOINT_BUCKET).await.expect("the aggregator opens the checkpoint bucket");
+    assert!(bucket.get(names::STATE_KEY).await.expect("the aggregator reads its checkpoint").is_some());
+
+    // Nothing forged reached the stream: every stored message is a real tick.
     let ticks = support::read_ticks(&async_nats::jetstream::new(admin)).await;
     assert!(!ticks.is_empty());
     assert!(ticks.iter().all(|t| t.price == 70_000.0));

@@ -96,11 +96,7 @@ impl Replica {
 
     /// The value of the sample `name` (with its labels, as exposed) on the replica's `/metrics`.
     async fn metric(&self, pipeline: &Pipeline, name: &str) -> Option<f64> {
-        let (status, text) = pipeline.get_text(&format!("{}/metrics", self.ops_url)).await;
-        if status != 200 {
-            return None;
-        }
-        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        pipeline.metric(&self.ops_url, name).await
     }
 
     async fn wait_until_ready(&self, pipeline: &Pipeline) {

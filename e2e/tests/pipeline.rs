@@ -2,6 +2,7 @@
 
 mod support;
 
+use btc_contract::PriceState;
 use exchange_standin::{Behaviour, Venue};
 use frontend::App;
 use support::{Pipeline, count_ticks, read_ticks, sources_with_status, tick_times};
@@ -109,6 +110,57 @@ async fn a_restarted_aggregator_rebuilds_the_window_from_the_stream() {
     assert_eq!(after.average, before.average, "replayed window equals the window before the crash");
     assert_eq!(after.latest, before.latest);
     assert_eq!(after.stream_sequence, before.stream_sequence);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_aggregator_resumes_from_its_window_checkpoint_or_replays_without_a_usable_one() {
+    use btc_contract::names::{CHECKPOINT_BUCKET, STATE_BUCKET, STATE_KEY};
+    let pipeline =
+        Pipeline::start(&[(Venue::Coinbase, 70_000.0), (Venue::Kraken, 70_020.0), (Venue::Bitstamp, 69_990.0)]).await;
+    let publisher = pipeline.start_publisher(&[]).await;
+    let aggregator = pipeline.start_aggregator("aggregator").await;
+    for stand_in in &pipeline.stand_ins {
+        stand_in.set_noise(0.002);
+    }
+    let js = pipeline.jetstream().await;
+    let states = testkit::wait_for("the state bucket", support::DEADLINE, || async {
+        js.get_key_value(STATE_BUCKET).await.ok()
+    })
+    .await;
+    let state = || async { states.get(STATE_KEY).await.ok().flatten().and_then(|v| PriceState::decode(&v).ok()) };
+    testkit::wait_for("a few samples", support::DEADLINE, || async {
+        state().await.filter(|s| s.average.samples >= 10)
+    })
+    .await;
+    publisher.stop().await;
+    // A graceful stop checkpoints every tick it applied on its way out.
+    aggregator.stop().await;
+    let before = state().await.expect("a state");
+    let checkpoints = js.get_key_value(CHECKPOINT_BUCKET).await.expect("checkpoint bucket");
+    let stored = checkpoints.get(STATE_KEY).await.expect("get").expect("a checkpoint");
+    let checkpoint = aggregator::checkpoint::Checkpoint::decode(&stored).expect("the checkpoint decodes");
+    assert_eq!(checkpoint.applied_sequence, before.stream_sequence);
+
+    // Then from the checkpoints, and after BTC-USD's was damaged, that pair by replay (the other
+    // three of the default pairs still from theirs): the same state either way.
+    let pairs = btc_contract::names::DEFAULT_PAIRS.split(',').count() as f64;
+    for (damage, from_checkpoint, replayed) in
+        [(None, Some(pairs), None), (Some("not a checkpoint"), Some(pairs - 1.0), Some(1.0))]
+    {
+        if let Some(damage) = damage {
+            checkpoints.put(STATE_KEY, damage.into()).await.expect("checkpoint overwritten");
+        }
+        states.purge(STATE_KEY).await.expect("purge state");
+        let restarted = pipeline.start_aggregator("aggregator").await;
+        let after = testkit::wait_for("the state after the restart", support::DEADLINE, state).await;
+        assert_eq!((after.average, &after.latest), (before.average, &before.latest), "damaged: {damage:?}");
+        assert_eq!((after.stream_sequence, &after.open_candles), (before.stream_sequence, &before.open_candles));
+        let starts = |from: &str| format!("btc_aggregator_window_starts_total{{from=\"{from}\"}}");
+        let checkpoint_starts = pipeline.metric(&restarted.ops_url, &starts("checkpoint")).await;
+        let replay_starts = pipeline.metric(&restarted.ops_url, &starts("replay")).await;
+        assert_eq!((checkpoint_starts, replay_starts), (from_checkpoint, replayed), "damaged: {damage:?}");
+        restarted.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

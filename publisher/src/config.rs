@@ -99,8 +99,8 @@ pub struct PublisherConfig {
 /// What the binary does instead of publishing.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Create the ticks stream, the state bucket and the lease bucket, or bring them to this
-    /// configuration, then exit: the setup step, as the NATS admin (the chart's hook Job, `make run`).
+    /// Create the ticks and candle streams, the state, lease and checkpoint buckets, or bring them
+    /// to this configuration, then exit: the setup step, as the NATS admin (the chart's hook Job, `make run`).
     Setup(SetupCommand),
 }
 

@@ -18,7 +18,7 @@ use crate::backoff::Backoff;
 use crate::error::RuntimeError;
 use crate::stream_config::StreamArgs;
 use btc_contract::Interval;
-use btc_contract::names::{LEASE_BUCKET, STATE_BUCKET, TICKS_STREAM};
+use btc_contract::names::{CHECKPOINT_BUCKET, LEASE_BUCKET, STATE_BUCKET, TICKS_STREAM};
 
 /// What a service does when a stream or bucket it needs does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +34,7 @@ pub enum WhenMissing {
 /// The names [`RuntimeError::Missing`] gives what a service waits for.
 pub const TICKS_STREAM_WHAT: &str = "the ticks stream PRICES";
 pub const STATE_BUCKET_WHAT: &str = "the state bucket price_state";
+pub const CHECKPOINT_BUCKET_WHAT: &str = "the checkpoint bucket window_checkpoint";
 pub const LEASE_BUCKET_WHAT: &str = "the lease bucket publisher_lease";
 pub const CANDLES_STREAMS_WHAT: &str = "the candle streams CANDLES_1M..CANDLES_1D";
 
@@ -58,6 +59,18 @@ impl Provision {
 
     pub async fn state_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, RuntimeError> {
         self.noted(STATE_BUCKET_WHAT, state_bucket(js, &self.args, self.when_missing).await)
+    }
+
+    /// The aggregator's checkpoint bucket. Not noted as missing: a service runs without
+    /// checkpoints (its restarts replay the window) rather than wait for them.
+    pub async fn checkpoint_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, RuntimeError> {
+        match self.when_missing {
+            WhenMissing::Create => ensure_checkpoint_bucket(js, &self.args).await,
+            WhenMissing::Wait => {
+                open_stream(js, &format!("KV_{CHECKPOINT_BUCKET}"), CHECKPOINT_BUCKET_WHAT).await?;
+                js.get_key_value(CHECKPOINT_BUCKET).await.map_err(|e| checkpoint_bucket_failed(e.to_string()))
+            }
+        }
     }
 
     /// The closed-candle streams, one per interval, in [`Interval::ALL`]'s order.
@@ -184,6 +197,17 @@ pub async fn open_state_bucket(js: &jetstream::Context) -> Result<kv::Store, Run
     js.get_key_value(STATE_BUCKET)
         .await
         .map_err(|e| RuntimeError::Bucket { bucket: STATE_BUCKET.to_string(), reason: e.to_string() })
+}
+
+/// Creates the checkpoint bucket, or brings an existing one to this configuration.
+pub async fn ensure_checkpoint_bucket(js: &jetstream::Context, args: &StreamArgs) -> Result<kv::Store, RuntimeError> {
+    js.create_or_update_key_value(args.checkpoint_bucket_config())
+        .await
+        .map_err(|e| checkpoint_bucket_failed(e.to_string()))
+}
+
+fn checkpoint_bucket_failed(reason: String) -> RuntimeError {
+    RuntimeError::Bucket { bucket: CHECKPOINT_BUCKET.to_string(), reason }
 }
 
 /// The publishers' lease bucket, as [`ensure_lease_bucket`] found or made it.

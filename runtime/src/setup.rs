@@ -12,7 +12,10 @@ use async_nats::jetstream;
 use crate::backoff::Backoff;
 use crate::duration::parse_duration;
 use crate::error::RuntimeError;
-use crate::jetstream::{WhenMissing, candle_streams, ensure_lease_bucket, ensure_state_bucket, ensure_ticks_stream};
+use crate::jetstream::{
+    WhenMissing, candle_streams, ensure_checkpoint_bucket, ensure_lease_bucket, ensure_state_bucket,
+    ensure_ticks_stream,
+};
 use crate::nats::NatsArgs;
 use crate::stream_config::StreamArgs;
 
@@ -66,12 +69,13 @@ async fn set_up(js: &jetstream::Context, args: &SetupArgs) -> Result<(), Runtime
     let ticks = ensure_ticks_stream(js, &args.stream).await?;
     let state = ensure_state_bucket(js, &args.stream).await?;
     let lease = ensure_lease_bucket(js, args.lease_ttl, args.stream.replicas).await?;
+    ensure_checkpoint_bucket(js, &args.stream).await?;
     candle_streams(js, &args.stream, WhenMissing::Create).await?;
     let ticks = ticks.cached_info();
     tracing::info!(
         stream = %ticks.config.name, max_age = ?ticks.config.max_age, max_bytes = ticks.config.max_bytes,
         replicas = ticks.config.num_replicas, state_bucket = %state.name, lease_max_age = ?lease.max_age,
-        "NATS set up: the ticks stream, the candle streams, the state bucket and the lease bucket exist with this configuration"
+        "NATS set up: the ticks stream, the candle streams, the state, lease and checkpoint buckets exist with this configuration"
     );
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{kv, stream};
 use btc_contract::Interval;
-use btc_contract::names::{STATE_BUCKET, TICKS_STREAM, TICKS_SUBJECTS};
+use btc_contract::names::{CHECKPOINT_BUCKET, STATE_BUCKET, TICKS_STREAM, TICKS_SUBJECTS};
 
 use crate::duration::parse_duration;
 
@@ -112,6 +112,19 @@ impl StreamArgs {
         kv::Config {
             bucket: STATE_BUCKET.to_string(),
             description: "Latest BTC tick and rolling average, written by the aggregator".to_string(),
+            history: 1,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            ..Default::default()
+        }
+    }
+
+    /// Values up to NATS's default 1 MiB payload: a window of 100 ticks a second for 10 minutes
+    /// encodes to about 0.4 MB (see `aggregator::checkpoint`); a larger one is not written.
+    pub(crate) fn checkpoint_bucket_config(&self) -> kv::Config {
+        kv::Config {
+            bucket: CHECKPOINT_BUCKET.to_string(),
+            description: "The aggregator's window checkpoints: where a restart resumes from".to_string(),
             history: 1,
             storage: stream::StorageType::File,
             num_replicas: self.replicas,

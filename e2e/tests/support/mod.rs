@@ -209,6 +209,16 @@ impl Pipeline {
     }
 
     /// GET `url` as text: (status, body).
+    /// The value of the sample `name` (with its labels, as exposed) on the `/metrics` of the
+    /// ops port at `ops_url`.
+    pub async fn metric(&self, ops_url: &str, name: &str) -> Option<f64> {
+        let (status, text) = self.get_text(&format!("{ops_url}/metrics")).await;
+        if status != 200 {
+            return None;
+        }
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     pub async fn get_text(&self, url: &str) -> (u16, String) {
         match self.http.get(url).send().await {
             Ok(response) => (response.status().as_u16(), response.text().await.unwrap_or_default()),
