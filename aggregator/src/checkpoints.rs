@@ -2,11 +2,11 @@
 //! `window_checkpoint`, one key per pair.
 //!
 //! Checkpoints only make restarts short, so nothing waits for them: a bucket that is missing
-//! (the setup step has not made it yet) or a write that fails is logged and tried again at the
-//! next checkpoint, and the aggregator goes on without. Any checkpoint is a valid place to
-//! restart from, so two replicas writing the same key need no compare-and-set: whichever lands
-//! last is used. Writes run in a task of their own, one round at a time, off the path of the
-//! ticks.
+//! (the setup step has not made it yet, or NATS's permissions predate it) or a write that fails
+//! is logged and tried again at the next checkpoint, and the aggregator goes on without. Any
+//! checkpoint is a valid place to restart from, so two replicas writing the same key need no
+//! compare-and-set: whichever lands last is used. A round's writes, and the opening of the bucket
+//! they need, run in a task of their own, off the path of the ticks.
 
 use std::time::{Duration, Instant};
 
@@ -20,49 +20,52 @@ use tokio::task::JoinHandle;
 use crate::aggregates::Aggregates;
 use crate::checkpoint::Checkpoint;
 use crate::metrics::AggregatorMetrics;
+use crate::state::Aggregate;
 
 /// How often the pairs that moved are checkpointed: what a crash leaves to replay (a graceful
 /// stop checkpoints on its way out).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a request about checkpoints waits for its answer: a start reads them before it
+/// replays, and a bucket it may not open (permissions that predate it) answers nothing.
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The largest checkpoint written: NATS's default 1 MiB message, less room for the headers.
 const MAX_CHECKPOINT_BYTES: usize = 1_000_000;
 
+/// The fewest bytes a retained tick takes in a checkpoint (a byte for each of its time, price,
+/// sequence and held time differences): a window of more ticks than fit at this size is not even
+/// taken (250,000, over 400 ticks a second for 10 minutes).
+const MIN_BYTES_PER_TICK: usize = 4;
+
 pub struct Checkpoints {
-    js: jetstream::Context,
-    provision: Provision,
-    bucket: Option<kv::Store>,
-    /// When the bucket was last tried and could not be opened: tried again only after
-    /// [`CHECKPOINT_INTERVAL`], so a start does not wait on it once per pair.
-    unavailable_since: Option<Instant>,
+    bucket: Bucket,
     /// When the last round started; `None` before the first.
     last_round: Option<Instant>,
     /// Each pair's applied sequence at the last round, to skip the pairs that did not move.
     written: Vec<(Pair, u64)>,
     /// `btc_aggregator_checkpoint_writes_total`, by result.
     writes: IntCounterVec,
-    /// The round being written: true once it wrote every checkpoint.
-    writing: Option<JoinHandle<bool>>,
+    /// The round being written; it gives the bucket back if every write landed.
+    writing: Option<JoinHandle<Bucket>>,
 }
 
 impl Checkpoints {
-    pub fn new(js: jetstream::Context, provision: Provision, metrics: &AggregatorMetrics) -> Self {
-        let writes = metrics.checkpoint_writes.clone();
+    pub fn new(client: async_nats::Client, provision: Provision, metrics: &AggregatorMetrics) -> Self {
+        let js = jetstream::ContextBuilder::new().timeout(CHECKPOINT_TIMEOUT).build(client);
         Self {
-            js,
-            provision,
-            bucket: None,
-            unavailable_since: None,
+            bucket: Bucket { js, provision, store: None, unavailable_since: None },
             last_round: None,
             written: Vec::new(),
-            writes,
+            writes: metrics.checkpoint_writes.clone(),
             writing: None,
         }
     }
 
     /// The checkpoint stored for `pair`, if there is a readable one.
     pub async fn load(&mut self, pair: &Pair) -> Option<Checkpoint> {
-        let bucket = self.bucket().await?;
+        self.collect_round().await;
+        let bucket = self.bucket.open().await?;
         let entry = match bucket.get(pair.state_key()).await {
             Ok(entry) => entry?,
             Err(error) => {
@@ -79,20 +82,9 @@ impl Checkpoints {
     /// that one is done.
     pub async fn write_if_due(&mut self, aggregates: &Aggregates) {
         let due = self.last_round.is_none_or(|last| last.elapsed() >= CHECKPOINT_INTERVAL);
-        if !due || self.writing.as_ref().is_some_and(|writing| !writing.is_finished()) {
-            return;
-        }
-        if let Some(done) = self.writing.take() {
-            self.after(done.await.unwrap_or(false));
-        }
-        self.writing = self.round(aggregates).await;
-    }
-
-    /// After a round that failed, every pair is written again, to a bucket opened again.
-    fn after(&mut self, wrote_all: bool) {
-        if !wrote_all {
-            self.written.clear();
-            self.bucket = None;
+        if due && self.writing.as_ref().is_none_or(JoinHandle::is_finished) {
+            self.collect_round().await;
+            self.writing = self.round(aggregates);
         }
     }
 
@@ -100,11 +92,10 @@ impl Checkpoints {
     /// the way out of a graceful stop, so that the next start replays nothing.
     pub async fn write_now(&mut self, aggregates: &Aggregates, timeout: Duration) {
         let waited = tokio::time::timeout(timeout, async {
-            if let Some(writing) = self.writing.take() {
-                self.after(writing.await.unwrap_or(false));
-            }
-            if let Some(writing) = self.round(aggregates).await {
-                let _ = writing.await;
+            self.collect_round().await;
+            if let Some(writing) = self.round(aggregates) {
+                self.writing = Some(writing);
+                self.collect_round().await;
             }
         });
         if waited.await.is_err() {
@@ -112,41 +103,78 @@ impl Checkpoints {
         }
     }
 
-    /// Takes the checkpoints of the pairs that moved and spawns their writes.
-    async fn round(&mut self, aggregates: &Aggregates) -> Option<JoinHandle<bool>> {
+    /// Waits for the round being written and takes its bucket back; after a round that failed,
+    /// every pair is written again, to a bucket opened again.
+    async fn collect_round(&mut self) {
+        let Some(writing) = self.writing.take() else { return };
+        match writing.await {
+            Ok(bucket) if bucket.store.is_some() => self.bucket = bucket,
+            Ok(bucket) => (self.bucket, self.written) = (bucket, Vec::new()),
+            Err(_) => self.written.clear(),
+        }
+    }
+
+    /// Takes the checkpoints of the pairs that moved and spawns their writes, with the bucket.
+    fn round(&mut self, aggregates: &Aggregates) -> Option<JoinHandle<Bucket>> {
         self.last_round = Some(Instant::now());
         let moved: Vec<Checkpoint> = aggregates
             .iter()
             .filter(|aggregate| !self.written.contains(&(aggregate.pair().clone(), aggregate.applied_sequence())))
-            .map(|aggregate| aggregate.checkpoint())
+            .filter(|aggregate| self.fits(aggregate))
+            .map(Aggregate::checkpoint)
             .collect();
         if moved.is_empty() {
             return None;
         }
-        let bucket = self.bucket().await?.clone();
         self.written =
             aggregates.iter().map(|aggregate| (aggregate.pair().clone(), aggregate.applied_sequence())).collect();
-        Some(tokio::spawn(write(bucket, moved, self.writes.clone())))
+        Some(tokio::spawn(write(self.bucket.clone(), moved, self.writes.clone())))
     }
 
-    /// The bucket, opened (or, for a service that may, created) on first use and after a failure.
-    async fn bucket(&mut self) -> Option<&kv::Store> {
+    /// Whether `aggregate`'s checkpoint can fit a NATS message; counted `too_large` if not.
+    fn fits(&self, aggregate: &Aggregate) -> bool {
+        let ticks = aggregate.retained_ticks();
+        let fits = ticks <= MAX_CHECKPOINT_BYTES / MIN_BYTES_PER_TICK;
+        if !fits {
+            tracing::warn!(pair = aggregate.pair().as_str(), ticks, "window too large for a checkpoint; not taken");
+            self.writes.with_label_values(&["too_large"]).inc();
+        }
+        fits
+    }
+}
+
+/// The checkpoint bucket, opened (or, for a service that may, created) on first use and after a
+/// failure.
+#[derive(Clone)]
+struct Bucket {
+    js: jetstream::Context,
+    provision: Provision,
+    store: Option<kv::Store>,
+    /// When it was last tried and could not be opened: tried again only after
+    /// [`CHECKPOINT_INTERVAL`], so that a start does not wait on it once per pair.
+    unavailable_since: Option<Instant>,
+}
+
+impl Bucket {
+    async fn open(&mut self) -> Option<&kv::Store> {
         let tried_lately = self.unavailable_since.is_some_and(|since| since.elapsed() < CHECKPOINT_INTERVAL);
-        if self.bucket.is_none() && !tried_lately {
+        if self.store.is_none() && !tried_lately {
             match self.provision.checkpoint_bucket(&self.js).await {
-                Ok(bucket) => (self.bucket, self.unavailable_since) = (Some(bucket), None),
+                Ok(store) => (self.store, self.unavailable_since) = (Some(store), None),
                 Err(error) => {
                     tracing::warn!(%error, "no window checkpoints for now: a restart replays the window");
                     self.unavailable_since = Some(Instant::now());
                 }
             }
         }
-        self.bucket.as_ref()
+        self.store.as_ref()
     }
 }
 
-/// Encodes and writes `checkpoints`, each to its pair's key; true if every write landed.
-async fn write(bucket: kv::Store, checkpoints: Vec<Checkpoint>, writes: IntCounterVec) -> bool {
+/// Encodes and writes `checkpoints`, each to its pair's key; gives `bucket` back, closed (no
+/// store) if a write failed.
+async fn write(mut bucket: Bucket, checkpoints: Vec<Checkpoint>, writes: IntCounterVec) -> Bucket {
+    let Some(store) = bucket.open().await.cloned() else { return bucket };
     let mut wrote_all = true;
     for checkpoint in checkpoints {
         let pair = checkpoint.pair.clone();
@@ -159,7 +187,7 @@ async fn write(bucket: kv::Store, checkpoints: Vec<Checkpoint>, writes: IntCount
                 );
                 "too_large"
             }
-            Ok(bytes) => match bucket.put(&pair, bytes.into()).await {
+            Ok(bytes) => match store.put(&pair, bytes.into()).await {
                 Ok(_) => "stored",
                 Err(error) => {
                     tracing::warn!(pair, %error, bucket = CHECKPOINT_BUCKET, "window checkpoint not written; trying again at the next one");
@@ -174,5 +202,8 @@ async fn write(bucket: kv::Store, checkpoints: Vec<Checkpoint>, writes: IntCount
         };
         writes.with_label_values(&[result]).inc();
     }
-    wrote_all
+    if !wrote_all {
+        bucket.store = None;
+    }
+    bucket
 }

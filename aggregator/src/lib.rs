@@ -111,7 +111,7 @@ async fn aggregate(
         return;
     }
     let candles = CandlePublisher::new(js.clone(), provision.clone());
-    let mut checkpoints = Checkpoints::new(js.clone(), provision.clone(), metrics);
+    let mut checkpoints = Checkpoints::new(client.clone(), provision.clone(), metrics);
     let follower = Follower { config, metrics, shutdown, candles: &candles };
     let mut aggregate = None;
     // Resyncs after a consumer stopped: NATS requests, hence the NATS cap.

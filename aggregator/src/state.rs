@@ -149,6 +149,11 @@ impl Aggregate {
         self.store_delay_ms.map(|ms| ms as f64 / 1000.0)
     }
 
+    /// Ticks the window retains (those inside it and the carry-in): the size of its checkpoint.
+    pub fn retained_ticks(&self) -> usize {
+        self.window.len()
+    }
+
     /// Ticks inside the window.
     pub fn samples(&self) -> u32 {
         self.window.averages().map_or(0, |a| a.samples)

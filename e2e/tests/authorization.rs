@@ -455,3 +455,48 @@ async fn a_service_that_may_not_create_waits_for_the_setup_step_and_is_not_ready
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregator_whose_user_predates_the_checkpoint_bucket_serves_without_checkpoints() {
+    // NATS still runs the previous chart's permissions (upgraded after the services, against the
+    // documented order): the aggregator's user may not touch the checkpoint bucket.
+    let mut config = chart::authorization();
+    for subject in [
+        "$JS.API.STREAM.INFO.KV_window_checkpoint",
+        "$KV.window_checkpoint.*",
+        "$JS.API.DIRECT.GET.KV_window_checkpoint.>",
+    ] {
+        let listed = format!("\"{subject}\",");
+        assert!(config.contains(&listed), "{subject} is not in the chart's permissions");
+        config = config.replace(&listed, "");
+    }
+    let nats = NatsServer::start_with_config(Some(&config));
+    chart::run_setup(&nats).await;
+    let pipeline = Pipeline::start_with_nats(
+        nats,
+        &[(Venue::Coinbase, 72_000.0), (Venue::Kraken, 72_000.0), (Venue::Bitstamp, 72_000.0)],
+    )
+    .await;
+    let [publisher_flags, aggregator_flags, frontend_flags] = SERVICE_USERS.map(UserFlags::new);
+    let (api, _api) = pipeline.start_frontend_with(App::BitcoinApi, &frontend_flags.with(&[])).await;
+    let _publisher = pipeline.start_publisher(&publisher_flags.with(&[])).await;
+    let aggregator = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[])).await;
+    pipeline.wait_for_body(&format!("{api}/btc/USD"), "a price without checkpoints", |b| b["price"] == 72_000.0).await;
+    let (status, body) = pipeline.get_text(&format!("{}/readiness", aggregator.ops_url)).await;
+    assert_eq!((status, body.as_str()), (200, "OK"), "the aggregator is ready without checkpoints");
+    let stored = "btc_aggregator_checkpoint_writes_total{result=\"stored\"}";
+    assert_eq!(pipeline.metric(&aggregator.ops_url, stored).await, None, "a checkpoint was written");
+    // And it restarts (by replay) as before.
+    aggregator.stop().await;
+    let restarted = pipeline.start_aggregator_with("aggregator", &aggregator_flags.with(&[])).await;
+    let replayed = "btc_aggregator_window_starts_total{from=\"replay\"}";
+    testkit::wait_for("the restarted aggregator replays", support::DEADLINE, || async {
+        pipeline.metric(&restarted.ops_url, replayed).await.filter(|starts| *starts >= 1.0)
+    })
+    .await;
+    let url = format!("{}/readiness", restarted.ops_url);
+    testkit::wait_for("the restarted aggregator ready", support::DEADLINE, || async {
+        (pipeline.get_text(&url).await.0 == 200).then_some(())
+    })
+    .await;
+}

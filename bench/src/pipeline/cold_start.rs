@@ -1,12 +1,14 @@
 //! Cold start: a fresh aggregator process (a pod restart: same consumer name) with a full
 //! 10-minute window of every pair in the stream, from spawn until every pair's state in KV is
-//! complete and right.
+//! complete and right: once restoring the window checkpoints its predecessor wrote when it was
+//! stopped, once without any (a first start, or checkpoints that are unusable: the whole window
+//! replayed).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use async_nats::jetstream::{consumer, kv};
-use btc_contract::names::TICKS_STREAM;
+use btc_contract::names::{CHECKPOINT_BUCKET, TICKS_STREAM};
 use btc_contract::{Pair, PriceState};
 use futures::StreamExt;
 
@@ -16,10 +18,15 @@ use bench::ticks;
 /// The aggregator's default window.
 const WINDOW_SECONDS: u64 = 600;
 
+/// What the aggregator logs once per pair restored from its checkpoint.
+const RESTORED: &str = "window restored from its checkpoint";
+
 /// Loads `ticks_per_second` x 600 s of ticks of each of `pairs` ending now (in turn), lets one
-/// aggregator compute the reference states, stops it, deletes the states, and times a new
-/// aggregator from spawn until every pair's state carries its last tick; those states' averages
-/// must equal the reference bit for bit.
+/// aggregator compute the reference states and stops it (SIGTERM: it writes its checkpoints),
+/// then times two new aggregators from spawn until every pair's state carries its last tick: the
+/// first restores the checkpoints, the second starts with none (they are deleted). The state keys
+/// are deleted before each, so what they write is necessarily their own, and its averages must
+/// equal the reference bit for bit.
 pub async fn measure(ticks_per_second: u64, pairs: &[Pair]) -> anyhow::Result<ColdStart> {
     let per_pair = i64::try_from(ticks_per_second).context("ticks per second")?;
     let count = ticks_per_second * WINDOW_SECONDS * pairs.len() as u64;
@@ -38,29 +45,59 @@ pub async fn measure(ticks_per_second: u64, pairs: &[Pair]) -> anyhow::Result<Co
         first.terminate()?;
         states
     };
-    // Without the keys, whatever the new process writes is necessarily its own.
+    let start = Start { nats: &nats, bucket: &bucket, pairs, last_sequences: &last_sequences, reference: &reference };
+    let restart = start.timed(pairs.len()).await.context("the restart from the checkpoints")?;
+    let checkpoints = nats.js.get_key_value(CHECKPOINT_BUCKET).await.context("opening the checkpoint bucket")?;
     for pair in pairs {
-        bucket.delete(pair.state_key()).await.context("deleting a state key")?;
+        checkpoints.delete(pair.state_key()).await.context("deleting a checkpoint")?;
     }
-
-    let mut watch = AllStates::watch(&bucket, pairs, &last_sequences).await?;
-    let spawned = Instant::now();
-    let restarted = Service::aggregator_of(&nats, pairs).await;
-    let states = watch.until_complete().await.with_context(|| format!("aggregator log:\n{}", restarted.log()))?;
-    let elapsed = spawned.elapsed();
-    for (state, reference) in states.iter().zip(&reference) {
-        check_same_average(state, reference)?;
-    }
-    Ok(ColdStart { elapsed, floor })
+    let replay = start.timed(0).await.context("the start without checkpoints")?;
+    Ok(ColdStart { restart, replay, floor })
 }
 
 /// A measured cold start, and its floor in the same run.
 pub struct ColdStart {
-    /// From the aggregator's spawn to every pair's right state.
-    pub elapsed: Duration,
+    /// From the aggregator's spawn to every pair's right state, restoring the checkpoints.
+    pub restart: Duration,
+    /// The same without checkpoints: every pair's window replayed from the stream.
+    pub replay: Duration,
     /// Bare ordered consumers (one per pair, at once, as the aggregator's replay reads) reading
     /// the same ticks and nothing else: no process start, no decoding, no window, no write.
     pub floor: Duration,
+}
+
+/// What every timed start shares.
+struct Start<'a> {
+    nats: &'a Nats,
+    bucket: &'a kv::Store,
+    pairs: &'a [Pair],
+    last_sequences: &'a [u64],
+    reference: &'a [PriceState],
+}
+
+impl Start<'_> {
+    /// Deletes the states, spawns an aggregator and times it until every pair's state is the
+    /// reference's; it must have restored `restored` pairs from their checkpoints. Stopped with
+    /// SIGTERM afterwards.
+    async fn timed(&self, restored: usize) -> anyhow::Result<Duration> {
+        for pair in self.pairs {
+            self.bucket.delete(pair.state_key()).await.context("deleting a state key")?;
+        }
+        let mut watch = AllStates::watch(self.bucket, self.pairs, self.last_sequences).await?;
+        let spawned = Instant::now();
+        let mut aggregator = Service::aggregator_of(self.nats, self.pairs).await;
+        let states = watch.until_complete().await.with_context(|| format!("aggregator log:\n{}", aggregator.log()))?;
+        let elapsed = spawned.elapsed();
+        for (state, reference) in states.iter().zip(self.reference) {
+            check_same_average(state, reference)?;
+        }
+        let log = aggregator.log();
+        aggregator.terminate()?;
+        if log.matches(RESTORED).count() != restored {
+            bail!("expected {restored} pair(s) restored from their checkpoints; aggregator log:\n{log}");
+        }
+        Ok(elapsed)
+    }
 }
 
 /// Reads every tick of each of `pairs` with its own ordered consumer, all at once, until each has
