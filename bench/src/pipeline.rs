@@ -10,7 +10,7 @@
 //! The services run as their release binaries (`target/release/<name>`, `RUST_LOG=warn`). Every
 //! figure is the median of `RUNS` runs; a ratio is taken within a run, then its median reported.
 //!
-//! 1. **Pipeline rate** (target: aggregator >= 0.5 of the ceiling). `TICKS` ticks shaped like the
+//! 1. **Pipeline rate** (target: aggregator >= 0.6 of the ceiling). `TICKS` ticks shaped like the
 //!    publisher's (eight source quotes), 1 ms apart and ending now, so the 10-minute window evicts.
 //!    - *Ceiling*: a durable pull consumer with the aggregator's settings (explicit acks,
 //!      `max_ack_pending` 10,000, batches of 500, same heartbeat and expiry) reads the preloaded

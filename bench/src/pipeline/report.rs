@@ -79,7 +79,7 @@ impl Results {
             &format!("aggregator catch-up over {} ticks, msgs/s (median of {runs})", sizes.ticks),
             "bare pull consumer, explicit acks",
             &self.catch_up,
-            Some(0.5),
+            Some(0.6),
         );
         compared_row(
             &format!(
@@ -88,7 +88,7 @@ impl Results {
             ),
             "bare pull consumer on the 4 subjects, explicit acks",
             &self.catch_up_pairs,
-            Some(0.5),
+            Some(0.6),
         );
         compared_row(
             &format!(
