@@ -39,9 +39,10 @@ test-rust:
 	$(CARGO) test --workspace
 
 # Long fault tests (a 3-node JetStream cluster with kill -9 and SIGSTOP of the stream leader).
+# `--workspace`, as test-rust: `-p e2e-tests` alone would resolve other features and rebuild.
 test-faults:
 	$(CARGO) build --workspace --bins --examples
-	$(CARGO) test -p e2e-tests --test cluster_faults -- --ignored
+	$(CARGO) test --workspace --test cluster_faults -- --ignored
 
 test-observability:
 	promtool check rules Helm/files/prometheus-rules.yaml

@@ -27,8 +27,9 @@ REST_API_OPS_ADDR=${REST_API_OPS_ADDR:-127.0.0.1:9093}
 STANDIN_BASE_PORT=${STANDIN_BASE_PORT:-9100}
 
 ./scripts/install-tools.sh
-# The workspace's feature set, as `make test` builds it: no second compile of the dependencies.
-cargo_flags=(--workspace --bins)
+# The workspace's feature set, as `make test` builds it (examples included: building them turns on
+# the dev-dependencies' features), so that its stack test compiles no dependency a second time.
+cargo_flags=(--workspace --bins --examples)
 if [ "$PROFILE" = release ]; then cargo_flags+=(--release); fi
 cargo build "${cargo_flags[@]}"
 if [ -n "${BUILD_ONLY:-}" ]; then exit 0; fi
