@@ -9,7 +9,7 @@
 //!
 //! Binary (postcard: integers as varints), with times, prices and sequences as differences from
 //! the one before, so a full window of 100 ticks a second stays far under NATS's 1 MiB message
-//! limit (about 0.4 MB). Internal to the aggregator: [`FORMAT`] changes whenever this layout, or
+//! limit (about 0.5 MB). Internal to the aggregator: [`FORMAT`] changes whenever this layout, or
 //! that of [`CandleBuilder`], does.
 
 use serde::{Deserialize, Serialize};
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_full_window_of_100_ticks_a_second_fits_a_nats_message_with_room() {
-        // Ten minutes at 10 ms, prices moving by up to a few dollars: about 0.4 MB.
+        // Ten minutes at 10 ms, prices moving by a few dollars a tick: 480 KB.
         let window: Vec<(i64, i128)> = (0..60_000i64)
             .map(|i| (1_800_000_000_000 + i * 10, 9_000_000_000_000 + i128::from(i % 997) * 311_000_000))
             .collect();

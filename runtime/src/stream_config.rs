@@ -120,7 +120,7 @@ impl StreamArgs {
     }
 
     /// Values up to NATS's default 1 MiB payload: a window of 100 ticks a second for 10 minutes
-    /// encodes to about 0.4 MB (see `aggregator::checkpoint`); a larger one is not written.
+    /// encodes to about 0.5 MB (see `aggregator::checkpoint`); a larger one is not written.
     pub(crate) fn checkpoint_bucket_config(&self) -> kv::Config {
         kv::Config {
             bucket: CHECKPOINT_BUCKET.to_string(),
