@@ -42,8 +42,9 @@ pub struct Checkpoints {
     bucket: Bucket,
     /// When the last round started; `None` before the first.
     last_round: Option<Instant>,
-    /// Each pair's applied sequence at the last round, to skip the pairs that did not move.
-    written: Vec<(Pair, u64)>,
+    /// Each pair's applied sequence at the last round ([`Aggregates::positions`], in the configured
+    /// order), to skip the pairs that did not move; empty: write every pair.
+    written: Vec<u64>,
     /// `btc_aggregator_checkpoint_writes_total`, by result.
     writes: IntCounterVec,
     /// The round being written; it gives the bucket back if every write landed.
@@ -117,17 +118,19 @@ impl Checkpoints {
     /// Takes the checkpoints of the pairs that moved and spawns their writes, with the bucket.
     fn round(&mut self, aggregates: &Aggregates) -> Option<JoinHandle<Bucket>> {
         self.last_round = Some(Instant::now());
+        let positions = aggregates.positions();
         let moved: Vec<Checkpoint> = aggregates
             .iter()
-            .filter(|aggregate| !self.written.contains(&(aggregate.pair().clone(), aggregate.applied_sequence())))
-            .filter(|aggregate| self.fits(aggregate))
-            .map(Aggregate::checkpoint)
+            .zip(&positions)
+            .enumerate()
+            .filter(|(index, (_, position))| self.written.get(*index) != Some(*position))
+            .filter(|(_, (aggregate, _))| self.fits(aggregate))
+            .map(|(_, (aggregate, _))| aggregate.checkpoint())
             .collect();
         if moved.is_empty() {
             return None;
         }
-        self.written =
-            aggregates.iter().map(|aggregate| (aggregate.pair().clone(), aggregate.applied_sequence())).collect();
+        self.written = positions;
         Some(tokio::spawn(write(self.bucket.clone(), moved, self.writes.clone())))
     }
 

@@ -163,7 +163,7 @@ async fn rebuild_until_done(
             let (state, checkpoint) = (writer.stored(&pair).await, checkpoints.load(&pair).await);
             stored.push(replay::StoredPair { pair, state, checkpoint });
         }
-        let rebuilt = replay::rebuild(stream, &stored, config.rules(), metrics)
+        let rebuilt = replay::rebuild(stream, stored, config.rules(), metrics)
             .instrument(tracing::info_span!("replay", messaging.destination.name = TICKS_SUBJECTS))
             .await;
         match rebuilt {

@@ -101,21 +101,22 @@ pub struct StoredPair {
 /// that started before the oldest tick are partial and left out).
 pub async fn rebuild(
     stream: &stream::Stream,
-    pairs: &[StoredPair],
+    pairs: Vec<StoredPair>,
     rules: WindowRules,
     metrics: &AggregatorMetrics,
 ) -> Result<Aggregates, AggregatorError> {
     let mut stream_handle = stream.clone();
     let info = stream_handle.info().await.map_err(|e| AggregatorError::Stream(e.to_string()))?.clone();
-    let rebuilt = pairs.iter().map(|stored| async {
-        match restored(stored, rules, &info) {
+    let info = &info;
+    let rebuilt = pairs.into_iter().map(|mut stored| async move {
+        match restored(&mut stored, rules, info) {
             Some(aggregate) => {
                 metrics.count_window_start("checkpoint");
-                resume(stream, &info, aggregate, metrics).await
+                resume(stream, info, aggregate, metrics).await
             }
             None => {
                 metrics.count_window_start("replay");
-                rebuild_pair(stream, &info, (&stored.pair, stored.state.as_ref()), rules, metrics).await
+                rebuild_pair(stream, info, (&stored.pair, stored.state.as_ref()), rules, metrics).await
             }
         }
     });
@@ -123,11 +124,12 @@ pub async fn rebuild(
     Ok(Aggregates::rebuilt(rebuilt, info.state.last_sequence))
 }
 
-/// The aggregate `stored`'s checkpoint holds, if it is usable with the stream as `info` found it:
+/// The aggregate `stored`'s checkpoint (taken out of it) holds, if it is usable with the stream as `info` found it:
 /// one of this pair, rules and stream, after which the stream still holds every tick (none was
 /// purged or aged out since, nor any the window still holds).
-fn restored(stored: &StoredPair, rules: WindowRules, info: &stream::Info) -> Option<Aggregate> {
-    let checkpoint = stored.checkpoint.clone()?;
+fn restored(stored: &mut StoredPair, rules: WindowRules, info: &stream::Info) -> Option<Aggregate> {
+    // Taken, not copied: a checkpoint holds up to a whole window of ticks.
+    let checkpoint = stored.checkpoint.take()?;
     let pair = stored.pair.as_str();
     let aggregate = match Aggregate::restore(stored.pair.clone(), rules, info.created, checkpoint) {
         Ok(aggregate) => aggregate,
